@@ -1,0 +1,53 @@
+"""``init [PATH] [--env NAME] [--template NAME]``: make a folder a modelops-bundle project."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default=".", help="project folder (default: current folder)")
+    parser.add_argument("--env", metavar="NAME", help="environment to pin (default: dev if provisioned, else local)")
+    parser.add_argument(
+        "--template", metavar="NAME", default="minimal", help="scaffold to start from: minimal (default), seir, ..."
+    )
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.environment import check_env_name, default_environment_name
+    from modelops_bundle.core.scaffold import init_project
+
+    env_name = check_env_name(args.env) if args.env else default_environment_name(ctx.environ)
+    result = init_project(ctx.cwd / args.path, ctx.environ, env_name=env_name, template=args.template)
+    if ctx.out.json_mode:
+        ctx.out.emit_json(
+            {
+                "project": str(result.project.root),
+                "environment": result.environment,
+                "registry_ref": result.registry_ref,
+                "created": result.created,
+                "kept": result.kept,
+            }
+        )
+        return 0
+    ctx.out.line(f"Initialized modelops-bundle project in {result.project.root}")
+    ctx.out.line(f"  environment: {result.environment}")
+    ctx.out.line(f"  bundle:      {result.registry_ref}")
+    for rel in result.created:
+        ctx.out.line(f"  created {rel}")
+    for rel in result.kept:
+        ctx.out.line(f"  kept existing {rel}")
+    ctx.out.line("Next: 'mops bundle add .' then 'mops bundle status'")
+    return 0
+
+
+COMMAND = Command(
+    name="init",
+    help="create a project (.modelops-bundle/, .modelopsignore, pyproject.toml)",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle init .\n  mops bundle init seir-model --template seir\n  mops bundle init --env dev",
+)

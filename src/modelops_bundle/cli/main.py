@@ -1,0 +1,105 @@
+"""Entry points: ``mops`` (commands under ``mops bundle``) and ``modelops-bundle`` (commands at top level)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from modelops_bundle import __version__
+from modelops_bundle.core.errors import BundleError, ExitCode
+
+DESCRIPTION = (
+    "Package a simulation-model project as an immutable, content-addressed OCI artifact,\n"
+    "and get exactly those bytes back anywhere by digest."
+)
+
+
+def mops_main(argv: Sequence[str] | None = None) -> int:
+    """``mops [--version] bundle COMMAND ...``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        sys.stdout.write(f"mops (modelops-bundle) {__version__}\n")
+        return ExitCode.OK
+    if args[:1] == ["bundle"]:
+        return run(args[1:], prog="mops bundle")
+    sys.stdout.write(
+        "usage: mops [--version] bundle COMMAND [options]\n\n"
+        f"{DESCRIPTION}\n\ngroups:\n  bundle    package, push and pull model bundles (mops bundle --help)\n"
+    )
+    return ExitCode.OK if args[:1] in (["-h"], ["--help"]) else ExitCode.USAGE
+
+
+def bundle_main(argv: Sequence[str] | None = None) -> int:
+    """``modelops-bundle COMMAND ...`` (the same commands as ``mops bundle``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["--version"], ["-V"]):
+        sys.stdout.write(f"modelops-bundle {__version__}\n")
+        return ExitCode.OK
+    return run(args, prog="modelops-bundle")
+
+
+def _debug_enabled(environ: Mapping[str, str], verbose: int) -> bool:
+    return verbose > 0 or (environ.get("MOPS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"})
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    prog: str,
+    environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[tuple[str, object]] = (),
+) -> int:
+    """Build plugins and parser, run one command, map its outcome to an exit code."""
+    from modelops_bundle.cli.app import CommandApp
+    from modelops_bundle.cli.console import Console
+    from modelops_bundle.core.context import CommandContext
+    from modelops_bundle.core.plugins import build_plugin_host, call_each, describe_plugin
+
+    env = dict(os.environ if environ is None else environ)
+    host = build_plugin_host(env, extra_plugins=extra_plugins)
+    app = CommandApp(prog, DESCRIPTION)
+    add_failures = [
+        (name, exc) for name, _, exc in call_each(host, "mops_add_commands", registry=app) if exc is not None
+    ]
+    parser = app.build()
+    args = parser.parse_args(list(argv))
+    command = getattr(args, "_command", None)
+    console = Console(json_mode=bool(args.json), quiet=bool(args.quiet), environ=env)
+    if command is None or command.name != "plugins":
+        for info in host.errors:
+            console.warn(f"plugin {info.name!r} from {info.distribution} {info.version} failed to load: {info.error}")
+        for name, exc in add_failures:
+            console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {exc}")
+    if command is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
+    ctx = CommandContext(plugins=host, out=console, cwd=cwd, environ=env, verbose=args.verbose or 0)
+    debug = _debug_enabled(env, ctx.verbose)
+    try:
+        return int(command.run(ctx, args))
+    except BundleError as exc:
+        return _report(console, exc.message, exc.hint, int(exc.exit_code), debug)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so plainly, show the traceback on request
+        message = f"unexpected error: {exc.__class__.__name__}: {exc}"
+        hint = None if debug else "run again with -v (or MOPS_DEBUG=1) for the traceback"
+        return _report(console, message, hint, int(ExitCode.FAILED), True if debug else False)
+
+
+def _report(console: object, message: str, hint: str | None, code: int, debug: bool) -> int:
+    from modelops_bundle.cli.console import Console
+
+    assert isinstance(console, Console)
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=console.stderr)
+    console.error(message, hint=hint)
+    if console.json_mode:
+        console.emit_json({"ok": False, "error": message, "hint": hint, "exit_code": code})
+    return code

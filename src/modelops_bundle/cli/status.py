@@ -1,0 +1,139 @@
+"""``status [--files] [--untracked-only] [--json]``: what changed since the last push or pull."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from modelops_bundle.cli.common import add_jobs_option, hasher_for, hashing_progress, open_workspace, plural
+from modelops_bundle.cli.console import human_bytes
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+
+LIST_LIMIT = 50
+SECTIONS = (
+    ("added", "new file"),
+    ("modified", "modified"),
+    ("deleted", "deleted"),
+    ("removed", "untracked since last sync"),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--files", action="store_true", help="list every tracked file with its state and digest")
+    parser.add_argument("--untracked-only", action="store_true", help="list only files that are not tracked")
+    add_jobs_option(parser)
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.status import local_changes
+
+    ws = open_workspace(ctx)
+    if args.untracked_only:
+        tracked = set(ws.tracked())
+        untracked = [rel for rel in ws.walk().files if rel not in tracked]
+        ws.close()
+        if ctx.out.json_mode:
+            ctx.out.emit_json({"untracked": untracked})
+        else:
+            for rel in untracked:
+                ctx.out.line(rel)
+        return 0
+
+    summary = ws.config_summary()
+    env_name = ws.env_name()
+    state = ws.state()
+    scan = ws.scan(hasher_for(ctx, ws), include_untracked=True, threads=args.jobs, progress=hashing_progress(ctx))
+    tracked = ws.tracked()
+    ws.close()
+    changes = local_changes(scan, tracked, state)
+    untracked = scan.untracked or []
+    bundle = f"{summary.registry_ref}:{summary.default_tag}"
+    total_bytes = sum(info.size for info in scan.files.values())
+    grouped = {
+        "added": changes.added,
+        "modified": changes.modified,
+        "deleted": changes.deleted,
+        "removed": changes.untracked_since_sync,
+    }
+
+    if ctx.out.json_mode:
+        payload: dict[str, Any] = {
+            "project": str(ws.project.root),
+            "bundle": bundle,
+            "environment": env_name,
+            "algorithm": scan.algorithm,
+            "tracked_files": len(tracked),
+            "tracked_bytes": total_bytes,
+            "last_push_digest": state.last_push_digest,
+            "last_pull_digest": state.last_pull_digest,
+            "changes": grouped,
+            "untracked": untracked,
+            "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
+        }
+        if args.files:
+            labels = changes.status_of()
+            payload["files"] = [
+                {"path": rel, "size": info.size, "digest": info.digest, "mode": f"{info.mode:o}",
+                 "status": labels.get(rel, "unchanged")}
+                for rel, info in scan.files.items()
+            ] + [{"path": rel, "size": None, "digest": None, "mode": None, "status": "deleted"} for rel in scan.missing]
+        ctx.out.emit_json(payload)
+        return 0
+
+    out = ctx.out
+    out.line(f"Bundle: {bundle}  (environment: {env_name})", style="bold")
+    synced = state.last_push_digest or state.last_pull_digest
+    out.line(f"Last synced: {_short(synced) if synced else 'never (not pushed yet)'}")
+    out.line(f"Tracked: {plural(len(tracked), 'file')}, {human_bytes(total_bytes)}")
+    if changes.has_changes:
+        changed = sum(len(paths) for paths in grouped.values())
+        out.line("")
+        out.line(f"Local changes: {plural(changed, 'file')}", style="bold")
+        limit = None if (args.files or ctx.verbose) else LIST_LIMIT
+        for key, label in SECTIONS:
+            _list(out, grouped[key], f"  {label}: ", limit, style="green" if key == "added" else "yellow")
+    else:
+        out.line("")
+        out.line("No local changes since the last sync." if synced else "Nothing tracked yet.", style="green")
+    for rel, why in scan.skipped:
+        out.warn(f"skipped {rel}: {why}")
+    if untracked:
+        out.line("")
+        out.line(f"Untracked files ({len(untracked)}; 'mops bundle add PATH' to track):", style="bold")
+        _list(out, untracked, "  ", None if (args.files or ctx.verbose) else LIST_LIMIT, style="red")
+    if args.files:
+        labels = changes.status_of()
+        rows = [
+            [labels.get(rel, "unchanged"), human_bytes(info.size), _short(info.digest), rel]
+            for rel, info in scan.files.items()
+        ] + [["deleted", "-", "-", rel] for rel in scan.missing]
+        out.line("")
+        out.table("Tracked files", ["State", "Size", "Digest", "Path"], rows)
+    if changes.has_changes:
+        out.line("")
+        out.line("Run 'mops bundle push' to sync with the registry")
+    return 0
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"{algorithm}:{hexdigest[:12]}"
+
+
+def _list(out: Any, paths: list[str], prefix: str, limit: int | None, *, style: str) -> None:
+    shown = paths if limit is None else paths[:limit]
+    for rel in shown:
+        out.line(f"{prefix}{rel}", style=style)
+    if len(shown) < len(paths):
+        out.line(f"{prefix}... and {len(paths) - len(shown)} more (--files to list all)")
+
+
+COMMAND = Command(
+    name="status",
+    help="show tracked, changed and untracked files",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle status\n  mops bundle status --files\n  mops bundle status --untracked-only\n"
+    "  mops bundle status --json",
+)

@@ -1,0 +1,4 @@
+"""Pure logic of modelops-bundle: no CLI, no terminal output.
+
+The data flows one way: working tree -> tracking -> hashing -> index -> packaging -> transfer.
+"""

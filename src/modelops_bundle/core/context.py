@@ -1,0 +1,38 @@
+"""What every command receives: plugins, output, global options, the process environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.hashing import ProgressSink
+    from modelops_bundle.core.plugins import PluginHost
+
+
+class Reporter(Protocol):
+    """The output side a command writes to; the CLI's console implements it."""
+
+    json_mode: bool
+    quiet: bool
+    interactive: bool
+
+    def line(self, text: str = "", *, style: str | None = None) -> None: ...
+    def warn(self, text: str) -> None: ...
+    def emit_json(self, payload: Any) -> None: ...
+    def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None: ...
+    def progress(self, description: str) -> ProgressSink: ...
+
+
+@dataclass
+class CommandContext:
+    """Shared state of one CLI invocation."""
+
+    plugins: PluginHost
+    out: Reporter
+    cwd: Path
+    environ: Mapping[str, str]
+    verbose: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,282 @@
+"""Content digests of working-tree files: a stat cache, and streaming hashing on threads.
+
+A digest is written ``<algorithm>:<hex>`` (``sha256:...``); the algorithm is stored next to every digest
+and digests of different algorithms are never compared.
+
+Speed comes from not hashing: a file whose (device, inode, size, mtime_ns) matches the stat cache keeps
+its cached digest. Files modified within :data:`RACY_MARGIN_NS` of the scan that cached them are stored
+"smudged" (git's racy-clean rule) and re-hashed next time, because a write in the same timestamp tick
+would not change the signature. What does need hashing is streamed (bounded memory) on several threads;
+``hashlib`` releases the GIL, so two cores hash about twice as fast as one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat as stat_module
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
+from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
+
+RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
+CACHE_VERSION = 1
+READ_CHUNK = 1024 * 1024
+
+
+class Hasher(Protocol):
+    """A streaming content hasher, provided by the ``mops_file_hasher`` hook."""
+
+    algorithm: str
+
+    def digest_file(self, path: str) -> str:
+        """The hex digest of the file's bytes; must stream (bounded memory)."""
+        ...
+
+    def digest_bytes(self, data: bytes) -> str:
+        """The hex digest of ``data``."""
+        ...
+
+
+class ProgressSink(Protocol):
+    """Receives progress; the CLI renders it, the core only reports."""
+
+    def start(self, total_files: int, total_bytes: int) -> None: ...
+    def advance(self, files: int = 0, nbytes: int = 0) -> None: ...
+    def close(self) -> None: ...
+
+
+def format_digest(algorithm: str, hexdigest: str) -> str:
+    return f"{algorithm}:{hexdigest}"
+
+
+def split_digest(digest: str) -> tuple[str, str]:
+    algorithm, sep, hexdigest = digest.partition(":")
+    if not sep or not algorithm or not hexdigest:
+        raise IntegrityError(f"malformed digest {digest!r} (expected '<algorithm>:<hex>')")
+    return algorithm, hexdigest
+
+
+def signature(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What the stat cache compares: (device, inode, size, mtime_ns)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class StatCache:
+    """``.modelops-bundle/cache/stat-cache.json``: machine-local, disposable, never pushed.
+
+    Besides file digests it keeps ``memo`` -- small derived data keyed by the fingerprint of its
+    source file (validated metadata, compiled ignore rules) -- so a warm ``status`` re-reads nothing
+    it has already checked. A corrupt or foreign cache is discarded, never trusted.
+    """
+
+    def __init__(self, path: Path, algorithm: str = "sha256") -> None:
+        self.path = path
+        self.algorithm = algorithm
+        self.entries: dict[str, list[Any]] = {}
+        self.memo: dict[str, Any] = {}
+        self.scan_start_ns = time.time_ns()
+        self.dirty = False
+
+    @classmethod
+    def load(cls, path: Path) -> StatCache:
+        cache = cls(path)
+        try:
+            raw = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return cache
+        if (
+            isinstance(raw, dict)
+            and raw.get("version") == CACHE_VERSION
+            and isinstance(raw.get("algorithm"), str)
+            and isinstance(raw.get("entries"), dict)
+        ):
+            cache.algorithm = raw["algorithm"]
+            cache.entries = raw["entries"]
+            memo = raw.get("memo")
+            cache.memo = memo if isinstance(memo, dict) else {}
+        return cache
+
+    def use_algorithm(self, algorithm: str) -> None:
+        """Digests of another algorithm are never reused: switching drops them."""
+        if algorithm != self.algorithm:
+            self.algorithm = algorithm
+            self.entries = {}
+            self.dirty = True
+
+    def lookup(self, rel: str, st: os.stat_result) -> str | None:
+        entry = self.entries.get(rel)
+        if (
+            entry is not None
+            and len(entry) == 5
+            and entry[2] == st.st_size
+            and entry[3] == st.st_mtime_ns
+            and entry[1] == st.st_ino
+            and entry[0] == st.st_dev
+        ):
+            hexdigest = entry[4]
+            return hexdigest if isinstance(hexdigest, str) else None
+        return None
+
+    def store(self, rel: str, st: os.stat_result, hexdigest: str) -> None:
+        entry = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hexdigest]
+        if self.entries.get(rel) != entry:
+            self.entries[rel] = entry
+            self.dirty = True
+
+    def forget(self, keep: Iterable[str]) -> None:
+        keep_set = set(keep)
+        stale = [rel for rel in self.entries if rel not in keep_set]
+        for rel in stale:
+            del self.entries[rel]
+        self.dirty = self.dirty or bool(stale)
+
+    def memo_get(self, key: str, fingerprint: Any) -> Any:
+        item = self.memo.get(key)
+        if isinstance(item, dict) and item.get("fp") == fingerprint:
+            return item.get("data")
+        return None
+
+    def memo_put(self, key: str, fingerprint: Any, data: Any) -> None:
+        if self.memo.get(key) != {"fp": fingerprint, "data": data}:
+            self.memo[key] = {"fp": fingerprint, "data": data}
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write the cache, smudging entries too recent to be trusted (racy-clean rule)."""
+        if not self.dirty:
+            return
+        limit = self.scan_start_ns - RACY_MARGIN_NS
+        entries = {
+            rel: (entry if entry[3] < limit else [entry[0], entry[1], -1, entry[3], entry[4]])
+            for rel, entry in self.entries.items()
+        }
+        payload = {
+            "version": CACHE_VERSION,
+            "algorithm": self.algorithm,
+            "entries": entries,
+            "memo": self.memo,
+        }
+        try:
+            self.path.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(self.path, json.dumps(payload, separators=(",", ":")).encode())
+        except (BundleError, OSError):
+            return  # a cache that cannot be written only costs speed next time
+        self.dirty = False
+
+
+def file_fingerprint(path: Path) -> list[int] | None:
+    """Identity of a small metadata file for memoisation: size, mtime_ns, inode, ctime_ns."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+@dataclass(frozen=True)
+class HashJob:
+    rel: str
+    path: str
+    size: int
+
+
+def hash_files(
+    jobs: list[HashJob],
+    hasher: Hasher,
+    *,
+    threads: int,
+    on_done: Callable[[HashJob, os.stat_result, str], None],
+    progress: ProgressSink | None = None,
+) -> None:
+    """Hash ``jobs`` on ``threads`` threads, largest first; calls ``on_done`` under a lock.
+
+    Each file is fstat-ed before and after hashing on the same descriptor; a file that changes while
+    it is read is hashed again (once) and otherwise reported.
+    """
+    if not jobs:
+        return
+    ordered = sorted(jobs, key=lambda job: job.size, reverse=True)
+    counter = itertools.count()
+    lock = threading.Lock()
+    failures: list[str] = []
+    if progress is not None:
+        progress.start(len(ordered), sum(job.size for job in ordered))
+
+    def work() -> None:
+        while True:
+            index = next(counter)  # atomic under the GIL: dynamic load balancing
+            if index >= len(ordered):
+                return
+            job = ordered[index]
+            try:
+                st, hexdigest = _hash_one(job, hasher)
+            except BundleError as exc:
+                with lock:
+                    failures.append(exc.message)
+                continue
+            with lock:
+                on_done(job, st, hexdigest)
+                if progress is not None:
+                    progress.advance(1, job.size)
+
+    count = max(1, min(threads, len(ordered)))
+    try:
+        if count == 1:
+            work()
+        else:
+            workers = [threading.Thread(target=work, daemon=True) for _ in range(count)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+    finally:
+        if progress is not None:
+            progress.close()
+    if failures:
+        shown = "\n  ".join(sorted(failures)[:10])
+        more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+        raise BundleError(f"could not hash {len(failures)} file(s):\n  {shown}{more}")
+
+
+def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
+    for _attempt in range(2):
+        try:
+            fd = os.open(job.path, os.O_RDONLY)
+        except OSError as exc:
+            raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+        try:
+            before = os.fstat(fd)
+            if not stat_module.S_ISREG(before.st_mode):
+                raise BundleError(f"{job.rel}: not a regular file")
+            hexdigest = hasher.digest_file(f"/proc/self/fd/{fd}" if _PROC_FD else job.path)
+            after = os.fstat(fd)
+        except OSError as exc:
+            raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+        finally:
+            os.close(fd)
+        if signature(before) == signature(after) and before.st_ctime_ns == after.st_ctime_ns:
+            return after, hexdigest
+    raise BundleError(f"{job.rel}: file keeps changing while it is being read")
+
+
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def digest_map(entries: Mapping[str, str], algorithm: str) -> dict[str, str]:
+    return {rel: format_digest(algorithm, hexdigest) for rel, hexdigest in entries.items()}
+
+
+def resolve_hasher(hook: Any, algorithm: str) -> Hasher:
+    """The hasher the plugins provide for ``algorithm``, or a configuration error."""
+    hasher: Hasher | None = hook.mops_file_hasher(algorithm=algorithm)
+    if hasher is None:
+        raise ConfigError(f"no plugin provides the hash algorithm {algorithm!r}")
+    return hasher

@@ -1,0 +1,62 @@
+"""Project-relative POSIX paths: normalisation and validation.
+
+Every path stored in a tracked list, state file or index is relative to the project root, uses ``/``,
+and never contains ``.``/``..`` segments, a leading ``/``, NUL or control characters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelops_bundle.core.errors import UsageError
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def invalid_reason(rel: str) -> str | None:
+    """Why ``rel`` is not a valid stored path, or ``None`` when it is."""
+    if not rel:
+        return "empty path"
+    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        return "absolute path"
+    if "\\" in rel:
+        return "backslash in path"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in rel):
+        return "control character in path"
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "empty, '.' or '..' segment"
+    return None
+
+
+def is_valid_relpath(rel: str) -> bool:
+    return invalid_reason(rel) is None
+
+
+def has_glob(text: str) -> bool:
+    return any(ch in GLOB_CHARS for ch in text)
+
+
+def to_relpath(root: Path, target: Path) -> str:
+    """``target`` (absolute, already joined with the cwd) relative to ``root`` as POSIX, or raise.
+
+    Uses a lexical normalisation so that ``..`` cannot climb out; symlinks are judged separately.
+    """
+    absolute = Path(os.path.normpath(target))
+    try:
+        rel = absolute.relative_to(root)
+    except ValueError:
+        raise UsageError(f"'{target}' is outside the project at {root}") from None
+    text = rel.as_posix()
+    return "" if text == "." else text
+
+
+def user_path_to_relpath(root: Path, cwd: Path, user_path: str) -> str:
+    """A path typed by the user (relative to ``cwd`` or absolute) as a project-relative POSIX path."""
+    return to_relpath(root, cwd / user_path)
+
+
+def is_within(root_real: str, candidate: str) -> bool:
+    """True when the real path ``candidate`` is ``root_real`` or below it."""
+    return candidate == root_real or candidate.startswith(root_real.rstrip(os.sep) + os.sep)

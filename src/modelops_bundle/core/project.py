@@ -1,0 +1,82 @@
+"""A project on disk: where its root and metadata live, and how to find it from any sub-folder."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops_bundle.core.errors import NotInitializedError
+
+META_DIR = ".modelops-bundle"
+IGNORE_FILE = ".modelopsignore"
+
+
+@dataclass(frozen=True)
+class Project:
+    """Paths of one initialised project. Cheap to make; reads nothing."""
+
+    root: Path
+
+    @property
+    def meta(self) -> Path:
+        return self.root / META_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.meta / "config.yaml"
+
+    @property
+    def env_path(self) -> Path:
+        return self.meta / "env"
+
+    @property
+    def tracked_path(self) -> Path:
+        return self.meta / "tracked.txt"
+
+    @property
+    def state_path(self) -> Path:
+        return self.meta / "state.json"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.meta / "registry.yaml"
+
+    @property
+    def ignore_path(self) -> Path:
+        return self.root / IGNORE_FILE
+
+    @property
+    def cache_dir(self) -> Path:
+        """Machine-local, disposable data (stat cache); never pushed."""
+        return self.meta / "cache"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.meta / "lock"
+
+    @property
+    def name(self) -> str:
+        return repository_name(self.root.name)
+
+
+def find_project(start: Path) -> Project:
+    """Walk up from ``start`` to the first folder holding ``.modelops-bundle/``."""
+    current = Path(os.path.abspath(start))
+    for folder in (current, *current.parents):
+        if (folder / META_DIR).is_dir():
+            return Project(folder)
+    raise NotInitializedError(
+        f"not a modelops-bundle project (or any parent up to /): {current}",
+        hint="run 'mops bundle init' to create one here",
+    )
+
+
+_REPO_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def repository_name(folder_name: str) -> str:
+    """An OCI repository name component from a folder name (lower case, ``[a-z0-9._-]``)."""
+    name = _REPO_UNSAFE.sub("-", folder_name.lower()).strip("-._")
+    return name or "bundle"

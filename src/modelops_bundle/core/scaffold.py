@@ -1,0 +1,147 @@
+"""``init``: create a project's metadata (and, from a template, its files) all at once or not at all.
+
+The metadata folder is assembled under a temporary name and renamed into place as the last step, so a
+failed init leaves nothing behind and a second init is never refused because of a half-made project.
+Files written outside the metadata folder (``.modelopsignore``, ``pyproject.toml``, template files)
+are created only where missing and removed again if the init fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from modelops_bundle.core.config import BundleConfig, render_config
+from modelops_bundle.core.environment import environment_exists, load_environment
+from modelops_bundle.core.errors import AlreadyInitializedError, BundleError, UsageError
+from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.ignore import default_ignore_file_text
+from modelops_bundle.core.project import META_DIR, Project, repository_name
+
+TEMPLATE_SUFFIX = ".tmpl"
+DEFAULT_TEMPLATE = "minimal"
+
+
+@dataclass
+class InitResult:
+    project: Project
+    environment: str
+    registry_ref: str
+    created: list[str] = field(default_factory=list)  # project-relative paths written outside META_DIR
+    kept: list[str] = field(default_factory=list)  # template files that already existed
+
+
+def available_templates() -> list[str]:
+    root = resources.files("modelops_bundle") / "templates"
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir() and not entry.name.startswith(("_", ".")) and entry.name != "plugin"
+    )
+
+
+def registry_ref_for(name: str, login_server: str | None) -> str:
+    """``<login_server>/<name>`` for HTTP registries; just ``<name>`` for the embedded OCI layout."""
+    return f"{login_server.rstrip('/')}/{name}" if login_server else name
+
+
+def _template_files(template: str) -> list[tuple[str, bytes]]:
+    base = resources.files("modelops_bundle") / "templates" / template
+    if not base.is_dir():
+        raise UsageError(f"unknown template {template!r}", hint="available: " + ", ".join(available_templates()))
+    files: list[tuple[str, bytes]] = []
+
+    def collect(node: object, prefix: str) -> None:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):  # type: ignore[attr-defined]
+            if child.name in ("__pycache__",) or child.name.endswith(".pyc"):
+                continue
+            rel = f"{prefix}{child.name}"
+            if child.is_dir():
+                collect(child, rel + "/")
+            else:
+                files.append((rel, child.read_bytes()))
+
+    collect(base, "")
+    return files
+
+
+def render(content: bytes, variables: Mapping[str, str]) -> bytes:
+    text = content.decode("utf-8")
+    for key, value in variables.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text.encode("utf-8")
+
+
+def init_project(
+    root: Path,
+    environ: Mapping[str, str],
+    *,
+    env_name: str,
+    template: str = DEFAULT_TEMPLATE,
+) -> InitResult:
+    root = Path(os.path.abspath(root))
+    if (root / META_DIR).exists():
+        raise AlreadyInitializedError(f"{root} is already a modelops-bundle project ({META_DIR}/ exists)")
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} exists and is not a folder")
+    if not environment_exists(env_name, environ):
+        load_environment(env_name, environ)  # raises ConfigError naming the missing file
+    environment = load_environment(env_name, environ)
+    name = repository_name(root.name)
+    login_server = None if environment.registry.provider == "oci-layout" else environment.registry.login_server
+    config = BundleConfig(registry_ref=registry_ref_for(name, login_server))
+    files = _template_files(template)  # validates the template name before touching the disk
+
+    created_root = not root.exists()
+    created: list[Path] = []
+    result = InitResult(Project(root), env_name, config.registry_ref)
+    staging: Path | None = None
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{META_DIR}.init-", dir=root))
+        (staging / "config.yaml").write_text(render_config(config), encoding="utf-8")
+        (staging / "env").write_text(env_name + "\n", encoding="utf-8")
+        (staging / "tracked.txt").write_text("", encoding="utf-8")
+        (staging / ".gitignore").write_text("# machine-local data\ncache/\nlock\n", encoding="utf-8")
+        variables = {"project_name": name, "package_name": name.replace("-", "_").replace(".", "_")}
+        extra = [(".modelopsignore", default_ignore_file_text().encode("utf-8"))]
+        for rel, content in [*extra, *files]:
+            target_rel = rel[: -len(TEMPLATE_SUFFIX)] if rel.endswith(TEMPLATE_SUFFIX) else rel
+            target = root / target_rel
+            if target.exists():
+                result.kept.append(target_rel)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as handle:
+                handle.write(render(content, variables) if rel.endswith(TEMPLATE_SUFFIX) else content)
+            created.append(target)
+            result.created.append(target_rel)
+        os.chmod(staging, 0o755)
+        os.rename(staging, root / META_DIR)
+        staging = None
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        _remove_empty_parents(root, created)
+        if created_root:
+            shutil.rmtree(root, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise BundleError(describe_os_error("initialise a project in", root, exc)) from exc
+        raise
+    return result
+
+
+def _remove_empty_parents(root: Path, files: list[Path]) -> None:
+    folders = {parent for path in files for parent in path.parents if root in parent.parents}
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()

@@ -1,0 +1,114 @@
+"""Load and validate the files the tool reads, with errors that name the file, key and line.
+
+Parsing failures and schema violations both become :class:`ConfigError` (exit code 2); nothing is
+rewritten when a file is broken. Pydantic is imported here, lazily, so that commands which never read
+a changed configuration file do not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.fsutil import describe_os_error
+
+T = TypeVar("T")
+
+
+def read_text(path: Path, *, what: str = "file") -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} missing: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(describe_os_error("read", path, exc)) from exc
+
+
+def parse_yaml(text: str, path: Path) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+
+
+def parse_json(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def _yaml_line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (a pydantic error location), when it can be found."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(key):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def validate(model: type[T] | Any, data: Any, path: Path, *, yaml_text: str | None = None) -> T:
+    """Validate ``data`` against a pydantic model class (or TypeAdapter-compatible type)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        adapter = TypeAdapter(model)
+        result: T = adapter.validate_python(data)
+        return result
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:5]:
+            loc = tuple(error.get("loc", ()))
+            key = ".".join(str(part) for part in loc) or "(top level)"
+            line = _yaml_line_of(yaml_text, loc) if yaml_text is not None else None
+            where = f" (line {line})" if line else ""
+            problems.append(f"{key}{where}: {error['msg']}")
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise ConfigError(f"{path}: invalid: " + "; ".join(problems) + more) from None
+
+
+def load_yaml_model(path: Path, model: type[T], *, what: str = "file") -> T:
+    text = read_text(path, what=what)
+    data = parse_yaml(text, path)
+    if data is None:
+        data = {}
+    return validate(model, data, path, yaml_text=text)
+
+
+def load_json_model(path: Path, model: type[T], *, what: str = "file") -> T:
+    text = read_text(path, what=what)
+    return validate(model, parse_json(text, path), path)
+
+
+def dump_yaml(data: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return str(yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True))

@@ -1,0 +1,312 @@
+"""The working tree as the tool sees it: tracked list, sync state, config summary, ignore rules, digests.
+
+Every metadata file is validated with pydantic the first time it is read in a given state; its
+fingerprint (size, mtime, inode, ctime) is then remembered in the stat cache, so a warm ``status``
+re-validates nothing and imports neither pydantic nor pathspec. Writes go through atomic replaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat as stat_module
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock
+from modelops_bundle.core.hashing import (
+    HashJob,
+    Hasher,
+    ProgressSink,
+    StatCache,
+    file_fingerprint,
+    format_digest,
+    hash_files,
+)
+from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
+from modelops_bundle.core.project import Project
+from modelops_bundle.core.validation import parse_json, read_text
+from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
+
+ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass
+class SyncState:
+    """The last synced side of the 3-way comparison (``state.json``)."""
+
+    last_push_digest: str | None = None
+    last_pull_digest: str | None = None
+    last_synced_ref: str | None = None
+    last_synced_files: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_push_digest": self.last_push_digest,
+            "last_pull_digest": self.last_pull_digest,
+            "last_synced_ref": self.last_synced_ref,
+            "last_synced_files": dict(sorted(self.last_synced_files.items())),
+        }
+
+
+@dataclass
+class ConfigSummary:
+    """The few config values hot paths need, without building the full pydantic model."""
+
+    registry_ref: str
+    default_tag: str
+    hash_algorithm: str
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    rel: str
+    size: int
+    mode: int
+    digest: str  # "<algorithm>:<hex>"
+
+
+@dataclass
+class Scan:
+    """A snapshot of the tracked files on disk (and, when asked, the untracked ones)."""
+
+    algorithm: str
+    files: dict[str, FileInfo]
+    missing: list[str]
+    skipped: list[tuple[str, str]]
+    untracked: list[str] | None = None
+    hashed_files: int = 0
+    hashed_bytes: int = 0
+
+
+class Workspace:
+    """Reads (and, under the project lock, writes) one project's metadata."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.cache = StatCache.load(project.cache_dir / "stat-cache.json")
+        self._tracked: list[str] | None = None
+        self._state: SyncState | None = None
+        self._config: ConfigSummary | None = None
+        self._rules: IgnoreRules | None = None
+
+    # ------------------------------------------------------------------ locking and persistence
+
+    def lock(self, wait: bool = True) -> Any:
+        """The project lock: held by every command that writes project state."""
+        return exclusive_lock(self.project.lock_path, wait=wait)
+
+    def close(self) -> None:
+        """Persist the stat cache (best effort: it is only a cache)."""
+        self.cache.save()
+
+    def _memo(self, key: str, path: Path, load: Callable[[], Any]) -> Any:
+        fingerprint = file_fingerprint(path)
+        if fingerprint is not None:
+            cached = self.cache.memo_get(key, fingerprint)
+            if cached is not None:
+                return cached
+        data = load()
+        fingerprint_after = file_fingerprint(path)
+        if fingerprint_after is not None and fingerprint_after == fingerprint:
+            self.cache.memo_put(key, fingerprint, data)
+        return data
+
+    # ------------------------------------------------------------------ tracked list
+
+    def tracked(self) -> list[str]:
+        if self._tracked is None:
+            path = self.project.tracked_path
+            self._memo("tracked", path, lambda: _validate_tracked(path))
+            self._tracked = _parse_tracked_lines(read_text(path, what="tracked list"))
+        return self._tracked
+
+    def save_tracked(self, paths: Iterable[str]) -> None:
+        ordered = sorted(set(paths))
+        atomic_write_text(self.project.tracked_path, "".join(f"{p}\n" for p in ordered))
+        self._tracked = ordered
+        self._remember("tracked", self.project.tracked_path, True)
+
+    # ------------------------------------------------------------------ sync state
+
+    def state(self) -> SyncState:
+        if self._state is None:
+            path = self.project.state_path
+            if not path.exists():
+                self._state = SyncState()
+            else:
+                self._memo("state", path, lambda: _validate_state(path))
+                data = json.loads(read_text(path, what="sync state"))
+                self._state = SyncState(**data)
+        return self._state
+
+    def save_state(self, state: SyncState) -> None:
+        atomic_write_text(self.project.state_path, json.dumps(state.to_json(), indent=2) + "\n")
+        self._state = state
+        self._remember("state", self.project.state_path, True)
+
+    # ------------------------------------------------------------------ config and environment
+
+    def config_summary(self) -> ConfigSummary:
+        if self._config is None:
+            data = self._memo("config", self.project.config_path, self._load_config_summary)
+            self._config = ConfigSummary(**data)
+        return self._config
+
+    def _load_config_summary(self) -> dict[str, Any]:
+        from modelops_bundle.core.config import load_config
+
+        config = load_config(self.project.config_path)
+        return {
+            "registry_ref": config.registry_ref,
+            "default_tag": config.default_tag,
+            "hash_algorithm": config.hash_algorithm,
+        }
+
+    def env_name(self) -> str:
+        path = self.project.env_path
+        name = read_text(path, what="environment pin").strip()
+        if not name or not set(name) <= ENV_PIN_CHARS:
+            raise ConfigError(f"{path}: invalid environment name {name!r}")
+        return name
+
+    # ------------------------------------------------------------------ ignore rules
+
+    def ignore_rules(self) -> IgnoreRules:
+        if self._rules is None:
+            from modelops_bundle.core.ignore import read_ignore_file
+
+            text = read_ignore_file(self.project.ignore_path)
+            key = rules_fingerprint(text)
+            cached = self.cache.memo.get("ignore")
+            if isinstance(cached, dict) and cached.get("fp") == key:
+                hard, soft = cached["data"]
+                self._rules = IgnoreRules([tuple(p) for p in hard], [tuple(p) for p in soft])
+            else:
+                hard, soft = compile_rule_sets(text)
+                self.cache.memo_put("ignore", key, [hard, soft])
+                self._rules = IgnoreRules(hard, soft)
+        return self._rules
+
+    def _remember(self, key: str, path: Path, data: Any) -> None:
+        fingerprint = file_fingerprint(path)
+        if fingerprint is not None:
+            self.cache.memo_put(key, fingerprint, data)
+
+    # ------------------------------------------------------------------ scanning
+
+    def walk(self, start_rel: str = "", *, honour_ignores: bool = True) -> WalkResult:
+        return walk(str(self.project.root), start_rel, self.ignore_rules(), honour_ignores=honour_ignores)
+
+    def scan(
+        self,
+        hasher: Hasher,
+        *,
+        paths: Iterable[str] | None = None,
+        include_untracked: bool = False,
+        threads: int | None = None,
+        progress: Callable[[], ProgressSink] | None = None,
+    ) -> Scan:
+        """Digest every tracked file (or ``paths``): stat cache first, threads for the rest."""
+        self.cache.use_algorithm(hasher.algorithm)
+        algorithm = hasher.algorithm
+        root = str(self.project.root)
+        root_real = os.path.realpath(root)
+        wanted = list(self.tracked() if paths is None else paths)
+        files: dict[str, FileInfo] = {}
+        missing: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        jobs: list[HashJob] = []
+        lookup = self.cache.lookup
+        for rel in wanted:
+            absolute = os.path.join(root, rel)
+            try:
+                st = os.lstat(absolute)
+            except FileNotFoundError:
+                missing.append(rel)
+                continue
+            except OSError as exc:
+                skipped.append((rel, exc.strerror or str(exc)))
+                continue
+            if not stat_module.S_ISREG(st.st_mode):
+                if stat_module.S_ISLNK(st.st_mode):
+                    reason = symlink_verdict(root_real, absolute)
+                    if reason:
+                        skipped.append((rel, reason))
+                        continue
+                    st = os.stat(absolute)
+                else:
+                    skipped.append((rel, "not a regular file"))
+                    continue
+            hexdigest = lookup(rel, st)
+            if hexdigest is None:
+                jobs.append(HashJob(rel, absolute, st.st_size))
+            else:
+                files[rel] = FileInfo(rel, st.st_size, st.st_mode & 0o7777, f"{algorithm}:{hexdigest}")
+
+        def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
+            self.cache.store(job.rel, st, hexdigest)
+            files[job.rel] = FileInfo(job.rel, st.st_size, st.st_mode & 0o7777, format_digest(algorithm, hexdigest))
+
+        hash_files(
+            jobs,
+            hasher,
+            threads=threads or default_threads(),
+            on_done=done,
+            progress=progress() if (progress and jobs) else None,
+        )
+        if paths is None:
+            self.cache.forget(self.tracked())
+        scan = Scan(
+            algorithm,
+            dict(sorted(files.items())),
+            missing,
+            skipped,
+            hashed_files=len(jobs),
+            hashed_bytes=sum(job.size for job in jobs),
+        )
+        if include_untracked:
+            tracked = set(self.tracked())
+            scan.untracked = [rel for rel in self.walk().files if rel not in tracked]
+        return scan
+
+
+def default_threads() -> int:
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def _parse_tracked_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line]
+
+
+def _validate_tracked(path: Path) -> bool:
+    from pydantic import TypeAdapter, ValidationError
+
+    from modelops_bundle.core.schemas import TrackedPaths
+
+    text = read_text(path, what="tracked list")
+    numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line]
+    try:
+        TypeAdapter(TrackedPaths).validate_python([line for _, line in numbered])
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        position = error["loc"][0] if error.get("loc") else 0
+        line = numbered[position][0] if isinstance(position, int) and position < len(numbered) else "?"
+        raise ConfigError(f"{path}, line {line}: {error['msg']}") from None
+    seen: set[str] = set()
+    for number, rel in numbered:
+        if rel in seen:
+            raise ConfigError(f"{path}, line {number}: duplicate path {rel!r}")
+        seen.add(rel)
+    return True
+
+
+def _validate_state(path: Path) -> bool:
+    from modelops_bundle.core.schemas import SyncStateSchema
+    from modelops_bundle.core.validation import validate
+
+    validate(SyncStateSchema, parse_json(read_text(path, what="sync state"), path), path)
+    return True

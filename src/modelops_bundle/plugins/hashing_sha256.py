@@ -1,0 +1,43 @@
+"""Built-in content hasher: SHA-256, streamed with a reusable 1 MiB buffer per thread."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from modelops_bundle import hookimpl
+
+_CHUNK = 1024 * 1024
+
+
+class Sha256Hasher:
+    algorithm = "sha256"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _buffer(self) -> memoryview:
+        view: memoryview | None = getattr(self._local, "view", None)
+        if view is None:
+            view = memoryview(bytearray(_CHUNK))
+            self._local.view = view
+        return view
+
+    def digest_file(self, path: str) -> str:
+        digest = hashlib.sha256()
+        view = self._buffer()
+        with open(path, "rb", buffering=0) as handle:
+            while True:
+                count = handle.readinto(view)
+                if not count:
+                    break
+                digest.update(view[:count])
+        return digest.hexdigest()
+
+    def digest_bytes(self, data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+
+@hookimpl(trylast=True)
+def mops_file_hasher(algorithm: str) -> Sha256Hasher | None:
+    return Sha256Hasher() if algorithm == "sha256" else None
