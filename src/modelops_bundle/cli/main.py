@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from modelops_bundle import __version__
 from modelops_bundle.core.errors import BundleError, ExitCode
@@ -50,8 +52,14 @@ def run(
     prog: str,
     environ: Mapping[str, str] | None = None,
     extra_plugins: Sequence[tuple[str, object]] = (),
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
 ) -> int:
-    """Build plugins and parser, run one command, map its outcome to an exit code."""
+    """Build plugins and parser, run one command, map its outcome to an exit code.
+
+    ``environ``, ``extra_plugins``, ``stdout`` and ``stderr`` let tests (and ``modelops_bundle.testing``)
+    run a command in-process with an isolated environment and captured output.
+    """
     from modelops_bundle.cli.app import CommandApp
     from modelops_bundle.cli.console import Console
     from modelops_bundle.core.context import CommandContext
@@ -64,16 +72,22 @@ def run(
         (name, exc) for name, _, exc in call_each(host, "mops_add_commands", registry=app) if exc is not None
     ]
     parser = app.build()
-    args = parser.parse_args(list(argv))
+    try:
+        with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+            args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # --help, or a usage error argparse already explained
+        return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
     command = getattr(args, "_command", None)
-    console = Console(json_mode=bool(args.json), quiet=bool(args.quiet), environ=env)
+    console = Console(
+        json_mode=bool(args.json), quiet=bool(args.quiet), environ=env, stdout=stdout, stderr=stderr
+    )
     if command is None or command.name != "plugins":
         for info in host.errors:
             console.warn(f"plugin {info.name!r} from {info.distribution} {info.version} failed to load: {info.error}")
         for name, exc in add_failures:
             console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {exc}")
     if command is None:
-        parser.print_help()
+        parser.print_help(file=console.stdout)
         return ExitCode.USAGE
     cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
     ctx = CommandContext(plugins=host, out=console, cwd=cwd, environ=env, verbose=args.verbose or 0)

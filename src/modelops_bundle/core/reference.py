@@ -1,0 +1,94 @@
+"""OCI references: ``[host[:port]/]repository[:tag][@<algorithm>:<hex>]``.
+
+The first path component is a registry host when it contains ``.`` or ``:`` or is ``localhost``
+(the docker convention); otherwise the whole string is a repository on the environment's registry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from modelops_bundle.core.errors import UsageError
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed reference. ``registry`` is ``None`` when the environment's registry is meant."""
+
+    repository: str
+    registry: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def identifier(self) -> str | None:
+        """What to ask the registry for: the digest when pinned, else the tag."""
+        return self.digest or self.tag
+
+    def with_tag(self, tag: str | None) -> Reference:
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, digest=digest)
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def is_digest(text: str) -> bool:
+    return bool(DIGEST_RE.match(text))
+
+
+def is_tag(text: str) -> bool:
+    return bool(TAG_RE.match(text))
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``text`` or raise :class:`UsageError` naming what is wrong."""
+    raw = text.strip()
+    if not raw or any(ch.isspace() or ord(ch) < 32 for ch in raw):
+        raise UsageError(f"invalid reference {text!r}: empty or contains whitespace/control characters")
+    digest = None
+    if "@" in raw:
+        raw, digest = raw.split("@", 1)
+        if not DIGEST_RE.match(digest):
+            raise UsageError(f"invalid reference {text!r}: {digest!r} is not a sha256/sha512 digest")
+    registry = None
+    first, sep, rest = raw.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if not HOST_RE.match(first):
+            raise UsageError(f"invalid reference {text!r}: bad registry host {first!r}")
+        registry, raw = first, rest
+    tag = None
+    last_slash = raw.rfind("/")
+    colon = raw.rfind(":")
+    if colon > last_slash:
+        raw, tag = raw[:colon], raw[colon + 1 :]
+        if not TAG_RE.match(tag):
+            raise UsageError(f"invalid reference {text!r}: bad tag {tag!r}")
+    if not REPOSITORY_RE.match(raw):
+        raise UsageError(
+            f"invalid reference {text!r}: repository {raw!r} must be lower-case letters, digits and . _ - /"
+        )
+    return Reference(repository=raw, registry=registry, tag=tag, digest=digest)
+
+
+def parse_ref_option(value: str, base: Reference) -> Reference:
+    """``--ref`` values: a tag, a digest, or a full reference; tags and digests apply to ``base``."""
+    if is_digest(value):
+        return Reference(base.repository, base.registry, None, value)
+    if is_tag(value) and "/" not in value and ":" not in value:
+        return Reference(base.repository, base.registry, value, None)
+    return parse_reference(value)
