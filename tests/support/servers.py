@@ -29,7 +29,9 @@ def free_port() -> int:
 def require_binary(name: str, *candidates: str) -> str:
     """Path of an executable, or a test failure saying how to install it (never a silent skip)."""
     for candidate in (name, *candidates):
-        found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None)
+        found = shutil.which(candidate) or (
+            candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+        )
         if found:
             return found
     raise RuntimeError(f"{name} is not installed; run 'bash scripts/test.sh' once to install the test services")

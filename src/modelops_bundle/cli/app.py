@@ -74,18 +74,29 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: bo
     default = argparse.SUPPRESS if suppress_defaults else None
     group = parser.add_argument_group("common options")
     group.add_argument(
-        "--json", action="store_true", default=default if suppress_defaults else False,
+        "--json",
+        action="store_true",
+        default=default if suppress_defaults else False,
         help="print one JSON document (stable shape, see docs/cli.md)",
     )
     group.add_argument(
-        "-q", "--quiet", action="store_true", default=default if suppress_defaults else False,
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default if suppress_defaults else False,
         help="print only errors and warnings",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=default if suppress_defaults else 0,
+        "-v",
+        "--verbose",
+        action="count",
+        default=default if suppress_defaults else 0,
         help="more detail; shows tracebacks of errors",
     )
     group.add_argument(
-        "-C", dest="directory", metavar="DIR", default=default,
+        "-C",
+        dest="directory",
+        metavar="DIR",
+        default=default,
         help="run as if started in DIR",
     )

@@ -82,7 +82,9 @@ class Console:
             return
         if title:
             self.stdout.write(title + "\n")
-        widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) if rows else len(columns[i]) for i in range(len(columns))]
+        widths = [
+            max(len(columns[i]), *(len(r[i]) for r in rows)) if rows else len(columns[i]) for i in range(len(columns))
+        ]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         self.stdout.write(fmt.format(*columns).rstrip() + "\n")
         for row in rows:

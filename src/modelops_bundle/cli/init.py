@@ -12,7 +12,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default=".", help="project folder (default: current folder)")
     parser.add_argument("--env", metavar="NAME", help="environment to pin (default: dev if provisioned, else local)")
     parser.add_argument(
-        "--template", metavar="NAME", default="minimal", help="scaffold to start from: minimal (default), seir, ..."
+        "--template",
+        metavar="NAME",
+        default="minimal",
+        help="scaffold to start from: minimal (default), seir, ...",
     )
 
 
@@ -49,5 +52,6 @@ COMMAND = Command(
     help="create a project (.modelops-bundle/, .modelopsignore, pyproject.toml)",
     run=run,
     configure=configure,
-    epilog="examples:\n  mops bundle init .\n  mops bundle init seir-model --template seir\n  mops bundle init --env dev",
+    epilog="examples:\n  mops bundle init .\n  mops bundle init seir-model --template seir\n"
+    "  mops bundle init --env dev",
 )

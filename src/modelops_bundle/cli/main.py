@@ -69,23 +69,26 @@ def run(
     host = build_plugin_host(env, extra_plugins=extra_plugins)
     app = CommandApp(prog, DESCRIPTION)
     add_failures = [
-        (name, exc) for name, _, exc in call_each(host, "mops_add_commands", registry=app) if exc is not None
+        (name, failure)
+        for name, _, failure in call_each(host, "mops_add_commands", registry=app)
+        if failure is not None
     ]
     parser = app.build()
     try:
-        with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+        with (
+            contextlib.redirect_stdout(stdout or sys.stdout),
+            contextlib.redirect_stderr(stderr or sys.stderr),
+        ):
             args = parser.parse_args(list(argv))
     except SystemExit as exc:  # --help, or a usage error argparse already explained
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
     command = getattr(args, "_command", None)
-    console = Console(
-        json_mode=bool(args.json), quiet=bool(args.quiet), environ=env, stdout=stdout, stderr=stderr
-    )
+    console = Console(json_mode=bool(args.json), quiet=bool(args.quiet), environ=env, stdout=stdout, stderr=stderr)
     if command is None or command.name != "plugins":
         for info in host.errors:
             console.warn(f"plugin {info.name!r} from {info.distribution} {info.version} failed to load: {info.error}")
-        for name, exc in add_failures:
-            console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {exc}")
+        for name, failure in add_failures:
+            console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {failure}")
     if command is None:
         parser.print_help(file=console.stdout)
         return ExitCode.USAGE
@@ -99,10 +102,22 @@ def run(
     except KeyboardInterrupt:
         console.error("interrupted")
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        _silence_stdout()
+        return int(ExitCode.OK)
     except Exception as exc:  # a bug: say so plainly, show the traceback on request
         message = f"unexpected error: {exc.__class__.__name__}: {exc}"
         hint = None if debug else "run again with -v (or MOPS_DEBUG=1) for the traceback"
-        return _report(console, message, hint, int(ExitCode.FAILED), True if debug else False)
+        return _report(console, message, hint, int(ExitCode.FAILED), debug)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _report(console: object, message: str, hint: str | None, code: int, debug: bool) -> int:

@@ -30,8 +30,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
     ws = open_workspace(ctx)
     if args.untracked_only:
-        tracked = set(ws.tracked())
-        untracked = [rel for rel in ws.walk().files if rel not in tracked]
+        tracked_set = set(ws.tracked())
+        untracked = [rel for rel in ws.walk().files if rel not in tracked_set]
         ws.close()
         if ctx.out.json_mode:
             ctx.out.emit_json({"untracked": untracked})
@@ -74,8 +74,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         if args.files:
             labels = changes.status_of()
             payload["files"] = [
-                {"path": rel, "size": info.size, "digest": info.digest, "mode": f"{info.mode:o}",
-                 "status": labels.get(rel, "unchanged")}
+                {
+                    "path": rel,
+                    "size": info.size,
+                    "digest": info.digest,
+                    "mode": f"{info.mode:o}",
+                    "status": labels.get(rel, "unchanged"),
+                }
                 for rel, info in scan.files.items()
             ] + [{"path": rel, "size": None, "digest": None, "mode": None, "status": "deleted"} for rel in scan.missing]
         ctx.out.emit_json(payload)

@@ -129,8 +129,8 @@ def default_environment_name(environ: Mapping[str, str]) -> str:
 
 def masked(config: EnvironmentConfig) -> dict[str, Any]:
     """The environment as plain data with every secret replaced by ``********``."""
-    data: dict[str, Any] = config.model_dump(mode="json")
-    return _mask(data)
+    masked_data: dict[str, Any] = _mask(config.model_dump(mode="json"))
+    return masked_data
 
 
 _SECRET_KEYS = re.compile(r"(password|secret|token|connection_string|account_key|sas|credential)", re.I)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +42,8 @@ def describe_os_error(action: str, path: Path | str, exc: OSError) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync folder)."""
+    import tempfile  # lazily: it pulls in random and shutil, which read-only commands never need
+
     directory = path.parent
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

@@ -74,39 +74,108 @@ def default_ignore_file_text() -> str:
     return IGNORE_FILE_TEMPLATE.format(defaults="\n".join(DEFAULT_PATTERNS))
 
 
+RULES_FORMAT = "rules-v2"  # bump when the compiled form changes: cached rule sets are then recompiled
+
+
 def rules_fingerprint(file_text: str) -> str:
     """Cache key of a compiled rule set: the file's text and the built-in lists."""
-    material = "\0".join((*ALWAYS_EXCLUDED, "|", *DEFAULT_PATTERNS, "|", file_text))
+    material = "\0".join((RULES_FORMAT, *ALWAYS_EXCLUDED, "|", *DEFAULT_PATTERNS, "|", file_text))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-CompiledPatterns = list[tuple[str, bool]]
+# A compiled rule: (kind, text, include, dir_only). Kinds, cheapest first:
+#   "name"   -- the basename equals ``text``          (``.env``, ``node_modules/``)
+#   "suffix" -- the basename ends with ``text``       (``*.pyc`` -> ``.pyc``)
+#   "glob"   -- the basename matches regex ``text``   (``id_rsa*``, ``*.py[cod]``)
+#   "path"   -- the whole path matches regex ``text`` (patterns containing ``/``; via pathspec)
+# As in git, a pattern without a slash matches the name at any depth; one with a slash is anchored.
+Rule = tuple[str, str, bool, bool]
+CompiledPatterns = list[Rule]
+_GLOB = re.compile(r"[*?\[\\]")
 
 
 def compile_patterns(lines: Iterable[str]) -> CompiledPatterns:
-    """gitignore lines -> ``[(regex, include)]`` (``include`` False for ``!negations``)."""
+    """gitignore lines -> rules; pathspec is imported only for patterns that contain a slash."""
+    rules: CompiledPatterns = []
+    for raw in lines:
+        line = raw.rstrip("\n")
+        line = line.rstrip() + (" " if line.endswith("\\ ") else "")  # "\ " keeps a trailing space
+        if not line or line.startswith("#"):
+            continue
+        include = True
+        if line.startswith("!"):
+            include, line = False, line[1:]
+        elif line.startswith("\\!") or line.startswith("\\#"):
+            line = line[1:]
+        dir_only = line.endswith("/")
+        body = line.rstrip("/")
+        if not body:
+            continue
+        if "/" in body:
+            rules.append(("path", _path_regex(line), include, dir_only))
+        elif not _GLOB.search(body):
+            rules.append(("name", body, include, dir_only))
+        elif body.startswith("*") and not _GLOB.search(body[1:]):
+            rules.append(("suffix", body[1:], include, dir_only))
+        else:
+            rules.append(("glob", _name_regex(body), include, dir_only))
+    return rules
+
+
+def _path_regex(pattern: str) -> str:
     import pathspec
 
-    spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
-    compiled: CompiledPatterns = []
-    for pattern in spec.patterns:
-        include = getattr(pattern, "include", None)
-        regex = getattr(pattern, "regex", None)
-        if include is None or regex is None:
-            continue  # comment or blank line
-        compiled.append((re.sub(r"\(\?P<[^>]+>", "(?:", regex.pattern), bool(include)))
-    return compiled
+    spec = pathspec.GitIgnoreSpec.from_lines([pattern.lstrip("!")])
+    regex = spec.patterns[0].regex.pattern  # type: ignore[union-attr]
+    return re.sub(r"\(\?P<[^>]+>", "(?:", regex)
+
+
+def _name_regex(glob: str) -> str:
+    """A gitignore glob over one path component (no ``/`` can occur) as an anchored regex."""
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "\\" and i + 1 < len(glob):
+            i += 1
+            out.append(re.escape(glob[i]))
+        elif ch == "[":
+            end = glob.find("]", i + 2)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = glob[i + 1 : end]
+                if body[:1] in ("!", "^"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "(?s:" + "".join(out) + r")\Z"
 
 
 class IgnoreRules:
-    """Decides whether a project-relative POSIX path is ignored."""
+    """Decides whether a project-relative POSIX path is ignored (last matching rule wins)."""
 
     def __init__(self, hard: CompiledPatterns, soft: CompiledPatterns) -> None:
-        self._hard = re.compile("|".join(f"(?:{rx})" for rx, _ in hard)) if hard else None
-        self._soft = [(re.compile(rx), include) for rx, include in soft]
-        positives = [rx for rx, include in soft if include]
-        # One alternation answers "no rule matches" -- the common case -- in a single regex call.
-        self._any = re.compile("|".join(f"(?:{rx})" for rx in positives)) if positives else None
+        self._hard_names = {text for kind, text, _, _ in hard if kind == "name"}
+        self._rules = [
+            (kind, text if kind in ("name", "suffix") else re.compile(text), include, dir_only)
+            for kind, text, include, dir_only in soft
+        ]
+        positive = [rule for rule in soft if rule[2]]
+        # Cheap pre-checks answer "no rule can match" -- the common case -- without evaluating each rule.
+        self._names = frozenset(text for kind, text, _, _ in positive if kind == "name")
+        self._suffixes = tuple(text for kind, text, _, _ in positive if kind == "suffix")
+        globs = [text for kind, text, _, _ in positive if kind == "glob"]
+        paths = [text for kind, text, _, _ in positive if kind == "path"]
+        self._any_glob = re.compile("|".join(f"(?:{rx})" for rx in globs)) if globs else None
+        self._any_path = re.compile("|".join(f"(?:{rx})" for rx in paths)) if paths else None
 
     @classmethod
     def from_text(cls, file_text: str) -> IgnoreRules:
@@ -114,19 +183,34 @@ class IgnoreRules:
         return cls(hard, soft)
 
     def is_hard_excluded(self, rel: str, is_dir: bool = False) -> bool:
-        probe = rel + "/" if is_dir else rel
-        return bool(self._hard and self._hard.match(probe))
+        """Metadata and VCS folders (at any depth), everything below them, and files of those names."""
+        return any(part in self._hard_names for part in rel.split("/"))
 
     def matches(self, rel: str, is_dir: bool = False) -> bool:
         """The rule verdict for ``rel`` alone (its parent folders are not consulted)."""
-        probe = rel + "/" if is_dir else rel
-        if self._hard is not None and self._hard.match(probe):
+        name = rel.rpartition("/")[2]
+        if name in self._hard_names:
             return True
-        if self._any is None or not self._any.match(probe):
+        if not (
+            name in self._names
+            or (self._suffixes and name.endswith(self._suffixes))
+            or (self._any_glob is not None and self._any_glob.match(name))
+            or (self._any_path is not None and self._any_path.match(rel + "/" if is_dir else rel))
+        ):
             return False
         verdict = False
-        for regex, include in self._soft:
-            if regex.match(probe):
+        for kind, matcher, include, dir_only in self._rules:
+            if dir_only and not is_dir:
+                continue
+            if kind == "name":
+                hit = name == matcher
+            elif kind == "suffix":
+                hit = name.endswith(matcher)  # type: ignore[arg-type]
+            elif kind == "glob":
+                hit = matcher.match(name) is not None  # type: ignore[union-attr]
+            else:
+                hit = matcher.match(rel + "/" if is_dir else rel) is not None  # type: ignore[union-attr]
+            if hit:
                 verdict = include
         return verdict
 

@@ -24,6 +24,8 @@ from modelops_bundle.core.errors import PluginError
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("commands", "modelops_bundle.cli.builtin_commands"),
     ("sha256", "modelops_bundle.plugins.hashing_sha256"),
+    ("oci-layout", "modelops_bundle.plugins.registry_layout"),
+    ("oci-distribution", "modelops_bundle.plugins.registry_distribution"),
 )
 
 BUILTIN_DISTRIBUTION = "modelops-bundle"
@@ -131,17 +133,14 @@ def build_plugin_host(
 
 
 def _load_entry_points(host: PluginHost, blocked: set[str]) -> None:
-    from importlib.metadata import entry_points
+    from modelops_bundle.core.entrypoints import entry_points
 
     seen: set[tuple[str, str]] = set()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = getattr(ep, "dist", None)
-        dist_name = dist.metadata["Name"] if dist is not None else "(unknown distribution)"
-        dist_version = dist.version if dist is not None else ""
+    for ep in entry_points(ENTRY_POINT_GROUP):
         if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add((ep.name, ep.value))
-        info = PluginInfo(ep.name, ep.value, dist_name, dist_version, builtin=False)
+        info = PluginInfo(ep.name, ep.value, ep.distribution, ep.version, builtin=False)
         if ep.name in blocked:
             info.status = "disabled"
             host.infos.setdefault(ep.name, info)

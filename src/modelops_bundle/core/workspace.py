@@ -13,13 +13,13 @@ import stat as stat_module
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock
 from modelops_bundle.core.hashing import (
-    HashJob,
     Hasher,
+    HashJob,
     ProgressSink,
     StatCache,
     file_fingerprint,
@@ -61,8 +61,9 @@ class ConfigSummary:
     hash_algorithm: str
 
 
-@dataclass(frozen=True)
-class FileInfo:
+class FileInfo(NamedTuple):
+    """One tracked file on disk (a tuple: tens of thousands are made per status)."""
+
     rel: str
     size: int
     mode: int
@@ -198,8 +199,14 @@ class Workspace:
 
     # ------------------------------------------------------------------ scanning
 
-    def walk(self, start_rel: str = "", *, honour_ignores: bool = True) -> WalkResult:
-        return walk(str(self.project.root), start_rel, self.ignore_rules(), honour_ignores=honour_ignores)
+    def walk(self, start_rel: str = "", *, honour_ignores: bool = True, want: set[str] | None = None) -> WalkResult:
+        return walk(
+            str(self.project.root),
+            start_rel,
+            self.ignore_rules(),
+            honour_ignores=honour_ignores,
+            want=want or (),
+        )
 
     def scan(
         self,
@@ -216,22 +223,31 @@ class Workspace:
         root = str(self.project.root)
         root_real = os.path.realpath(root)
         wanted = list(self.tracked() if paths is None else paths)
+        walked: WalkResult | None = None
+        known: dict[str, os.stat_result] = {}
+        if include_untracked:
+            # One pass over the tree lists untracked files and stats the tracked ones on the way.
+            walked = self.walk(want=set(wanted))
+            known = walked.stats
         files: dict[str, FileInfo] = {}
         missing: list[str] = []
         skipped: list[tuple[str, str]] = []
         jobs: list[HashJob] = []
-        lookup = self.cache.lookup
+        entries = self.cache.entries
+        prefix = root + os.sep
         for rel in wanted:
-            absolute = os.path.join(root, rel)
-            try:
-                st = os.lstat(absolute)
-            except FileNotFoundError:
-                missing.append(rel)
-                continue
-            except OSError as exc:
-                skipped.append((rel, exc.strerror or str(exc)))
-                continue
+            st = known.get(rel)
+            if st is None:
+                try:
+                    st = os.lstat(prefix + rel)
+                except FileNotFoundError:
+                    missing.append(rel)
+                    continue
+                except OSError as exc:
+                    skipped.append((rel, exc.strerror or str(exc)))
+                    continue
             if not stat_module.S_ISREG(st.st_mode):
+                absolute = prefix + rel
                 if stat_module.S_ISLNK(st.st_mode):
                     reason = symlink_verdict(root_real, absolute)
                     if reason:
@@ -241,11 +257,17 @@ class Workspace:
                 else:
                     skipped.append((rel, "not a regular file"))
                     continue
-            hexdigest = lookup(rel, st)
-            if hexdigest is None:
-                jobs.append(HashJob(rel, absolute, st.st_size))
+            entry = entries.get(rel)  # inlined StatCache.lookup: this loop runs once per tracked file
+            if (
+                entry is not None
+                and entry[2] == st.st_size
+                and entry[3] == st.st_mtime_ns
+                and entry[1] == st.st_ino
+                and entry[0] == st.st_dev
+            ):
+                files[rel] = FileInfo(rel, st.st_size, st.st_mode & 0o7777, f"{algorithm}:{entry[4]}")
             else:
-                files[rel] = FileInfo(rel, st.st_size, st.st_mode & 0o7777, f"{algorithm}:{hexdigest}")
+                jobs.append(HashJob(rel, prefix + rel, st.st_size))
 
         def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
             self.cache.store(job.rel, st, hexdigest)
@@ -268,9 +290,9 @@ class Workspace:
             hashed_files=len(jobs),
             hashed_bytes=sum(job.size for job in jobs),
         )
-        if include_untracked:
+        if walked is not None:
             tracked = set(self.tracked())
-            scan.untracked = [rel for rel in self.walk().files if rel not in tracked]
+            scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
 
 
