@@ -8,7 +8,7 @@ from modelops_bundle.core.commands import CommandRegistry
 
 @hookimpl(trylast=True)
 def mops_add_commands(registry: CommandRegistry) -> None:
-    from modelops_bundle.cli import add, init, plugins, remove, status
+    from modelops_bundle.cli import add, env, init, plugins, remove, status
 
-    for module in (init, add, remove, status, plugins):
+    for module in (init, add, remove, status, env, plugins):
         registry.add(module.COMMAND)

@@ -129,7 +129,7 @@ def default_environment_name(environ: Mapping[str, str]) -> str:
 
 def masked(config: EnvironmentConfig) -> dict[str, Any]:
     """The environment as plain data with every secret replaced by ``********``."""
-    masked_data: dict[str, Any] = _mask(config.model_dump(mode="json"))
+    masked_data: dict[str, Any] = _mask(config.model_dump(mode="json", exclude_none=True))
     return masked_data
 
 

@@ -1,0 +1,94 @@
+"""``env [list | show [NAME] | switch NAME]``: the environments a project can push to."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelops_bundle.cli.common import open_workspace
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+from modelops_bundle.core.errors import UsageError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "show", "switch"), default="list")
+    parser.add_argument("name", nargs="?", help="environment name (show: default the pinned one; switch: required)")
+
+
+def _pinned(ctx: CommandContext) -> str | None:
+    from modelops_bundle.core.errors import NotInitializedError
+
+    try:
+        return open_workspace(ctx).env_name()
+    except NotInitializedError:
+        return None
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core import environment as envs
+
+    if args.action == "list":
+        pinned = _pinned(ctx)
+        names = envs.list_environments(ctx.environ)
+        if ctx.out.json_mode:
+            ctx.out.emit_json(
+                {
+                    "pinned": pinned,
+                    "directory": str(envs.environments_dir(ctx.environ)),
+                    "environments": [
+                        {"name": name, "pinned": name == pinned, "file": _file_or_none(name, ctx)} for name in names
+                    ],
+                }
+            )
+            return 0
+        for name in names:
+            marker = "*" if name == pinned else " "
+            source = _file_or_none(name, ctx) or "(embedded default)"
+            ctx.out.line(f"{marker} {name:<16} {source}")
+        return 0
+
+    if args.action == "show":
+        name = args.name or _pinned(ctx)
+        if not name:
+            raise UsageError("no environment named and no project here", hint="mops bundle env show NAME")
+        data = envs.masked(envs.load_environment(envs.check_env_name(name), ctx.environ))
+        if ctx.out.json_mode:
+            ctx.out.emit_json({"name": name, "file": _file_or_none(name, ctx), "settings": data})
+            return 0
+        from modelops_bundle.core.validation import dump_yaml
+
+        ctx.out.line(f"# {name}: {_file_or_none(name, ctx) or 'embedded default'}")
+        ctx.out.line(dump_yaml(data).rstrip())
+        return 0
+
+    if not args.name:
+        raise UsageError("env switch needs an environment name", hint="mops bundle env list")
+    name = envs.check_env_name(args.name)
+    envs.load_environment(name, ctx.environ)  # must exist and be valid before it is pinned
+    ws = open_workspace(ctx)
+    from modelops_bundle.core.fsutil import atomic_write_text
+
+    with ws.lock():
+        previous = ws.env_name()
+        atomic_write_text(ws.project.env_path, name + "\n")
+    if ctx.out.json_mode:
+        ctx.out.emit_json({"previous": previous, "pinned": name})
+    else:
+        ctx.out.line(f"Switched environment: {previous} -> {name}")
+    return 0
+
+
+def _file_or_none(name: str, ctx: CommandContext) -> str | None:
+    from modelops_bundle.core.environment import environment_file
+
+    path = environment_file(name, ctx.environ)
+    return str(path) if path.is_file() else None
+
+
+COMMAND = Command(
+    name="env",
+    help="list, show (secrets masked) or switch the project's environment",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle env list\n  mops bundle env show dev\n  mops bundle env switch dev",
+)
