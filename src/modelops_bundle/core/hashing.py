@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
@@ -38,6 +38,10 @@ class Hasher(Protocol):
 
     def digest_file(self, path: str) -> str:
         """The hex digest of the file's bytes; must stream (bounded memory)."""
+        ...
+
+    def digest_fileobj(self, handle: BinaryIO) -> str:
+        """The hex digest of the rest of an open binary file; must stream (bounded memory)."""
         ...
 
     def digest_bytes(self, data: bytes) -> str:
@@ -249,25 +253,17 @@ def hash_files(
 def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
     for _attempt in range(2):
         try:
-            fd = os.open(job.path, os.O_RDONLY)
+            with open(job.path, "rb", buffering=0) as handle:
+                before = os.fstat(handle.fileno())
+                if not stat_module.S_ISREG(before.st_mode):
+                    raise BundleError(f"{job.rel}: not a regular file")
+                hexdigest = hasher.digest_fileobj(handle)
+                after = os.fstat(handle.fileno())
         except OSError as exc:
             raise BundleError(describe_os_error("read", job.rel, exc)) from exc
-        try:
-            before = os.fstat(fd)
-            if not stat_module.S_ISREG(before.st_mode):
-                raise BundleError(f"{job.rel}: not a regular file")
-            hexdigest = hasher.digest_file(f"/proc/self/fd/{fd}" if _PROC_FD else job.path)
-            after = os.fstat(fd)
-        except OSError as exc:
-            raise BundleError(describe_os_error("read", job.rel, exc)) from exc
-        finally:
-            os.close(fd)
         if signature(before) == signature(after) and before.st_ctime_ns == after.st_ctime_ns:
             return after, hexdigest
     raise BundleError(f"{job.rel}: file keeps changing while it is being read")
-
-
-_PROC_FD = os.path.isdir("/proc/self/fd")
 
 
 def digest_map(entries: Mapping[str, str], algorithm: str) -> dict[str, str]:

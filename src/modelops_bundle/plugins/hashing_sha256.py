@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import BinaryIO
 
 from modelops_bundle import hookimpl
 
@@ -24,14 +25,18 @@ class Sha256Hasher:
         return view
 
     def digest_file(self, path: str) -> str:
+        with open(path, "rb", buffering=0) as handle:
+            return self.digest_fileobj(handle)
+
+    def digest_fileobj(self, handle: BinaryIO) -> str:
         digest = hashlib.sha256()
         view = self._buffer()
-        with open(path, "rb", buffering=0) as handle:
-            while True:
-                count = handle.readinto(view)
-                if not count:
-                    break
-                digest.update(view[:count])
+        readinto = handle.readinto  # type: ignore[attr-defined]
+        while True:
+            count = readinto(view)
+            if not count:
+                break
+            digest.update(view[:count])
         return digest.hexdigest()
 
     def digest_bytes(self, data: bytes) -> str:
