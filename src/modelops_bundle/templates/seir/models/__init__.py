@@ -1,0 +1,1 @@
+"""Simulation models of this project."""

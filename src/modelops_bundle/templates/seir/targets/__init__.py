@@ -1,0 +1,1 @@
+"""Calibration targets: how well a simulation matches what was observed."""
