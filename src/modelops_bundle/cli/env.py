@@ -48,7 +48,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         return 0
 
     if args.action == "show":
-        name = args.name or _pinned(ctx)
+        name: str | None = args.name or _pinned(ctx)
         if not name:
             raise UsageError("no environment named and no project here", hint="mops bundle env show NAME")
         data = envs.masked(envs.load_environment(envs.check_env_name(name), ctx.environ))
