@@ -48,16 +48,16 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         return 0
 
     if args.action == "show":
-        name: str | None = args.name or _pinned(ctx)
-        if not name:
+        shown = args.name or _pinned(ctx)
+        if not shown:
             raise UsageError("no environment named and no project here", hint="mops bundle env show NAME")
-        data = envs.masked(envs.load_environment(envs.check_env_name(name), ctx.environ))
+        data = envs.masked(envs.load_environment(envs.check_env_name(shown), ctx.environ))
         if ctx.out.json_mode:
-            ctx.out.emit_json({"name": name, "file": _file_or_none(name, ctx), "settings": data})
+            ctx.out.emit_json({"name": shown, "file": _file_or_none(shown, ctx), "settings": data})
             return 0
         from modelops_bundle.core.validation import dump_yaml
 
-        ctx.out.line(f"# {name}: {_file_or_none(name, ctx) or 'embedded default'}")
+        ctx.out.line(f"# {shown}: {_file_or_none(shown, ctx) or 'embedded default'}")
         ctx.out.line(dump_yaml(data).rstrip())
         return 0
 
