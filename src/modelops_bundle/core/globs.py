@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from modelops_bundle.core.errors import UsageError
+
 
 @lru_cache(maxsize=256)
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
@@ -30,14 +32,11 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         elif ch == "?":
             out.append("[^/]")
         elif ch == "[":
-            end = pattern.find("]", i + 2 if pattern.startswith(("[!", "[^"), i) else i + 1)
-            if end == -1:
+            class_regex, end = bracket_class(pattern, i)
+            if class_regex is None:
                 out.append(re.escape(ch))
             else:
-                body = pattern[i + 1 : end]
-                if body.startswith(("!", "^")):
-                    body = "^" + body[1:]
-                out.append(f"[{body.replace(chr(92), chr(92) * 2)}]")
+                out.append(class_regex)
                 i = end
         else:
             out.append(re.escape(ch))
@@ -45,6 +44,27 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + "(?:/.*)?$")
 
 
+def bracket_class(pattern: str, start: int) -> tuple[str | None, int]:
+    """The regex of the ``[...]`` class opening at ``start`` and the index of its ``]``.
+
+    As in fnmatch and git, a ``]`` right after ``[`` or ``[!`` is a member, not the end. Returns
+    ``(None, start)`` when the class is not closed (the ``[`` is then a literal).
+    """
+    first = start + 1
+    negate = pattern[first : first + 1] in ("!", "^")
+    if negate:
+        first += 1
+    end = pattern.find("]", first + 1 if pattern[first : first + 1] == "]" else first)
+    if end == -1:
+        return None, start
+    members = pattern[first:end]
+    escaped = "".join("\\" + ch if ch in "\\]^[" else ch for ch in members)
+    return "[" + ("^" if negate else "") + escaped + "]", end
+
+
 def match_paths(pattern: str, candidates: Iterable[str]) -> list[str]:
-    regex = glob_to_regex(pattern)
+    try:
+        regex = glob_to_regex(pattern)
+    except re.error as exc:
+        raise UsageError(f"invalid glob pattern {pattern!r}: {exc}") from None
     return [path for path in candidates if regex.match(path)]

@@ -103,7 +103,8 @@ class StatCache:
             and isinstance(raw.get("entries"), dict)
         ):
             cache.algorithm = raw["algorithm"]
-            cache.entries = raw["entries"]
+            # Entries are trusted only in their exact shape; anything else is dropped, never used.
+            cache.entries = {rel: entry for rel, entry in raw["entries"].items() if _valid_entry(entry)}
             memo = raw.get("memo")
             cache.memo = memo if isinstance(memo, dict) else {}
         return cache
@@ -174,6 +175,15 @@ class StatCache:
         except (BundleError, OSError):
             return  # a cache that cannot be written only costs speed next time
         self.dirty = False
+
+
+def _valid_entry(entry: Any) -> bool:
+    return (
+        type(entry) is list
+        and len(entry) == 5
+        and all(type(value) is int for value in entry[:4])
+        and type(entry[4]) is str
+    )
 
 
 def file_fingerprint(path: Path) -> list[int] | None:
@@ -253,10 +263,13 @@ def hash_files(
 def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
     for _attempt in range(2):
         try:
-            with open(job.path, "rb", buffering=0) as handle:
+            # O_NONBLOCK: a FIFO swapped in after the scan must be refused, not block the open forever.
+            fd = os.open(job.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            with open(fd, "rb", buffering=0, closefd=True) as handle:
                 before = os.fstat(handle.fileno())
                 if not stat_module.S_ISREG(before.st_mode):
                     raise BundleError(f"{job.rel}: not a regular file")
+                os.set_blocking(fd, True)
                 hexdigest = hasher.digest_fileobj(handle)
                 after = os.fstat(handle.fileno())
         except OSError as exc:

@@ -17,6 +17,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.globs import bracket_class
+
 ALWAYS_EXCLUDED = (".modelops-bundle/", ".git/", ".hg/", ".svn/")
 
 DEFAULT_PATTERNS = (
@@ -144,14 +147,11 @@ def _name_regex(glob: str) -> str:
             i += 1
             out.append(re.escape(glob[i]))
         elif ch == "[":
-            end = glob.find("]", i + 2)
-            if end == -1:
+            class_regex, end = bracket_class(glob, i)
+            if class_regex is None:
                 out.append(re.escape(ch))
             else:
-                body = glob[i + 1 : end]
-                if body[:1] in ("!", "^"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                out.append(class_regex)
                 i = end
         else:
             out.append(re.escape(ch))
@@ -164,6 +164,12 @@ class IgnoreRules:
 
     def __init__(self, hard: CompiledPatterns, soft: CompiledPatterns) -> None:
         self._hard_names = {text for kind, text, _, _ in hard if kind == "name"}
+        for kind, text, _, _ in soft:
+            if kind in ("glob", "path"):
+                try:
+                    re.compile(text)
+                except re.error as exc:
+                    raise ConfigError(f".modelopsignore: invalid pattern ({exc})") from None
         self._rules = [
             (kind, text if kind in ("name", "suffix") else re.compile(text), include, dir_only)
             for kind, text, include, dir_only in soft

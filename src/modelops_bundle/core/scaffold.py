@@ -9,6 +9,7 @@ are created only where missing and removed again if the init fails.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from modelops_bundle.core.errors import AlreadyInitializedError, BundleError, Us
 from modelops_bundle.core.fsutil import describe_os_error
 from modelops_bundle.core.ignore import default_ignore_file_text
 from modelops_bundle.core.project import META_DIR, Project, repository_name
+from modelops_bundle.core.workspace import SyncState
 
 TEMPLATE_SUFFIX = ".tmpl"
 DEFAULT_TEMPLATE = "minimal"
@@ -98,7 +100,8 @@ def init_project(
     config = BundleConfig(registry_ref=registry_ref_for(name, login_server))
     files = _template_files(template)  # validates the template name before touching the disk
 
-    created_root = not root.exists()
+    # The highest folder this init creates: a failure removes it, and with it every folder below.
+    first_missing = next((p for p in (*reversed(root.parents), root) if not p.exists()), None)
     created: list[Path] = []
     result = InitResult(Project(root), env_name, config.registry_ref)
     staging: Path | None = None
@@ -108,6 +111,7 @@ def init_project(
         (staging / "config.yaml").write_text(render_config(config), encoding="utf-8")
         (staging / "env").write_text(env_name + "\n", encoding="utf-8")
         (staging / "tracked.txt").write_text("", encoding="utf-8")
+        (staging / "state.json").write_text(json.dumps(SyncState().to_json(), indent=2) + "\n", encoding="utf-8")
         (staging / ".gitignore").write_text("# machine-local data\ncache/\nlock\n", encoding="utf-8")
         variables = {"project_name": name, "package_name": name.replace("-", "_").replace(".", "_")}
         extra = [(".modelopsignore", default_ignore_file_text().encode("utf-8"))]
@@ -132,8 +136,8 @@ def init_project(
             with contextlib.suppress(OSError):
                 path.unlink()
         _remove_empty_parents(root, created)
-        if created_root:
-            shutil.rmtree(root, ignore_errors=True)
+        if first_missing is not None:
+            shutil.rmtree(first_missing, ignore_errors=True)
         if isinstance(exc, OSError):
             raise BundleError(describe_os_error("initialise a project in", root, exc)) from exc
         raise

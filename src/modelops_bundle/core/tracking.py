@@ -42,8 +42,11 @@ def select_for_add(ws: Workspace, cwd: Path, specs: list[str], *, force: bool) -
     for spec in specs:
         rel = user_path_to_relpath(root, cwd, spec)
         absolute = root / rel if rel else root
-        if rel and rules.is_hard_excluded(rel.split("/")[0], is_dir=True):
-            raise UsageError(f"'{spec}' is inside {rel.split('/')[0]}/, which is never part of a bundle")
+        if rel and rules.is_hard_excluded(rel):
+            raise UsageError(f"'{spec}' is inside a metadata or VCS folder, which is never part of a bundle")
+        parent_rel = rel.rpartition("/")[0]
+        if parent_rel and os.path.realpath(root / parent_rel) != os.path.join(root_real, parent_rel):
+            raise UsageError(f"cannot add '{spec}': the path goes through a symlinked folder")
         try:
             st = os.lstat(absolute)
         except FileNotFoundError:

@@ -234,10 +234,15 @@ class Workspace:
         skipped: list[tuple[str, str]] = []
         jobs: list[HashJob] = []
         entries = self.cache.entries
+        checked_parents: dict[str, bool] = {}
         prefix = root + os.sep
         for rel in wanted:
             st = known.get(rel)
             if st is None:
+                parent_rel = rel.rpartition("/")[0]
+                if parent_rel and not _real_parent_ok(root, root_real, parent_rel, checked_parents):
+                    skipped.append((rel, "path goes through a symlinked folder"))
+                    continue
                 try:
                     st = os.lstat(prefix + rel)
                 except FileNotFoundError:
@@ -294,6 +299,15 @@ class Workspace:
             tracked = set(self.tracked())
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
+
+
+def _real_parent_ok(root: str, root_real: str, parent_rel: str, checked: dict[str, bool]) -> bool:
+    """True when ``parent_rel`` is a real folder of the project (no symlinked folder on the way)."""
+    verdict = checked.get(parent_rel)
+    if verdict is None:
+        verdict = os.path.realpath(os.path.join(root, parent_rel)) == os.path.join(root_real, parent_rel)
+        checked[parent_rel] = verdict
+    return verdict
 
 
 def default_threads() -> int:

@@ -1,0 +1,405 @@
+"""core/hashing.py and the built-in sha256 plugin: digests, the stat cache, hashing on threads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
+from modelops_bundle.core.hashing import (
+    CACHE_VERSION,
+    RACY_MARGIN_NS,
+    HashJob,
+    StatCache,
+    file_fingerprint,
+    format_digest,
+    hash_files,
+    resolve_hasher,
+    signature,
+    split_digest,
+)
+from modelops_bundle.core.plugins import build_plugin_host
+from modelops_bundle.plugins.hashing_sha256 import Sha256Hasher, mops_file_hasher
+
+
+def _old(path: Path, seconds: float = 10) -> os.stat_result:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+    return os.stat(path)
+
+
+# ------------------------------------------------------------------------------------ digests
+
+
+@pytest.mark.parametrize("size", [0, 1, 1024 * 1024 - 1, 1024 * 1024, 3 * 1024 * 1024 + 17])
+def test_sha256_digest_equals_hashlib(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    hasher = Sha256Hasher()
+    assert hasher.digest_file(str(path)) == hashlib.sha256(data).hexdigest()
+    assert hasher.digest_bytes(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_builtin_plugin_answers_only_for_sha256() -> None:
+    assert isinstance(mops_file_hasher(algorithm="sha256"), Sha256Hasher)
+    assert mops_file_hasher(algorithm="md5") is None
+
+
+def test_resolve_hasher_through_the_plugin_manager() -> None:
+    host = build_plugin_host({"MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert resolve_hasher(host.hook, "sha256").algorithm == "sha256"
+    with pytest.raises(ConfigError, match="'blake3'"):
+        resolve_hasher(host.hook, "blake3")
+
+
+def test_digest_format_round_trip() -> None:
+    digest = format_digest("sha256", "ab" * 32)
+    assert digest == "sha256:" + "ab" * 32
+    assert split_digest(digest) == ("sha256", "ab" * 32)
+    for bad in ("nocolon", ":abc", "sha256:"):
+        with pytest.raises(IntegrityError):
+            split_digest(bad)
+
+
+# ---------------------------------------------------------------------------------- stat cache
+
+
+def test_stat_cache_hit_after_save_and_load(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    st = _old(path)
+    cache_path = tmp_path / "cache" / "stat-cache.json"
+    cache = StatCache(cache_path)
+    cache.store("f.txt", st, "deadbeef")
+    cache.save()
+    reloaded = StatCache.load(cache_path)
+    assert reloaded.lookup("f.txt", os.stat(path)) == "deadbeef"
+    assert reloaded.lookup("other.txt", os.stat(path)) is None
+
+
+def test_stat_cache_miss_on_size_change(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    st = _old(path)
+    cache = StatCache(tmp_path / "c.json")
+    cache.store("f.txt", st, "d")
+    path.write_text("hello world")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime, other size
+    assert cache.lookup("f.txt", os.stat(path)) is None
+
+
+def test_stat_cache_miss_on_mtime_change(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    st = _old(path)
+    cache = StatCache(tmp_path / "c.json")
+    cache.store("f.txt", st, "d")
+    path.write_text("HELLO")  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert cache.lookup("f.txt", os.stat(path)) is None
+
+
+def test_stat_cache_miss_on_inode_change(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("hello")
+    st = _old(path)
+    cache = StatCache(tmp_path / "c.json")
+    cache.store("f.txt", st, "d")
+    replacement = tmp_path / "g.txt"
+    replacement.write_text("HELLO")
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, path)  # same size and mtime, new inode
+    new = os.stat(path)
+    assert (new.st_size, new.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert new.st_ino != st.st_ino
+    assert cache.lookup("f.txt", new) is None
+
+
+def test_racy_clean_entries_are_smudged_on_save(tmp_path: Path) -> None:
+    """A file modified within the racy window of the scan is re-hashed next time (git's rule)."""
+    fresh, old = tmp_path / "fresh.txt", tmp_path / "old.txt"
+    fresh.write_text("new")
+    old.write_text("old")
+    old_st = _old(old, seconds=(RACY_MARGIN_NS / 1e9) + 5)
+    cache_path = tmp_path / "c.json"
+    cache = StatCache(cache_path)
+    cache.store("fresh.txt", os.stat(fresh), "f")
+    cache.store("old.txt", old_st, "o")
+    assert cache.lookup("fresh.txt", os.stat(fresh)) == "f"  # in memory it is still trusted
+    cache.save()
+    reloaded = StatCache.load(cache_path)
+    assert reloaded.lookup("fresh.txt", os.stat(fresh)) is None
+    assert reloaded.lookup("old.txt", os.stat(old)) == "o"
+    stored = json.loads(cache_path.read_text())["entries"]
+    assert stored["fresh.txt"][2] == -1
+    assert stored["old.txt"][2] == old_st.st_size
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not json at all",
+        b"",
+        b"[]",
+        json.dumps({"version": CACHE_VERSION + 1, "algorithm": "sha256", "entries": {"f.txt": []}}).encode(),
+        json.dumps({"version": CACHE_VERSION, "algorithm": 5, "entries": {}}).encode(),
+        json.dumps({"version": CACHE_VERSION, "algorithm": "sha256", "entries": []}).encode(),
+    ],
+)
+def test_corrupt_or_foreign_cache_is_discarded(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "stat-cache.json"
+    path.write_bytes(content)
+    cache = StatCache.load(path)
+    assert cache.entries == {}
+    assert cache.memo == {}
+    assert cache.algorithm == "sha256"
+
+
+def test_missing_cache_is_empty(tmp_path: Path) -> None:
+    cache = StatCache.load(tmp_path / "nope.json")
+    assert cache.entries == {} and not cache.dirty
+
+
+def test_cache_entries_of_the_wrong_shape_are_never_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    st = _old(path)
+    cache = StatCache(tmp_path / "c.json")
+    cache.entries = {"f.txt": [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, 12345]}
+    assert cache.lookup("f.txt", st) is None  # digest is not a string
+    cache.entries = {"f.txt": [st.st_dev, st.st_ino, st.st_size]}
+    assert cache.lookup("f.txt", st) is None
+
+
+def test_cache_entry_that_is_not_a_list_is_discarded_not_a_crash(tmp_path: Path) -> None:
+    """A hand-broken cache (``"entries": {"f.txt": 5}``) must be discarded, never crash a command.
+
+    Today ``StatCache.lookup`` calls ``len(5)`` and raises ``TypeError``.
+    """
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    st = _old(path)
+    cache_path = tmp_path / "c.json"
+    cache_path.write_text(json.dumps({"version": CACHE_VERSION, "algorithm": "sha256", "entries": {"f.txt": 5}}))
+    cache = StatCache.load(cache_path)
+    assert cache.lookup("f.txt", st) is None
+
+
+def test_algorithm_switch_drops_every_digest(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    st = _old(path)
+    cache_path = tmp_path / "c.json"
+    cache = StatCache(cache_path)
+    cache.store("f.txt", st, "d")
+    cache.save()
+    reloaded = StatCache.load(cache_path)
+    reloaded.use_algorithm("sha256")
+    assert reloaded.lookup("f.txt", st) == "d" and not reloaded.dirty
+    reloaded.use_algorithm("sha512")
+    assert reloaded.lookup("f.txt", st) is None
+    assert reloaded.dirty
+    reloaded.save()
+    assert json.loads(cache_path.read_text())["algorithm"] == "sha512"
+    assert StatCache.load(cache_path).entries == {}
+
+
+def test_forget_drops_untracked_entries(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("x")
+    st = os.stat(path)
+    cache = StatCache(tmp_path / "c.json")
+    cache.store("a", st, "1")
+    cache.store("b", st, "2")
+    cache.dirty = False
+    cache.forget(["a"])
+    assert set(cache.entries) == {"a"} and cache.dirty
+
+
+def test_save_without_changes_writes_nothing(tmp_path: Path) -> None:
+    cache_path = tmp_path / "c.json"
+    StatCache(cache_path).save()
+    assert not cache_path.exists()
+
+
+def test_memo_is_keyed_by_fingerprint(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "c.json")
+    cache.memo_put("k", [1, 2], {"v": 1})
+    assert cache.memo_get("k", [1, 2]) == {"v": 1}
+    assert cache.memo_get("k", [1, 3]) is None
+    assert cache.memo_get("other", [1, 2]) is None
+
+
+def test_file_fingerprint_changes_on_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    assert file_fingerprint(path) is None
+    path.write_text("a")
+    first = file_fingerprint(path)
+    path.write_text("bb")
+    assert file_fingerprint(path) != first
+
+
+def test_signature_is_dev_ino_size_mtime(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_text("abc")
+    st = os.stat(path)
+    assert signature(st) == (st.st_dev, st.st_ino, 3, st.st_mtime_ns)
+
+
+# ------------------------------------------------------------------------------ hash_files
+
+
+def _jobs(tmp_path: Path, count: int, size: int = 1000) -> tuple[list[HashJob], dict[str, bytes]]:
+    jobs, data = [], {}
+    for index in range(count):
+        rel = f"f{index}.bin"
+        content = os.urandom(size + index)
+        (tmp_path / rel).write_bytes(content)
+        jobs.append(HashJob(rel, str(tmp_path / rel), len(content)))
+        data[rel] = content
+    return jobs, data
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.started: tuple[int, int] | None = None
+        self.files = 0
+        self.bytes = 0
+        self.closed = False
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self.started = (total_files, total_bytes)
+
+    def advance(self, files: int = 0, nbytes: int = 0) -> None:
+        self.files += files
+        self.bytes += nbytes
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_hash_files_digests_every_job(tmp_path: Path, threads: int) -> None:
+    jobs, data = _jobs(tmp_path, 12)
+    results: dict[str, str] = {}
+    progress = RecordingProgress()
+
+    def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
+        assert st.st_size == job.size
+        results[job.rel] = hexdigest
+
+    hash_files(jobs, Sha256Hasher(), threads=threads, on_done=done, progress=progress)
+    assert results == {rel: hashlib.sha256(content).hexdigest() for rel, content in data.items()}
+    total = sum(len(c) for c in data.values())
+    assert progress.started == (12, total) and progress.files == 12 and progress.bytes == total
+    assert progress.closed
+
+
+def test_hash_files_uses_several_threads(tmp_path: Path) -> None:
+    jobs, _ = _jobs(tmp_path, 6)
+    seen: set[int] = set()
+
+    class SlowHasher(Sha256Hasher):
+        def digest_fileobj(self, handle: BinaryIO) -> str:
+            seen.add(threading.get_ident())
+            time.sleep(0.05)
+            return super().digest_fileobj(handle)
+
+    hash_files(jobs, SlowHasher(), threads=3, on_done=lambda *a: None)
+    assert len(seen) >= 2
+    assert threading.get_ident() not in seen  # the work ran on worker threads
+
+
+def test_hash_files_with_nothing_to_do_never_calls_progress() -> None:
+    progress = RecordingProgress()
+    hash_files([], Sha256Hasher(), threads=4, on_done=lambda *a: None, progress=progress)
+    assert progress.started is None
+
+
+def test_unreadable_files_are_reported_together(tmp_path: Path) -> None:
+    jobs, _ = _jobs(tmp_path, 3)
+    jobs.append(HashJob("gone.bin", str(tmp_path / "gone.bin"), 1))
+    (tmp_path / "folder").mkdir()
+    jobs.append(HashJob("folder", str(tmp_path / "folder"), 0))
+    done: list[str] = []
+    with pytest.raises(BundleError) as info:
+        hash_files(jobs, Sha256Hasher(), threads=2, on_done=lambda job, st, h: done.append(job.rel))
+    assert "could not hash 2 file(s)" in info.value.message
+    assert "gone.bin" in info.value.message
+    assert "folder" in info.value.message
+    assert sorted(done) == ["f0.bin", "f1.bin", "f2.bin"]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A path that became a FIFO after the scan's lstat must be refused, not block the command forever.
+
+    Today ``_hash_one`` opens the path with a blocking ``open()``, which waits for a writer; the
+    ``S_ISREG`` check that follows never runs.
+    """
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            hash_files([HashJob("pipe", str(fifo), 0)], Sha256Hasher(), threads=1, on_done=lambda *a: None)
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout=2)
+    blocked = worker.is_alive()
+    if blocked:  # release the reader so that the thread ends
+        writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(writer)
+        worker.join(timeout=5)
+    assert not blocked, "hashing a FIFO blocked waiting for a writer"
+    assert isinstance(outcome[0], BundleError)
+    assert "not a regular file" in str(outcome[0])
+
+
+def test_file_changed_while_hashed_once_is_hashed_again(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("first")
+    calls: list[str] = []
+
+    class ChangingOnce(Sha256Hasher):
+        def digest_fileobj(self, handle: BinaryIO) -> str:
+            result = super().digest_fileobj(handle)
+            if not calls:
+                path.write_text("second version")
+            calls.append(result)
+            return result
+
+    out: dict[str, str] = {}
+    hash_files(
+        [HashJob("f.txt", str(path), 5)], ChangingOnce(), threads=1, on_done=lambda j, st, h: out.update({j.rel: h})
+    )
+    assert len(calls) == 2
+    assert out["f.txt"] == hashlib.sha256(b"second version").hexdigest()
+
+
+def test_file_that_keeps_changing_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("v")
+
+    class AlwaysChanging(Sha256Hasher):
+        def digest_fileobj(self, handle: BinaryIO) -> str:
+            result = super().digest_fileobj(handle)
+            with open(path, "a") as handle:
+                handle.write("more")
+            return result
+
+    with pytest.raises(BundleError, match="keeps changing"):
+        hash_files([HashJob("f.txt", str(path), 1)], AlwaysChanging(), threads=1, on_done=lambda *a: None)
