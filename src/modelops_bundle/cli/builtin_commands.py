@@ -8,7 +8,41 @@ from modelops_bundle.core.commands import CommandRegistry
 
 @hookimpl(trylast=True)
 def mops_add_commands(registry: CommandRegistry) -> None:
-    from modelops_bundle.cli import add, env, init, plugins, remove, status
+    from modelops_bundle.cli import (
+        add,
+        diff,
+        ensure,
+        env,
+        init,
+        list_models,
+        manifest,
+        plugins,
+        pull,
+        push,
+        register_model,
+        register_target,
+        remove,
+        status,
+        tags,
+        target_set,
+    )
 
-    for module in (init, add, remove, status, env, plugins):
+    for module in (
+        init,
+        add,
+        remove,
+        status,
+        diff,
+        push,
+        pull,
+        register_model,
+        register_target,
+        target_set,
+        list_models,
+        manifest,
+        tags,
+        ensure,
+        env,
+        plugins,
+    ):
         registry.add(module.COMMAND)

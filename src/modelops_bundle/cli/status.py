@@ -22,10 +22,12 @@ SECTIONS = (
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files", action="store_true", help="list every tracked file with its state and digest")
     parser.add_argument("--untracked-only", action="store_true", help="list only files that are not tracked")
+    parser.add_argument("--offline", action="store_true", help="do not ask the registry (local changes only)")
     add_jobs_option(parser)
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.bundle_files import bundle_paths
     from modelops_bundle.core.status import local_changes
 
     ws = open_workspace(ctx)
@@ -43,10 +45,18 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     summary = ws.config_summary()
     env_name = ws.env_name()
     state = ws.state()
-    scan = ws.scan(hasher_for(ctx, ws), include_untracked=True, threads=args.jobs, progress=hashing_progress(ctx))
+    paths = bundle_paths(ctx.plugins, ws)  # tracked files plus what travels anyway (registry.yaml)
+    scan = ws.scan(
+        hasher_for(ctx, ws), paths=paths, include_untracked=True, threads=args.jobs, progress=hashing_progress(ctx)
+    )
     tracked = ws.tracked()
     ws.close()
-    changes = local_changes(scan, tracked, state)
+    changes = local_changes(scan, paths, state)
+    remote = None
+    if not args.offline:
+        from modelops_bundle.core.remote import remote_status
+
+        remote = remote_status(ctx.plugins, ws, scan, ctx.environ)
     untracked = scan.untracked or []
     bundle = f"{summary.registry_ref}:{summary.default_tag}"
     total_bytes = sum(info.size for info in scan.files.values())
@@ -70,6 +80,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             "changes": grouped,
             "untracked": untracked,
             "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
+            "remote": remote.to_json() if remote is not None else None,
         }
         if args.files:
             labels = changes.status_of()
@@ -91,6 +102,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     synced = state.last_push_digest or state.last_pull_digest
     out.line(f"Last synced: {_short(synced) if synced else 'never (not pushed yet)'}")
     out.line(f"Tracked: {plural(len(tracked), 'file')}, {human_bytes(total_bytes)}")
+    if remote is not None:
+        out.line(f"Remote: {describe_remote(remote)}", style=REMOTE_STYLE.get(remote.state))
     if changes.has_changes:
         changed = sum(len(paths) for paths in grouped.values())
         out.line("")
@@ -115,10 +128,43 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         ] + [["deleted", "-", "-", rel] for rel in scan.missing]
         out.line("")
         out.table("Tracked files", ["State", "Size", "Digest", "Path"], rows)
-    if changes.has_changes:
+    if remote is not None and remote.state in ("behind", "diverged"):
+        out.line("")
+        out.line("Run 'mops bundle pull' to bring in the remote changes")
+    elif changes.has_changes:
         out.line("")
         out.line("Run 'mops bundle push' to sync with the registry")
     return 0
+
+
+REMOTE_STYLE = {"synced": "green", "ahead": "yellow", "behind": "yellow", "diverged": "red", "unknown": "red"}
+
+
+def describe_remote(remote: Any) -> str:
+    """One line on where the project's tag stands, and what push and pull would do."""
+    where = f"{remote.reference} ({remote.registry})" if remote.registry else remote.reference
+    digest = _short(remote.remote_digest) if remote.remote_digest else ""
+    if remote.state == "not-pushed":
+        return f"not pushed yet ({where})"
+    if remote.state == "synced":
+        return f"synced with {digest} ({where})"
+    if remote.state == "ahead":
+        return f"ahead of {digest}: push would update {_counts(remote.push)}"
+    if remote.state == "behind":
+        return f"behind: {where} moved to {digest}; pull would bring {_counts(remote.pull)}"
+    if remote.state == "diverged":
+        return f"diverged: {where} moved to {digest} and there are local changes"
+    return f"unknown ({remote.error})"
+
+
+def _counts(plan: dict[str, Any]) -> str:
+    parts = []
+    for key in ("added", "modified", "deleted", "add", "update", "restore", "delete"):
+        value = plan.get(key)
+        count = len(value) if isinstance(value, list) else value
+        if isinstance(count, int) and count:
+            parts.append(f"{count} {key}")
+    return ", ".join(parts) or "nothing"
 
 
 def _short(digest: str) -> str:

@@ -1,0 +1,81 @@
+"""``diff [--ref REF]`` (working tree vs a version) and ``diff REF1 REF2`` (between two versions)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from modelops_bundle.cli.common import hasher_for, hashing_progress, open_workspace, plural
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+from modelops_bundle.core.errors import UsageError
+
+SECTIONS = (("added", "+"), ("modified", "~"), ("deleted", "-"))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("refs", nargs="*", metavar="REF", help="one version (vs the working tree) or two versions")
+    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="version to compare the working tree with")
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.bundle_files import bundle_paths
+    from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps, diff_worktree, scan_keys
+    from modelops_bundle.core.remote import fetch_version, open_backend, reference_for, resolve_digest
+
+    refs: list[str] = list(args.refs)
+    if args.ref:
+        refs.insert(0, args.ref)
+    if len(refs) > 2:
+        raise UsageError("diff compares at most two versions")
+    ws = open_workspace(ctx)
+    base_ref = reference_for(ws, refs[0] if refs else None)
+    backend = open_backend(ctx.plugins, ws, base_ref, ctx.environ)
+    try:
+        payload: dict[str, Any]
+        if len(refs) == 2:
+            target_ref = reference_for(ws, refs[1])
+            base = fetch_version(backend, base_ref)
+            target = fetch_version(backend, target_ref)
+            changes: VersionDiff = diff_indexes(base.index, target.index)
+            payload = {"base": str(base.pinned), "target": str(target.pinned)}
+        else:
+            digest = resolve_digest(backend, base_ref)
+            scan = ws.scan(hasher_for(ctx, ws), paths=bundle_paths(ctx.plugins, ws), progress=hashing_progress(ctx))
+            ws.close()
+            if digest is None and not refs:
+                changes = diff_maps({}, scan_keys(scan))  # never pushed: everything would be new
+                payload = {"base": None, "target": "working tree"}
+            else:
+                version = fetch_version(backend, base_ref, digest)
+                changes = diff_worktree(version.index, scan)
+                payload = {"base": str(version.pinned), "target": "working tree"}
+    finally:
+        backend.close()
+    if ctx.out.json_mode:
+        ctx.out.emit_json({**payload, **changes.to_json()})
+        return 0
+    base_name = payload["base"] or f"{base_ref} (not pushed yet)"
+    ctx.out.line(f"{base_name} -> {payload['target']}", style="bold")
+    if not changes.has_changes:
+        ctx.out.line("No differences.", style="green")
+        return 0
+    for key, mark in SECTIONS:
+        paths: list[str] = getattr(changes, key)
+        for path in paths:
+            ctx.out.line(f"  {mark} {path}", style={"+": "green", "~": "yellow", "-": "red"}[mark])
+    counts = changes.counts()
+    ctx.out.line(
+        f"{plural(counts['added'], 'file')} added, {counts['modified']} modified, {counts['deleted']} deleted, "
+        f"{counts['unchanged']} unchanged"
+    )
+    return 0
+
+
+COMMAND = Command(
+    name="diff",
+    help="compare the working tree with a version, or two versions",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle diff\n  mops bundle diff --ref v1.0.0\n  mops bundle diff v1.0.0 v1.1.0 --json",
+)

@@ -1,0 +1,94 @@
+"""``push [--tag T] [--dry-run] [--force] [--jobs N]``: publish the working tree as a version."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelops_bundle.cli.common import open_workspace, plural, positive_int
+from modelops_bundle.cli.console import human_bytes
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+from modelops_bundle.core.errors import UsageError
+
+LIST_LIMIT = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", "--ref", dest="tag", metavar="TAG", help="tag to push to (default: default_tag)")
+    parser.add_argument("--dry-run", action="store_true", help="show the plan; upload nothing")
+    parser.add_argument("--force", action="store_true", help="move the tag even if someone else pushed to it")
+    parser.add_argument("-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel uploads (default 5)")
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.push import PushOptions, push
+    from modelops_bundle.core.remote import open_backend, reference_for
+
+    ws = open_workspace(ctx)
+    reference = reference_for(ws, args.tag)
+    if reference.digest or not reference.tag:
+        raise UsageError(f"push needs a tag, not a digest: {args.tag}")
+    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    try:
+        result = push(
+            ctx.plugins,
+            ws,
+            backend,
+            reference,
+            PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs),
+            environ=ctx.environ,
+            progress=ctx.out.progress,
+        )
+    finally:
+        backend.close()
+    for warning in result.warnings:
+        ctx.out.warn(warning)
+    if ctx.out.json_mode:
+        ctx.out.emit_json(result.to_json())
+        return 0
+    out = ctx.out
+    if result.up_to_date:
+        out.line(f"Everything up to date: {result.reference}", style="green")
+        out.line(f"Digest: {result.digest}")
+        return 0
+    verb = "Would push" if result.dry_run else "Pushed"
+    out.line(f"{verb} {result.reference}  ({result.registry})", style="bold")
+    base = f"vs {_short(result.previous_digest)}" if result.previous_digest else "new tag"
+    counts = result.changes.counts()
+    out.line(
+        f"  {plural(result.files, 'file')}, {human_bytes(result.total_bytes)} in {plural(result.layers, 'layer')}; "
+        f"{counts['added']} added, {counts['modified']} modified, {counts['deleted']} deleted ({base})"
+    )
+    for label, paths in (
+        ("added", result.changes.added),
+        ("modified", result.changes.modified),
+        ("deleted", result.changes.deleted),
+    ):
+        for path in paths[:LIST_LIMIT]:
+            out.line(f"    {label}: {path}")
+        if len(paths) > LIST_LIMIT:
+            out.line(f"    ... and {len(paths) - LIST_LIMIT} more {label}")
+    upload = "would upload" if result.dry_run else "uploaded"
+    out.line(
+        f"  {upload} {plural(result.uploaded_blobs, 'blob')} ({human_bytes(result.uploaded_bytes)}), "
+        f"{result.skipped_blobs} already present"
+        + ("; reused the manifest of an identical version" if result.reused_manifest else "")
+    )
+    if result.forced:
+        out.warn(f"moved {result.reference} away from {result.previous_digest} (--force)")
+    out.line(f"Digest: {result.digest}")
+    return 0
+
+
+def _short(digest: str | None) -> str:
+    algorithm, _, hexdigest = (digest or "").partition(":")
+    return f"{algorithm}:{hexdigest[:12]}"
+
+
+COMMAND = Command(
+    name="push",
+    help="push the tracked files as a new version (uploads only what the registry lacks)",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle push\n  mops bundle push --tag v1.0.0\n  mops bundle push --dry-run --json",
+)

@@ -1,0 +1,40 @@
+"""Which project files a version holds: the tracked files plus the extra files plugins name.
+
+Kept light (no pydantic, no tarfile): ``status`` needs it on every run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelops_bundle.core.errors import PluginError
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.project import Project
+    from modelops_bundle.core.workspace import Workspace
+
+
+def extra_files(host: PluginHost, project: Project) -> list[str]:
+    """Files plugins say must travel in every version (``mops_extra_files``), validated and sorted.
+
+    A failing plugin fails the command: a version silently missing the model registry is worse.
+    """
+    from modelops_bundle.core.paths import invalid_reason
+    from modelops_bundle.core.plugins import call_each, describe_plugin
+
+    paths: set[str] = set()
+    for name, result, exc in call_each(host, "mops_extra_files", project=project):
+        if exc is not None:
+            raise PluginError(f"plugin {describe_plugin(host, name)} failed in mops_extra_files: {exc}")
+        for rel in result or ():
+            reason = invalid_reason(rel) if isinstance(rel, str) else "not a string"
+            if reason:
+                raise PluginError(f"plugin {describe_plugin(host, name)} named an invalid extra file {rel!r}: {reason}")
+            paths.add(rel)
+    return sorted(paths)
+
+
+def bundle_paths(host: PluginHost, ws: Workspace) -> list[str]:
+    """Everything a version of the working tree holds: the tracked files plus the extra files."""
+    return sorted(set(ws.tracked()) | set(extra_files(host, ws.project)))

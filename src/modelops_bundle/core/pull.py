@@ -1,0 +1,654 @@
+"""Pull and ensure: bring a version's files onto disk, verified, without losing local work.
+
+Pull is a 3-way merge per file -- local (working tree), remote (the version's index) and base (the last
+synced version, ``state.json``):
+
+========================  ===========================  =====================================
+remote vs base            local vs base                action
+========================  ===========================  =====================================
+unchanged                 changed                      keep local (replaced with --overwrite)
+changed / added           unchanged                    fetch
+changed / added           changed (or unknown)         conflict: refused unless --overwrite
+deleted                   unchanged                    delete
+deleted                   changed                      conflict: refused unless --overwrite
+unchanged                 deleted                      stay deleted unless --restore-deleted
+========================  ===========================  =====================================
+
+A single conflict refuses the whole pull (nothing is written) and names every file in the way.
+
+Safety: every path of the index is validated before anything is fetched (no absolute paths, ``..``,
+control characters, duplicates, file/folder clashes, ``.git``, or project metadata other than the model
+registry) and every destination folder is checked so that no write goes through a symlink. Files are
+downloaded into a staging folder inside ``.modelops-bundle/`` (same file system), packs are unpacked with
+strict member checks, every file's digest is verified against the index, and only then is each file
+renamed into place. ``state.json`` and the tracked list are written last, atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import shutil
+import stat as stat_module
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from modelops_bundle.core.bundle_files import bundle_paths, extra_files
+from modelops_bundle.core.errors import (
+    BundleError,
+    ConflictError,
+    IntegrityError,
+    StorageError,
+    UsageError,
+)
+from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.hashing import ProgressSink, resolve_hasher
+from modelops_bundle.core.index import BundleIndex, IndexEntry
+from modelops_bundle.core.packaging import PACK_MEDIA_TYPE, BlobFetcher, Descriptor
+from modelops_bundle.core.project import META_DIR
+from modelops_bundle.core.reference import Reference
+from modelops_bundle.core.registry import RegistryBackend
+from modelops_bundle.core.remote import RemoteVersion, fetch_version
+from modelops_bundle.core.workspace import SyncState, Workspace
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
+
+DEFAULT_JOBS = 5
+ProgressFactory = Callable[[str], ProgressSink]
+#: The only project-metadata file a version may carry (the model registry travels with the bundle).
+ALLOWED_META_FILES = frozenset({f"{META_DIR}/registry.yaml"})
+_COPY_CHUNK = 1024 * 1024
+
+# ------------------------------------------------------------------------------------------- planning
+
+
+@dataclass
+class PullPlan:
+    """What a pull does to each file (paths sorted within each list)."""
+
+    add: list[str] = field(default_factory=list)  # new in the version
+    update: list[str] = field(default_factory=list)  # changed remotely, unchanged locally
+    restore: list[str] = field(default_factory=list)  # deleted locally, brought back
+    overwrite: list[str] = field(default_factory=list)  # local change replaced (--overwrite)
+    delete: list[str] = field(default_factory=list)  # deleted remotely, unchanged locally
+    kept_deleted: list[str] = field(default_factory=list)  # deleted locally and left deleted
+    local_only: list[str] = field(default_factory=list)  # local files the version does not have
+    kept_local: list[str] = field(default_factory=list)  # changed locally only (kept; --overwrite replaces)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (path, why) refused
+    unchanged: int = 0
+
+    @property
+    def fetch(self) -> list[str]:
+        return sorted(self.add + self.update + self.restore + self.overwrite)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.fetch or self.delete)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "add": self.add,
+            "update": self.update,
+            "restore": self.restore,
+            "overwrite": self.overwrite,
+            "delete": self.delete,
+            "kept_deleted": self.kept_deleted,
+            "local_only": self.local_only,
+            "kept_local": self.kept_local,
+            "conflicts": [{"path": path, "reason": why} for path, why in self.conflicts],
+            "unchanged": self.unchanged,
+        }
+
+
+def plan_pull(
+    local: Mapping[str, str],
+    remote: Mapping[str, str],
+    synced: Mapping[str, str],
+    *,
+    overwrite: bool,
+    restore_deleted: bool,
+) -> PullPlan:
+    """The 3-way plan from ``{path: digest}`` maps (see the module docstring's table)."""
+    plan = PullPlan()
+    for path in sorted(set(local) | set(remote) | set(synced)):
+        ours, theirs, base = local.get(path), remote.get(path), synced.get(path)
+        if theirs is not None:
+            if ours == theirs:
+                plan.unchanged += 1
+            elif ours is None:
+                if base is None:
+                    plan.add.append(path)
+                elif base == theirs and not (restore_deleted or overwrite):
+                    plan.kept_deleted.append(path)
+                elif base == theirs or restore_deleted or overwrite:
+                    plan.restore.append(path)
+                else:
+                    plan.conflicts.append((path, "deleted locally, changed in the version"))
+            elif ours == base:
+                plan.update.append(path)
+            elif base == theirs and not overwrite:
+                plan.kept_local.append(path)  # changed only here: nothing to bring in
+            elif overwrite:
+                plan.overwrite.append(path)
+            else:
+                why = "changed locally and in the version" if base else "exists locally with other content"
+                plan.conflicts.append((path, why))
+        elif base is not None and ours is not None:
+            if ours == base or overwrite:
+                plan.delete.append(path)
+            else:
+                plan.conflicts.append((path, "changed locally, deleted in the version"))
+        elif ours is not None:
+            plan.local_only.append(path)
+    return plan
+
+
+# ------------------------------------------------------------------------------------- path safety
+
+
+def check_version_paths(index: BundleIndex, *, source: str, allow_meta: frozenset[str] = ALLOWED_META_FILES) -> None:
+    """Refuse paths no version may write: into ``.git`` or into project metadata (except the registry).
+
+    The index parser has already refused absolute paths, ``..``, control characters, duplicates and
+    file/folder clashes.
+    """
+    for entry in index.files:
+        parts = entry.path.split("/")
+        if any(part.lower() == ".git" for part in parts):
+            raise IntegrityError(f"{source}: refusing to write into a .git folder: {entry.path}")
+        if parts[0] == META_DIR and entry.path not in allow_meta:
+            raise IntegrityError(f"{source}: refusing to write project metadata: {entry.path}")
+
+
+def check_destinations(root: Path, paths: Iterable[str], *, deleting: Iterable[str] = ()) -> None:
+    """No write may pass through a symlink or a non-folder, nor replace a folder; raises ConflictError."""
+    going = set(deleting)
+    problems: list[str] = []
+    checked: dict[str, str | None] = {}
+    for rel in paths:
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in checked:
+                checked[folder] = _folder_problem(root / folder, folder, going)
+            if checked[folder]:
+                problems.append(f"{rel}: {checked[folder]}")
+                break
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                if stat_module.S_ISDIR(os.lstat(root / rel).st_mode):
+                    problems.append(f"{rel}: a folder is in the way")
+    if problems:
+        shown = "; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else "")
+        raise ConflictError(f"cannot write {len(problems)} file(s) safely: {shown}")
+
+
+def _folder_problem(path: Path, rel: str, going: set[str]) -> str | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return describe_os_error("inspect", rel, exc)
+    if stat_module.S_ISLNK(st.st_mode):
+        return f"{rel} is a symlink (writes never go through symlinks)"
+    if not stat_module.S_ISDIR(st.st_mode) and rel not in going:
+        return f"{rel} is a file, not a folder"
+    return None
+
+
+# -------------------------------------------------------------------------------------- fetching
+
+
+class _LimitedHashingReader:
+    """Reads a decompressed stream, hashing it and refusing more than ``limit`` bytes (gzip bombs)."""
+
+    def __init__(self, stream: Any, limit: int, what: str) -> None:
+        self.stream = stream
+        self.limit = limit
+        self.what = what
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.stream.read(size if size >= 0 else self.limit + 1 - self.count)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise IntegrityError(f"{self.what}: unpacks to more bytes than its files account for")
+        self.hash.update(data)
+        return data
+
+
+def _tar_bound(entries: Iterable[IndexEntry]) -> int:
+    """Most bytes an honest pack of ``entries`` unpacks to: data and headers (PAX ones too), padding."""
+    total = 20 * 512
+    for entry in entries:
+        total += -(-entry.size // 512) * 512 + 3 * 512 + 2 * (-(-(len(entry.path.encode()) + 64) // 512) * 512)
+    return total
+
+
+def unpack_pack(
+    archive: Path,
+    layer: Descriptor,
+    members: Mapping[str, IndexEntry],
+    wanted: Mapping[str, Path],
+) -> None:
+    """Unpack the ``wanted`` members of a pack to their staging paths, checking everything.
+
+    Members must be regular files, each exactly once, named and sized as the index says; the files'
+    digests and the uncompressed tar's digest (``layer``'s content digest) must match.
+    """
+    what = f"pack {layer.digest}"
+    seen: set[str] = set()
+    try:
+        with gzip.open(archive, "rb") as stream:
+            reader = _LimitedHashingReader(stream, _tar_bound(members.values()), what)
+            # Stream mode ("r|") reads sequentially: tarfile needs only read().
+            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|") as tar:
+                for member in tar:
+                    name = member.name
+                    if not member.isreg():
+                        raise IntegrityError(f"{what}: member {name!r} is not a regular file")
+                    entry = members.get(name)
+                    if entry is None or name in seen:
+                        raise IntegrityError(f"{what}: unexpected member {name!r}")
+                    seen.add(name)
+                    if member.size != entry.size:
+                        raise IntegrityError(f"{what}: {name} has {member.size} bytes, the index says {entry.size}")
+                    target = wanted.get(name)
+                    if target is not None:
+                        source = tar.extractfile(member)
+                        assert source is not None
+                        _write_verified(source, target, entry)
+            while reader.read(_COPY_CHUNK):
+                pass  # the tar's end padding counts towards its digest
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        raise IntegrityError(f"{what}: corrupt pack ({exc})") from exc
+    missing = set(members) - seen
+    if missing:
+        raise IntegrityError(f"{what}: lacks {len(missing)} file(s) the index places in it, e.g. {min(missing)}")
+    if "sha256:" + reader.hash.hexdigest() != layer.content_digest:
+        raise IntegrityError(f"{what}: its tar does not match the content digest {layer.content_digest}")
+
+
+def _write_verified(source: Any, target: Path, entry: IndexEntry) -> None:
+    digest = hashlib.new(entry.algorithm)
+    size = 0
+    try:
+        out = open(target, "wb")  # noqa: SIM115 - closed below; write errors are reported as such
+    except OSError as exc:
+        raise BundleError(describe_os_error("write", target, exc)) from exc
+    with out:
+        while chunk := source.read(_COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise BundleError(describe_os_error("write", target, exc)) from exc
+    if size != entry.size or f"{entry.algorithm}:{digest.hexdigest()}" != entry.digest:
+        raise IntegrityError(f"{entry.path}: bytes do not match the index digest {entry.digest}")
+
+
+def verify_file(path: Path, entry: IndexEntry) -> bool:
+    """True when ``path`` holds exactly ``entry``'s bytes."""
+    try:
+        if os.stat(path).st_size != entry.size:
+            return False
+        digest = hashlib.new(entry.algorithm)
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_COPY_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return f"{entry.algorithm}:{digest.hexdigest()}" == entry.digest
+
+
+def fetch_to_staging(
+    backend: RegistryBackend,
+    version: RemoteVersion,
+    entries: list[IndexEntry],
+    staging: Path,
+    *,
+    jobs: int,
+    progress: ProgressFactory | None,
+    blob_fetcher: BlobFetcher | None,
+) -> dict[str, Path]:
+    """Download, unpack and verify ``entries`` into ``staging``; returns ``{path: staged file}``."""
+    repository = version.reference.repository
+    layers = {layer.content_digest: layer for layer in version.manifest.layers}
+    staged = {entry.path: staging / f"f{number}" for number, entry in enumerate(entries)}
+    raw_downloads: dict[str, tuple[str, int, Path]] = {}
+    raw_copies: list[tuple[Path, Path]] = []
+    packs: dict[str, list[IndexEntry]] = {}
+    blob_tier = [entry for entry in entries if entry.storage == "blob"]
+    unverified: list[IndexEntry] = []
+    for entry in entries:
+        if entry.storage == "blob":
+            continue
+        layer = layers[entry.layer or ""]
+        if layer.media_type == PACK_MEDIA_TYPE:
+            packs.setdefault(layer.content_digest, []).append(entry)
+            continue
+        if layer.digest in raw_downloads:  # two files with the same bytes: one download, one copy
+            raw_copies.append((raw_downloads[layer.digest][2], staged[entry.path]))
+        else:
+            raw_downloads[layer.digest] = (layer.digest, layer.size, staged[entry.path])
+        if entry.algorithm != "sha256":
+            unverified.append(entry)  # the backend verified the sha256 layer digest, not this one
+    pack_files = {digest: staging / f"p{number}.tar.gz" for number, digest in enumerate(sorted(packs))}
+    downloads = list(raw_downloads.values()) + [
+        (layers[digest].digest, layers[digest].size, path) for digest, path in pack_files.items()
+    ]
+    if blob_tier and blob_fetcher is None:
+        raise StorageError(
+            f"this version keeps {len(blob_tier)} file(s) in blob storage (e.g. {blob_tier[0].path}), "
+            "and no blob store is configured for this environment"
+        )
+    sink = progress("downloading") if progress else None
+    if sink is not None:
+        sink.start(len(downloads), sum(size for _, size, _ in downloads))
+    try:
+        if downloads:
+            backend.get_blobs_to_files(repository, downloads, jobs=jobs, progress=sink)
+    finally:
+        if sink is not None:
+            sink.close()
+    for source, target in raw_copies:
+        shutil.copyfile(source, target)
+    all_members: dict[str, dict[str, IndexEntry]] = {}
+    for entry in version.index.files:
+        if entry.storage == "oci" and entry.layer in packs:
+            all_members.setdefault(entry.layer, {})[entry.path] = entry
+    for digest, path in pack_files.items():
+        wanted = {entry.path: staged[entry.path] for entry in packs[digest]}
+        unpack_pack(path, layers[digest], all_members[digest], wanted)
+        path.unlink()
+    for entry in blob_tier:
+        assert blob_fetcher is not None
+        blob_fetcher(entry, staged[entry.path])
+        unverified.append(entry)
+    for entry in unverified:
+        if not verify_file(staged[entry.path], entry):
+            raise IntegrityError(f"{entry.path}: downloaded bytes do not match the index digest {entry.digest}")
+    return staged
+
+
+def place(
+    root: Path, staged: Mapping[str, Path], entries: Mapping[str, IndexEntry]
+) -> list[tuple[str, os.stat_result]]:
+    """Rename each staged file onto its path (folders created as needed), with the index's mode."""
+    placed: list[tuple[str, os.stat_result]] = []
+    for rel in sorted(staged):
+        target = root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(staged[rel], entries[rel].mode)
+            os.replace(staged[rel], target)
+            placed.append((rel, os.stat(target)))
+        except OSError as exc:
+            raise BundleError(describe_os_error("write", target, exc)) from exc
+    return placed
+
+
+def delete_files(root: Path, paths: Iterable[str]) -> None:
+    """Delete files, then the folders they leave empty (never the root)."""
+    for rel in paths:
+        target = root / rel
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise BundleError(describe_os_error("delete", target, exc)) from exc
+        parent = target.parent
+        while parent != root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+
+# ------------------------------------------------------------------------------------------- pull
+
+
+@dataclass
+class PullResult:
+    reference: Reference
+    digest: str
+    plan: PullPlan
+    files: int = 0  # in the version
+    dry_run: bool = False
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "digest": self.digest,
+            "files": self.files,
+            "dry_run": self.dry_run,
+            "downloaded_files": self.downloaded_files,
+            "downloaded_bytes": self.downloaded_bytes,
+            **self.plan.summary(),
+            "warnings": self.warnings,
+        }
+
+
+def pull(
+    host: PluginHost,
+    ws: Workspace,
+    backend: RegistryBackend,
+    reference: Reference,
+    *,
+    overwrite: bool = False,
+    restore_deleted: bool = False,
+    dry_run: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    progress: ProgressFactory | None = None,
+    blob_fetcher: BlobFetcher | None = None,
+) -> PullResult:
+    """Pull ``reference`` into the project (see the module docstring). Holds the project lock."""
+    with ws.lock():
+        version = fetch_version(backend, reference)
+        source = str(version.pinned)
+        check_version_paths(version.index, source=source)
+        algorithm = ws.config_summary().hash_algorithm
+        foreign = version.index.algorithms - {algorithm}
+        if foreign:
+            raise UsageError(
+                f"{source} uses {', '.join(sorted(foreign))} digests; this project uses {algorithm}",
+                hint="set hash_algorithm in .modelops-bundle/config.yaml to match",
+            )
+        state = ws.state()
+        remote = version.index.by_path()
+        hasher = resolve_hasher(host.hook, algorithm)
+        paths = sorted(set(bundle_paths(host, ws)) | set(remote) | set(state.last_synced_files))
+        scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
+        blocked = [f"{rel}: {why}" for rel, why in scan.skipped if rel in remote or rel in state.last_synced_files]
+        if blocked:
+            raise ConflictError(f"cannot pull over {len(blocked)} path(s): " + "; ".join(blocked[:10]))
+        local = {rel: info.digest for rel, info in scan.files.items()}
+        plan = plan_pull(
+            local,
+            version.index.digests(),
+            state.last_synced_files,
+            overwrite=overwrite,
+            restore_deleted=restore_deleted,
+        )
+        result = PullResult(version.pinned, version.digest, plan, files=len(remote), dry_run=dry_run)
+        if plan.conflicts:
+            shown = "; ".join(f"{path} ({why})" for path, why in plan.conflicts[:10])
+            more = f" and {len(plan.conflicts) - 10} more" if len(plan.conflicts) > 10 else ""
+            raise ConflictError(
+                f"pull would overwrite or delete local changes in {len(plan.conflicts)} file(s): {shown}{more}",
+                hint="push or move them first, or pull with --overwrite to replace them",
+            )
+        root = ws.project.root
+        check_destinations(root, plan.fetch, deleting=plan.delete)
+        if dry_run:
+            return result
+        fetch_entries = [remote[path] for path in plan.fetch]
+        if fetch_entries:
+            ws.project.meta.mkdir(exist_ok=True)
+            staging_parent = ws.project.meta / "staging"
+            staging_parent.mkdir(exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix="pull-", dir=staging_parent))
+            try:
+                staged = fetch_to_staging(
+                    backend, version, fetch_entries, staging, jobs=jobs, progress=progress, blob_fetcher=blob_fetcher
+                )
+                delete_files(root, plan.delete)
+                placed = place(root, staged, remote)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            for rel, st in placed:
+                ws.cache.store(rel, st, remote[rel].digest.partition(":")[2])
+        else:
+            delete_files(root, plan.delete)
+        result.downloaded_files = len(fetch_entries)
+        result.downloaded_bytes = sum(entry.size for entry in fetch_entries)
+        extras = set(extra_files(host, ws.project)) | ALLOWED_META_FILES
+        tracked = (set(ws.tracked()) | {path for path in remote if path not in extras}) - set(plan.delete)
+        ws.save_tracked(tracked)
+        ws.save_state(
+            SyncState(
+                last_push_digest=state.last_push_digest,
+                last_pull_digest=version.digest,
+                last_synced_ref=str(reference),
+                last_synced_files=version.index.digests(),
+            )
+        )
+        ws.close()
+    _notify(host, result, root, result.warnings)
+    return result
+
+
+def _notify(host: PluginHost, result: PullResult | EnsureResult, destination: Path, warnings: list[str]) -> None:
+    from modelops_bundle.core.plugins import call_each
+
+    payload = {**result.to_json(), "destination": str(destination)}
+    for name, _, exc in call_each(host, "mops_pull_finished", result=payload):
+        if exc is not None:
+            warnings.append(f"plugin {name!r} failed in mops_pull_finished: {exc}")
+
+
+# ----------------------------------------------------------------------------------------- ensure
+
+
+@dataclass
+class EnsureResult:
+    reference: Reference
+    digest: str
+    destination: Path
+    fetched: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    deleted: list[str] = field(default_factory=list)
+    files: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "digest": self.digest,
+            "destination": str(self.destination),
+            "files": self.files,
+            "fetched": self.fetched,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "warnings": self.warnings,
+        }
+
+
+def ensure(
+    host: PluginHost,
+    backend: RegistryBackend,
+    reference: Reference,
+    destination: Path,
+    *,
+    mirror: bool = False,
+    jobs: int = DEFAULT_JOBS,
+    progress: ProgressFactory | None = None,
+    blob_fetcher: BlobFetcher | None = None,
+) -> EnsureResult:
+    """Make ``destination`` hold the version's files (verified); ``mirror`` also deletes other files.
+
+    Touches no project state. Files already present with the right bytes are left alone.
+    """
+    destination = Path(os.path.abspath(destination))
+    if mirror and (destination / META_DIR / "config.yaml").exists():
+        raise UsageError(f"{destination} is a modelops-bundle project; --mirror would delete its files")
+    version = fetch_version(backend, reference)
+    source = str(version.pinned)
+    check_version_paths(version.index, source=source)
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(describe_os_error("create", destination, exc)) from exc
+    remote = version.index.by_path()
+    check_destinations(destination, remote)
+    result = EnsureResult(version.pinned, version.digest, destination, files=len(remote))
+    needed = [entry for entry in version.index.files if not _present(destination / entry.path, entry)]
+    result.unchanged = len(remote) - len(needed)
+    staging = Path(tempfile.mkdtemp(prefix=".mops-ensure-", dir=destination))
+    try:
+        if needed:
+            staged = fetch_to_staging(
+                backend, version, needed, staging, jobs=jobs, progress=progress, blob_fetcher=blob_fetcher
+            )
+            place(destination, staged, remote)
+        result.fetched = [entry.path for entry in needed]
+        if mirror:
+            result.deleted = _mirror(destination, set(remote), keep=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _notify(host, result, destination, result.warnings)
+    return result
+
+
+def _present(path: Path, entry: IndexEntry) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat_module.S_ISREG(st.st_mode) or not verify_file(path, entry):
+        return False
+    if stat_module.S_IMODE(st.st_mode) != entry.mode:
+        with contextlib.suppress(OSError):
+            os.chmod(path, entry.mode)
+    return True
+
+
+def _mirror(root: Path, keep_files: set[str], *, keep: Path) -> list[str]:
+    """Delete every file (and symlink) under ``root`` the version does not hold; then empty folders."""
+    deleted: list[str] = []
+    for folder, dirnames, filenames in os.walk(root, topdown=True, followlinks=False):
+        here = Path(folder)
+        dirnames[:] = [name for name in dirnames if here / name != keep]
+        for name in list(dirnames):
+            if (here / name).is_symlink():
+                dirnames.remove(name)
+                filenames.append(name)
+        for name in filenames:
+            rel = (here / name).relative_to(root).as_posix()
+            if rel not in keep_files:
+                try:
+                    (here / name).unlink()
+                except OSError as exc:
+                    raise BundleError(describe_os_error("delete", here / name, exc)) from exc
+                deleted.append(rel)
+    for folder, _dirnames, _filenames in os.walk(root, topdown=False):
+        if Path(folder) not in (root, keep):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+    return sorted(deleted)

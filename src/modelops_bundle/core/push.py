@@ -1,0 +1,514 @@
+"""Push: turn the working tree into a version (index, layers, manifest) and move a tag to it.
+
+Order of writes, so that a crash at any point leaves the old tag valid: every layer blob and the index
+blob first, then the manifest (by digest), then the tag. The tag is checked again just before it moves.
+
+"Same content, same version" rule: the index is canonical and time-free, so its digest identifies the
+content. Before building a manifest, push compares the index digest with the config digest of the
+version the tag points at -- equal means "everything up to date" and that manifest (bytes and digest) is
+kept; nothing is uploaded and the tag does not move. Otherwise, when the last pushed or pulled version
+holds the same index (pushing unchanged content to a new tag), its manifest is reused, so one content
+has one digest under every tag. Only a genuinely new index gets a new manifest with a new
+``org.opencontainers.image.created`` (taken from ``SOURCE_DATE_EPOCH`` when set, for reproducible builds).
+
+Conflicts: when the tag points at a version this project has neither pushed nor pulled (someone else
+pushed), push refuses, naming the files whose remote changes would be dropped, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from modelops_bundle.core.bundle_files import bundle_paths
+from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps
+from modelops_bundle.core.errors import (
+    BundleError,
+    ConflictError,
+    IntegrityError,
+    PluginError,
+    RegistryError,
+    StorageError,
+)
+from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.hashing import ProgressSink, resolve_hasher
+from modelops_bundle.core.index import (
+    BundleIndex,
+    IndexEntry,
+    bytes_digest,
+    canonical_bytes,
+    make_index,
+    normalise_mode,
+)
+from modelops_bundle.core.packaging import (
+    ANNOTATION_CREATED,
+    ANNOTATION_FILES,
+    ANNOTATION_SIZE,
+    BlobUploader,
+    Descriptor,
+    LayerPlan,
+    PackCache,
+    PackInfo,
+    PlannedLayer,
+    StoragePolicyView,
+    build_manifest,
+    check_plan,
+    index_descriptor,
+    pack_descriptor,
+    pack_key,
+    parse_manifest,
+    plan_layers,
+    raw_layer_descriptor,
+    write_pack,
+)
+from modelops_bundle.core.reference import Reference
+from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource, RegistryBackend
+from modelops_bundle.core.remote import RemoteVersion, fetch_version, resolve_digest
+from modelops_bundle.core.workspace import FileInfo, SyncState, Workspace
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
+
+DEFAULT_JOBS = 5
+ProgressFactory = Callable[[str], ProgressSink]
+
+
+@dataclass
+class PushOptions:
+    tag: str | None = None  # defaults to the reference's tag
+    force: bool = False
+    dry_run: bool = False
+    jobs: int = DEFAULT_JOBS
+
+
+@dataclass
+class PushResult:
+    reference: Reference
+    registry: str
+    digest: str | None  # the version the tag points at afterwards (would, for a dry run)
+    previous_digest: str | None
+    up_to_date: bool = False
+    dry_run: bool = False
+    forced: bool = False
+    reused_manifest: bool = False
+    files: int = 0
+    total_bytes: int = 0
+    layers: int = 0
+    uploaded_blobs: int = 0
+    uploaded_bytes: int = 0
+    skipped_blobs: int = 0
+    changes: VersionDiff = field(default_factory=VersionDiff)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": str(self.reference),
+            "registry": self.registry,
+            "digest": self.digest,
+            "previous_digest": self.previous_digest,
+            "up_to_date": self.up_to_date,
+            "dry_run": self.dry_run,
+            "forced": self.forced,
+            "reused_manifest": self.reused_manifest,
+            "files": self.files,
+            "bytes": self.total_bytes,
+            "layers": self.layers,
+            "uploaded_blobs": self.uploaded_blobs,
+            "uploaded_bytes": self.uploaded_bytes,
+            "skipped_blobs": self.skipped_blobs,
+            "changes": self.changes.to_json(),
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class _Layer:
+    """A planned layer made concrete: its descriptor, and how to get its bytes."""
+
+    planned: PlannedLayer
+    members: list[IndexEntry]
+    descriptor: Descriptor
+    source: BlobSource | None  # None: a cached pack not built in this run (built if the registry lacks it)
+
+
+def created_timestamp(environ: Mapping[str, str]) -> str:
+    """RFC 3339 UTC creation time; ``SOURCE_DATE_EPOCH`` pins it (reproducible builds)."""
+    epoch = environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = datetime.fromtimestamp(int(epoch), tz=timezone.utc) if epoch.isdigit() else datetime.now(tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file_source(path: Path, digest: str, size: int, rel: str) -> BlobSource:
+    def opener() -> BinaryIO:
+        return open(path, "rb")
+
+    return BlobSource(digest=digest, size=size, open=opener, description=rel)
+
+
+def _bytes_source(data: bytes, description: str) -> BlobSource:
+    return BlobSource(digest=bytes_digest(data), size=len(data), open=lambda: io.BytesIO(data), description=description)
+
+
+def _sha256_of(path: Path, rel: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+    except OSError as exc:
+        raise BundleError(describe_os_error("read", rel, exc)) from exc
+    return "sha256:" + digest.hexdigest()
+
+
+class _Packer:
+    """Builds packs into a staging folder, using and refreshing the pack cache."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.root = ws.project.root
+        ws.project.cache_dir.mkdir(exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix="push-", dir=ws.project.cache_dir))
+        self.cache = PackCache.load(ws.project.cache_dir / "packs.json")
+        self.count = 0
+
+    def build(self, entries: list[IndexEntry]) -> tuple[PackInfo, Path]:
+        self.count += 1
+        path = self.staging / f"pack-{self.count}.tar.gz"
+        return write_pack(self.root, entries, path), path
+
+    def close(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _pack_source(info: PackInfo, path: Path, title: str | None) -> BlobSource:
+    return _file_source(path, info.blob_digest, info.blob_size, f"pack {title or '(root)'}")
+
+
+def push(
+    host: PluginHost,
+    ws: Workspace,
+    backend: RegistryBackend,
+    reference: Reference,
+    options: PushOptions,
+    *,
+    environ: Mapping[str, str],
+    progress: ProgressFactory | None = None,
+    blob_uploader: BlobUploader | None = None,
+) -> PushResult:
+    """Push the working tree to ``reference`` (its tag, or ``options.tag``). Holds the project lock."""
+    tag = options.tag or reference.tag
+    if not tag:
+        raise RegistryError("push needs a tag (--tag), not a digest")
+    target = reference.with_tag(tag)
+    with ws.lock():
+        packer = _Packer(ws)
+        try:
+            result = _push_locked(host, ws, backend, target, options, environ, progress, blob_uploader, packer)
+        finally:
+            packer.close()
+        ws.close()
+    if not options.dry_run:
+        from modelops_bundle.core.plugins import call_each
+
+        for name, _, exc in call_each(host, "mops_push_finished", result=result.to_json()):
+            if exc is not None:
+                result.warnings.append(f"plugin {name!r} failed in mops_push_finished: {exc}")
+    return result
+
+
+def _push_locked(
+    host: PluginHost,
+    ws: Workspace,
+    backend: RegistryBackend,
+    target: Reference,
+    options: PushOptions,
+    environ: Mapping[str, str],
+    progress: ProgressFactory | None,
+    blob_uploader: BlobUploader | None,
+    packer: _Packer,
+) -> PushResult:
+    from modelops_bundle.core.config import load_config
+
+    state = ws.state()
+    config = load_config(ws.project.config_path)
+    hasher = resolve_hasher(host.hook, config.hash_algorithm)
+    scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
+    problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
+    if problems:
+        shown = "; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else "")
+        raise BundleError(
+            f"cannot push: {len(problems)} tracked file(s) cannot be read: {shown}",
+            hint="restore them, or stop tracking them with 'mops bundle remove'",
+        )
+    from modelops_bundle.core.preflight import check_before_push
+
+    check_before_push(ws, host, scan=scan)  # a version whose registered models cannot run is refused
+    policy = StoragePolicyView.from_settings(config.storage, blob_available=blob_uploader is not None)
+    entries = _tiered_entries(host, scan.files.values(), scan.algorithm, policy)
+    blob_entries = [entry for entry in entries if entry.storage == "blob"]
+    if blob_entries and blob_uploader is None:
+        raise StorageError(
+            f"{len(blob_entries)} file(s) are assigned to blob storage (e.g. {blob_entries[0].path}), "
+            "but this environment has no blob store",
+            hint="configure storage in the environment, or set storage.mode: oci in config.yaml",
+        )
+    oci_entries = [entry for entry in entries if entry.storage == "oci"]
+    plan = _layer_plan(host, oci_entries, policy)
+    layers = _materialise(ws, plan, {entry.path: entry for entry in oci_entries}, packer)
+    holder = {path: layer.descriptor for layer in layers for path in layer.planned.paths}
+    final: list[IndexEntry] = []
+    for entry in entries:
+        if entry.storage == "oci":
+            final.append(entry.model_copy(update={"layer": holder[entry.path].content_digest}))
+        else:
+            assert blob_uploader is not None
+            final.append(entry.model_copy(update={"blobRef": {"uri": blob_uploader.uri_for(entry)}}))
+    index = make_index(final)
+    index_bytes = canonical_bytes(index)
+    config_descriptor = index_descriptor(index_bytes)
+
+    result = PushResult(
+        reference=target,
+        registry=backend.describe(),
+        digest=None,
+        previous_digest=None,
+        dry_run=options.dry_run,
+        files=len(index.files),
+        total_bytes=index.total_size,
+        layers=len(layers),
+    )
+    remote_digest = resolve_digest(backend, target)
+    result.previous_digest = remote_digest
+    remote, foreign = _remote_version(backend, target, remote_digest)
+    result.changes = diff_indexes(remote.index, index) if remote else diff_maps({}, index.digests())
+
+    if remote is not None and remote.manifest.config.digest == config_descriptor.digest:
+        result.up_to_date = True
+        result.digest = remote_digest
+        if not options.dry_run and (
+            state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
+        ):
+            _record_push(ws, state, target, remote.digest, index)
+        if not options.dry_run:
+            packer.cache.save()
+        return result
+
+    known = {d for d in (state.last_push_digest, state.last_pull_digest) if d}
+    if remote_digest is not None and remote_digest not in known:
+        if not options.force:
+            raise ConflictError(_moved_message(target, remote_digest, remote, foreign, state), hint=_MOVED_HINT)
+        result.forced = True
+
+    manifest_bytes = _reusable_manifest(backend, target, known - {remote_digest}, config_descriptor)
+    if manifest_bytes is not None:
+        result.reused_manifest = True
+    else:
+        _build_missing_packs(backend, target, layers, packer, dry_run=options.dry_run)
+        annotations = _annotations(host, ws, index, environ, result.warnings)
+        manifest_bytes = build_manifest(config_descriptor, [layer.descriptor for layer in layers], annotations)
+    digest = bytes_digest(manifest_bytes)
+    result.digest = digest
+
+    uploads: list[BlobSource] = []
+    if not result.reused_manifest:  # a reused manifest's blobs were all found in the registry
+        uploads = [layer.source for layer in layers if layer.source is not None]
+        uploads.append(_bytes_source(index_bytes, "bundle index"))
+    if options.dry_run:
+        missing = [blob for blob in _unique(uploads) if not backend.blob_exists(target.repository, blob.digest)]
+        result.uploaded_blobs = len(missing)
+        result.uploaded_bytes = sum(blob.size for blob in missing)
+        result.skipped_blobs = len(_unique(uploads)) - len(missing)
+        return result
+
+    if blob_uploader is not None and blob_entries:
+        blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs)
+    unique = _unique(uploads)
+    sink = progress("uploading") if progress else None
+    if sink is not None:
+        sink.start(len(unique), sum(blob.size for blob in unique))
+    try:
+        stats = backend.put_blobs(target.repository, unique, jobs=options.jobs, progress=sink)
+    finally:
+        if sink is not None:
+            sink.close()
+    result.uploaded_blobs, result.uploaded_bytes, result.skipped_blobs = (
+        stats.uploaded_blobs,
+        stats.uploaded_bytes,
+        stats.skipped_blobs,
+    )
+    current = resolve_digest(backend, target)
+    if current != remote_digest and not options.force:
+        raise ConflictError(
+            f"{target} moved to {current or 'nothing (deleted)'} while this push was uploading; the tag was left there",
+            hint="run 'mops bundle push' again to see what changed",
+        )
+    stored = backend.put_manifest(target.repository, manifest_bytes, OCI_MANIFEST, target.tag)
+    if stored != digest:
+        raise IntegrityError(f"{backend.describe()} stored the manifest as {stored}, expected {digest}")
+    _record_push(ws, state, target, digest, index)
+    packer.cache.save()
+    return result
+
+
+_MOVED_HINT = "pull first ('mops bundle pull'), or overwrite it with 'mops bundle push --force'"
+
+
+def _tiered_entries(
+    host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicyView
+) -> list[IndexEntry]:
+    entries: list[IndexEntry] = []
+    for info in files:
+        entry = IndexEntry(
+            path=info.rel, size=info.size, digest=info.digest, algorithm=algorithm, mode=normalise_mode(info.mode)
+        )
+        tier = host.hook.mops_storage_tier(entry=entry, policy=policy) or "oci"
+        if tier not in ("oci", "blob"):
+            raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
+        entries.append(entry if tier == "oci" else entry.model_copy(update={"storage": "blob"}))
+    return entries
+
+
+def _layer_plan(host: PluginHost, entries: list[IndexEntry], policy: StoragePolicyView) -> LayerPlan:
+    plan: LayerPlan | None = host.hook.mops_plan_layers(entries=entries, policy=policy)
+    if plan is None:
+        plan = plan_layers(entries)
+    check_plan(plan, entries, source="layer plan (mops_plan_layers)")
+    return plan
+
+
+def _materialise(ws: Workspace, plan: LayerPlan, entries: Mapping[str, IndexEntry], packer: _Packer) -> list[_Layer]:
+    """Descriptors for every planned layer: raw files as they are, packs from the cache or built."""
+    root = ws.project.root
+    layers: list[_Layer] = []
+    for planned in plan.layers:
+        members = [entries[path] for path in planned.paths]
+        if planned.kind == "raw":
+            entry = members[0]
+            absolute = root / entry.path
+            digest = entry.digest if entry.algorithm == "sha256" else _sha256_of(absolute, entry.path)
+            source = _file_source(absolute, digest, entry.size, entry.path)
+            layers.append(_Layer(planned, members, raw_layer_descriptor(entry.path, digest, entry.size), source))
+            continue
+        members.sort(key=lambda member: member.path)
+        key = pack_key(members)
+        cached = packer.cache.get(key)
+        if cached is not None:
+            layers.append(_Layer(planned, members, pack_descriptor(planned.title, cached), None))
+            continue
+        info, path = packer.build(members)
+        packer.cache.put(key, info)
+        source = _pack_source(info, path, planned.title)
+        layers.append(_Layer(planned, members, pack_descriptor(planned.title, info), source))
+    return layers
+
+
+def _build_missing_packs(
+    backend: RegistryBackend, target: Reference, layers: list[_Layer], packer: _Packer, *, dry_run: bool
+) -> None:
+    """Cached packs the registry lacks are built now; their bytes must match what the cache promised."""
+    for layer in layers:
+        if layer.source is not None:
+            continue
+        if backend.blob_exists(target.repository, layer.descriptor.digest):
+            continue
+        if dry_run:
+            layer.source = BlobSource(layer.descriptor.digest, layer.descriptor.size, lambda: io.BytesIO(b""))
+            continue
+        info, path = packer.build(layer.members)
+        if info.tar_digest != layer.descriptor.content_digest or info.blob_digest != layer.descriptor.digest:
+            packer.cache.entries.clear()
+            packer.cache.used.clear()
+            packer.cache.save()
+            raise IntegrityError(
+                "the pack cache does not match the files (cleared it)", hint="run 'mops bundle push' again"
+            )
+        layer.source = _pack_source(info, path, layer.planned.title)
+
+
+def _remote_version(
+    backend: RegistryBackend, target: Reference, digest: str | None
+) -> tuple[RemoteVersion | None, str | None]:
+    """The version the tag points at, or ``(None, why)`` when it is missing or not a bundle."""
+    if digest is None:
+        return None, None
+    try:
+        return fetch_version(backend, target, digest), None
+    except (RegistryError, IntegrityError) as exc:
+        return None, exc.message
+
+
+def _moved_message(
+    target: Reference, remote_digest: str, remote: RemoteVersion | None, foreign: str | None, state: SyncState
+) -> str:
+    head = f"{target} points at {remote_digest}, which this project has not pushed or pulled (someone else pushed)"
+    if remote is None:
+        return f"{head}; it is not a readable modelops bundle ({foreign}), and pushing would replace it"
+    theirs = diff_maps(state.last_synced_files, remote.index.digests())
+    lost = [*theirs.added, *theirs.modified, *theirs.deleted]
+    if not lost:
+        return f"{head}; pushing would replace it"
+    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    return f"{head}; pushing would drop their changes to {len(lost)} file(s): {shown}"
+
+
+def _reusable_manifest(
+    backend: RegistryBackend, target: Reference, candidates: set[str], config: Descriptor
+) -> bytes | None:
+    """Bytes of a version this project synced whose index equals ``config`` and whose blobs all exist."""
+    for digest in sorted(candidates):
+        with contextlib.suppress(BundleError):
+            record = backend.get_manifest(target.repository, digest)
+            manifest = parse_manifest(record.data, digest, record.media_type, source=digest)
+            if manifest.config.digest != config.digest or record.digest != digest:
+                continue
+            blobs = [manifest.config, *manifest.layers]
+            if all(backend.blob_exists(target.repository, blob.digest) for blob in blobs):
+                return record.data
+    return None
+
+
+def _annotations(
+    host: PluginHost, ws: Workspace, index: BundleIndex, environ: Mapping[str, str], warnings: list[str]
+) -> dict[str, str]:
+    """Plugin annotations (earlier -- third-party -- win), then ours: created time, file count, size."""
+    from modelops_bundle.core.plugins import call_each, describe_plugin
+
+    merged: dict[str, str] = {}
+    for name, result, exc in call_each(host, "mops_manifest_annotations", index=index, project=ws.project):
+        if exc is not None:
+            warnings.append(f"plugin {describe_plugin(host, name)} failed in mops_manifest_annotations: {exc}")
+            continue
+        for key, value in (result or {}).items():
+            if isinstance(key, str) and isinstance(value, str):
+                merged.setdefault(key, value)
+            else:
+                warnings.append(f"plugin {describe_plugin(host, name)} returned a non-string annotation {key!r}")
+    merged.setdefault(ANNOTATION_CREATED, created_timestamp(environ))
+    merged[ANNOTATION_FILES] = str(len(index.files))
+    merged[ANNOTATION_SIZE] = str(index.total_size)
+    return merged
+
+
+def _record_push(ws: Workspace, state: SyncState, target: Reference, digest: str, index: BundleIndex) -> None:
+    ws.save_state(
+        SyncState(
+            last_push_digest=digest,
+            last_pull_digest=state.last_pull_digest,
+            last_synced_ref=str(target),
+            last_synced_files=index.digests(),
+        )
+    )
+
+
+def _unique(blobs: list[BlobSource]) -> list[BlobSource]:
+    seen: dict[str, BlobSource] = {}
+    for blob in blobs:
+        seen.setdefault(blob.digest, blob)
+    return list(seen.values())

@@ -1,0 +1,266 @@
+"""The project's registry side: which reference it pushes to, opening its backend, fetching versions,
+and the remote half of ``status`` (ahead / behind / diverged, what push and pull would do).
+
+A version is always read by digest: a tag is resolved once (:func:`resolve_digest`) and everything after
+that -- manifest, index, layers -- names the digest, so a tag moved by someone else mid-command cannot
+mix two versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, RegistryError, UsageError
+from modelops_bundle.core.index import MAX_INDEX_BYTES, BundleIndex, parse_index
+from modelops_bundle.core.packaging import BundleManifest, check_index_against_manifest, parse_manifest
+from modelops_bundle.core.reference import Reference, parse_ref_option, parse_reference
+from modelops_bundle.core.registry import RegistryBackend
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.workspace import Scan, Workspace
+
+
+# ------------------------------------------------------------------------------------------ references
+
+
+def project_reference(ws: Workspace) -> Reference:
+    """``registry_ref`` of ``config.yaml`` with its ``default_tag`` (unless the ref pins one)."""
+    summary = ws.config_summary()
+    try:
+        base = parse_reference(summary.registry_ref)
+    except UsageError as exc:
+        raise ConfigError(f"{ws.project.config_path}: registry_ref: {exc.message}") from None
+    if base.tag is None and base.digest is None:
+        base = base.with_tag(summary.default_tag)
+    return base
+
+
+def reference_for(ws: Workspace, value: str | None) -> Reference:
+    """``--ref``/``--tag`` (a tag, a digest or a full reference) against the project's reference."""
+    base = project_reference(ws)
+    return base if not value else parse_ref_option(value, base)
+
+
+def open_backend(host: PluginHost, ws: Workspace, reference: Reference, environ: Mapping[str, str]) -> RegistryBackend:
+    """The registry backend of the project's pinned environment for ``reference``."""
+    from modelops_bundle.core.environment import load_environment
+    from modelops_bundle.core.registry_select import open_registry
+
+    environment = load_environment(ws.env_name(), environ)
+    return open_registry(host, environment, reference, environ)
+
+
+def describe(backend: RegistryBackend, reference: Reference) -> str:
+    return f"{reference} ({backend.describe()})"
+
+
+# ------------------------------------------------------------------------------------------ fetching
+
+
+@dataclass(frozen=True)
+class RemoteVersion:
+    """One version, read by digest: its manifest and its validated index."""
+
+    reference: Reference
+    digest: str
+    manifest: BundleManifest
+    index: BundleIndex
+
+    @property
+    def pinned(self) -> Reference:
+        return self.reference.with_digest(self.digest)
+
+
+def resolve_digest(backend: RegistryBackend, reference: Reference) -> str | None:
+    """The manifest digest a tag or digest reference names now; ``None`` when it does not exist."""
+    identifier = reference.identifier
+    if identifier is None:
+        raise UsageError(f"reference {reference} names neither a tag nor a digest")
+    return backend.resolve(reference.repository, identifier)
+
+
+def require_digest(backend: RegistryBackend, reference: Reference) -> str:
+    digest = resolve_digest(backend, reference)
+    if digest is None:
+        what = "digest" if reference.digest else "tag"
+        raise RegistryError(
+            f"{what} {reference.identifier} not found in {reference.repository} ({backend.describe()})",
+            hint="'mops bundle tags' lists the versions",
+        )
+    return digest
+
+
+def fetch_manifest(backend: RegistryBackend, reference: Reference, digest: str) -> BundleManifest:
+    record = backend.get_manifest(reference.repository, digest)
+    if record.digest != digest:
+        raise IntegrityError(f"{reference.repository}@{digest}: the registry returned manifest {record.digest}")
+    source = f"{reference.repository}@{digest}"
+    return parse_manifest(record.data, digest, record.media_type, source=source)
+
+
+def fetch_index(backend: RegistryBackend, reference: Reference, manifest: BundleManifest) -> BundleIndex:
+    """The manifest's index blob, verified, parsed and checked against the manifest."""
+    source = f"{reference.repository}@{manifest.digest}"
+    if manifest.config.size > MAX_INDEX_BYTES:
+        raise IntegrityError(f"{source}: index of {manifest.config.size} bytes exceeds the {MAX_INDEX_BYTES} limit")
+    data = backend.get_blob_bytes(
+        reference.repository, manifest.config.digest, manifest.config.size, limit=MAX_INDEX_BYTES
+    )
+    index = parse_index(data, source=source)
+    check_index_against_manifest(index, manifest, source=source)
+    return index
+
+
+def fetch_version(backend: RegistryBackend, reference: Reference, digest: str | None = None) -> RemoteVersion:
+    """Resolve ``reference`` once (unless ``digest`` is given) and read that version."""
+    resolved = digest or require_digest(backend, reference)
+    manifest = fetch_manifest(backend, reference, resolved)
+    return RemoteVersion(reference, resolved, manifest, fetch_index(backend, reference, manifest))
+
+
+# -------------------------------------------------------------------------------------- remote status
+
+
+@dataclass
+class RemoteStatus:
+    """The remote side of ``status``.
+
+    ``state``: ``not-pushed`` (the tag does not exist), ``synced`` (tag at the last synced version, no
+    local changes), ``ahead`` (local changes only), ``behind`` (the tag moved, no local changes),
+    ``diverged`` (both), ``unknown`` (the registry could not be asked; ``error`` says why).
+    """
+
+    reference: str
+    registry: str
+    state: str
+    remote_digest: str | None = None
+    synced_digest: str | None = None
+    local_changes: bool = False
+    push: dict[str, Any] = field(default_factory=dict)  # what push would do
+    pull: dict[str, Any] = field(default_factory=dict)  # what pull would do (3-way)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "registry": self.registry,
+            "state": self.state,
+            "remote_digest": self.remote_digest,
+            "synced_digest": self.synced_digest,
+            "local_changes": self.local_changes,
+            "push": self.push,
+            "pull": self.pull,
+            "error": self.error,
+        }
+
+
+def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[str, str]) -> RemoteStatus:
+    """Compare the working tree (``scan`` of tracked and extra files), the last synced version and the
+    project's tag. Never raises for registry trouble: ``state="unknown"`` with ``error`` instead."""
+    from modelops_bundle.core.diff import diff_maps
+    from modelops_bundle.core.pull import plan_pull
+
+    reference = project_reference(ws)
+    state = ws.state()
+    known = {d for d in (state.last_push_digest, state.last_pull_digest) if d}
+    local = {rel: info.digest for rel, info in scan.files.items()}
+    local_changed = local != state.last_synced_files
+    synced = state.last_push_digest or state.last_pull_digest
+    status = RemoteStatus(str(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
+    try:
+        backend = open_backend(host, ws, reference, environ)
+    except BundleError as exc:
+        status.error = exc.message
+        return status
+    try:
+        status.registry = backend.describe()
+        digest = resolve_digest(backend, reference)
+        status.remote_digest = digest
+        if digest is None:
+            status.state = "not-pushed"
+            status.push = {"action": "create", "files": len(local)}
+            return status
+        moved = digest not in known
+        status.state = {
+            (False, False): "synced",
+            (False, True): "ahead",
+            (True, False): "behind",
+            (True, True): "diverged",
+        }[(moved, local_changed)]
+        if not moved:
+            # The tag is where this project left it: the last synced files *are* the remote side,
+            # so no manifest or index needs fetching (a status stays one cheap tag lookup).
+            changes = diff_maps(state.last_synced_files, local)
+            status.push = {"action": "update" if changes.has_changes else "none", **changes.counts()}
+            status.pull = {"action": "none"}
+            return status
+        version = fetch_version(backend, reference, digest)
+        changes = diff_maps(version.index.digests(), local)
+        status.push = {"action": "refused (tag moved; pull first or --force)", **changes.counts()}
+        plan = plan_pull(
+            local, version.index.digests(), state.last_synced_files, overwrite=False, restore_deleted=False
+        )
+        status.pull = plan.summary()
+    except BundleError as exc:
+        status.state = "unknown"
+        status.error = exc.message
+    finally:
+        backend.close()
+    return status
+
+
+# ---------------------------------------------------------------------------------------------- tags
+
+
+@dataclass
+class VersionSummary:
+    """One version in a repository, with every tag that points at it."""
+
+    digest: str
+    tags: list[str]
+    created: str | None = None
+    files: int | None = None
+    size: int | None = None
+    error: str | None = None  # why the version could not be read (e.g. not a modelops bundle)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "tags": self.tags,
+            "created": self.created,
+            "files": self.files,
+            "size": self.size,
+            "error": self.error,
+        }
+
+
+def list_versions(backend: RegistryBackend, reference: Reference) -> list[VersionSummary]:
+    """Tagged versions, newest first. File count and size come from the manifest's annotations (one
+    request per version); the index is read only for manifests that lack them."""
+    from modelops_bundle.core.packaging import ANNOTATION_FILES, ANNOTATION_SIZE
+
+    by_digest: dict[str, list[str]] = {}
+    for tag in backend.list_tags(reference.repository):
+        digest = backend.resolve(reference.repository, tag)
+        if digest is not None:
+            by_digest.setdefault(digest, []).append(tag)
+    versions: list[VersionSummary] = []
+    for digest, tags in by_digest.items():
+        summary = VersionSummary(digest, sorted(tags))
+        try:
+            manifest = fetch_manifest(backend, reference, digest)
+            summary.created = manifest.created
+            files, size = manifest.annotations.get(ANNOTATION_FILES), manifest.annotations.get(ANNOTATION_SIZE)
+            if files is not None and files.isdigit() and size is not None and size.isdigit():
+                summary.files, summary.size = int(files), int(size)
+            else:
+                index = fetch_index(backend, reference, manifest)
+                summary.files, summary.size = len(index.files), index.total_size
+        except BundleError as exc:
+            summary.error = exc.message
+        versions.append(summary)
+    versions.sort(key=lambda v: (v.created or "", v.digest), reverse=True)
+    return versions

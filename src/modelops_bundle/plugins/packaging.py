@@ -1,0 +1,46 @@
+"""Built-in packaging hooks: tier policy, layer plan, git provenance annotations, the model registry file.
+
+All ``trylast``, so an installed plugin overrides any of them. Imports of the packaging core happen inside
+the hooks: every command loads this plugin, and only push needs pydantic and tarfile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from modelops_bundle import hookimpl
+from modelops_bundle.core.project import META_DIR, Project
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.packaging import LayerPlan, StoragePolicyView
+
+REGISTRY_FILE = f"{META_DIR}/registry.yaml"
+
+
+@hookimpl(trylast=True)
+def mops_storage_tier(entry: IndexEntry, policy: StoragePolicyView) -> str | None:
+    from modelops_bundle.core.packaging import decide_tier
+
+    return decide_tier(entry, policy)
+
+
+@hookimpl(trylast=True)
+def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicyView) -> LayerPlan | None:
+    from modelops_bundle.core.packaging import plan_layers
+
+    return plan_layers(entries)
+
+
+@hookimpl(trylast=True)
+def mops_extra_files(project: Project) -> Sequence[str] | None:
+    """The model registry travels with every version when it exists."""
+    return [REGISTRY_FILE] if (project.root / REGISTRY_FILE).is_file() else []
+
+
+@hookimpl(trylast=True)
+def mops_manifest_annotations(index: BundleIndex, project: Project) -> Mapping[str, str] | None:
+    from modelops_bundle.core.gitinfo import git_annotations
+
+    return git_annotations(project.root)

@@ -1,0 +1,41 @@
+"""The remote half of ``status`` (core.remote.remote_status), for the lead to wire into ``status``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from modelops_bundle.core.bundle_files import bundle_paths
+from modelops_bundle.core.hashing import resolve_hasher
+from modelops_bundle.core.plugins import build_plugin_host
+from modelops_bundle.core.project import Project
+from modelops_bundle.core.remote import RemoteStatus, remote_status
+from modelops_bundle.core.workspace import Workspace
+from modelops_bundle.testing import BundleProject
+from tests.bundle.conftest import ok
+
+
+def status_of(project: BundleProject) -> RemoteStatus:
+    host = build_plugin_host(project.env)
+    ws = Workspace(Project(project.root))
+    scan = ws.scan(resolve_hasher(host.hook, "sha256"), paths=bundle_paths(host, ws))
+    return remote_status(host, ws, scan, project.env)
+
+
+def test_remote_states(project: BundleProject, clone: Callable[[str], BundleProject]) -> None:
+    assert status_of(project).state == "not-pushed"
+    pushed = ok(project.run("push", "--json"))
+    synced = status_of(project)
+    assert (synced.state, synced.remote_digest, synced.push["action"]) == ("synced", pushed["digest"], "none")
+    project.write("data/a.csv", "mine\n")
+    ahead = status_of(project)
+    assert ahead.state == "ahead" and ahead.push["modified"] == 1
+    other = clone("other")
+    ok(other.run("pull", "--json"))
+    other.write("data/b.csv", "theirs\n")
+    ok(other.run("push", "--json"))
+    diverged = status_of(project)
+    assert diverged.state == "diverged" and diverged.pull["update"] == ["data/b.csv"]
+    assert diverged.pull["kept_local"] == ["data/a.csv"]
+    project.write("data/a.csv", "x,y\n1,2\n")
+    assert status_of(project).state == "behind"
+    assert status_of(project).to_json()["error"] is None
