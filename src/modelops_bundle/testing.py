@@ -20,6 +20,11 @@ Enable it with ``-p modelops_bundle.testing`` (command line or ``addopts``), or 
 ``run_cli``
     A :class:`CliRunner` that runs a command in any folder -- for ``init`` and for "not a project" cases.
 
+``StorageProviderConformance``
+    The conformance suite every blob-storage provider passes (put, get, exists, streaming of large files,
+    verification, missing objects, permission denied, server gone). Subclass it in a ``Test...`` class and
+    provide a ``provider`` fixture; see :mod:`modelops_bundle.storage_conformance`.
+
 Example -- testing a plugin that is not installed yet::
 
     from modelops_bundle import hookimpl
@@ -58,10 +63,13 @@ from typing import Any
 
 import pytest
 
+from modelops_bundle.storage_conformance import StorageProviderConformance
+
 __all__ = [
     "BundleProject",
     "CliResult",
     "CliRunner",
+    "StorageProviderConformance",
     "bundle_project",
     "isolated_environ",
     "mops_env",

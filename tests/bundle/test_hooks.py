@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from modelops_bundle import hookimpl
@@ -72,6 +73,13 @@ def test_plugins_shape_the_version_and_observe_transfers(
 
 
 def test_blob_tier_without_a_blob_store_is_a_clear_error(project: BundleProject) -> None:
+    # An environment with a registry and no storage section (the embedded `local` one has a blob folder).
+    home = Path(project.env["MODELOPS_HOME"])
+    (home / "bundle-env").mkdir(parents=True, exist_ok=True)
+    (home / "bundle-env" / "nostore.yaml").write_text(
+        f"environment: nostore\nregistry:\n  provider: oci-layout\n  path: {home / 'registry'}\n"
+    )
+    assert project.run("env", "switch", "nostore").exit_code == 0
     project.extra_plugins.append(("blob", BlobEverything()))
     result = project.run("push")
     assert result.exit_code == 1 and "no blob store" in result.stderr

@@ -21,7 +21,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.bundle_files import bundle_paths
     from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps, diff_worktree, scan_keys
-    from modelops_bundle.core.remote import fetch_version, open_backend, reference_for, resolve_digest
+    from modelops_bundle.core.model_registry import Registry, load_registry
+    from modelops_bundle.core.model_status import impact
+    from modelops_bundle.core.remote import (
+        fetch_version,
+        open_backend,
+        reference_for,
+        resolve_digest,
+        version_registry,
+    )
 
     refs: list[str] = list(args.refs)
     if args.ref:
@@ -39,10 +47,12 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             target = fetch_version(backend, target_ref)
             changes: VersionDiff = diff_indexes(base.index, target.index)
             payload = {"base": str(base.pinned), "target": str(target.pinned)}
+            registries: list[Registry | None] = [version_registry(backend, base), version_registry(backend, target)]
         else:
             digest = resolve_digest(backend, base_ref)
             scan = ws.scan(hasher_for(ctx, ws), paths=bundle_paths(ctx.plugins, ws), progress=hashing_progress(ctx))
             ws.close()
+            registries = [load_registry(ws)]
             if digest is None and not refs:
                 changes = diff_maps({}, scan_keys(scan))  # never pushed: everything would be new
                 payload = {"base": None, "target": "working tree"}
@@ -50,10 +60,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                 version = fetch_version(backend, base_ref, digest)
                 changes = diff_worktree(version.index, scan)
                 payload = {"base": str(version.pinned), "target": "working tree"}
+                registries.append(version_registry(backend, version))
+        labels = {path: key for key, _ in SECTIONS for path in getattr(changes, key)}
+        affected = impact(registries, labels)
     finally:
         backend.close()
     if ctx.out.json_mode:
-        ctx.out.emit_json({**payload, **changes.to_json()})
+        ctx.out.emit_json({**payload, **changes.to_json(), "impact": [item.to_json() for item in affected]})
         return 0
     base_name = payload["base"] or f"{base_ref} (not pushed yet)"
     ctx.out.line(f"{base_name} -> {payload['target']}", style="bold")
@@ -69,6 +82,12 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         f"{plural(counts['added'], 'file')} added, {counts['modified']} modified, {counts['deleted']} deleted, "
         f"{counts['unchanged']} unchanged"
     )
+    if affected:
+        ctx.out.line("")
+        ctx.out.line("Affected models and targets:", style="bold")
+        for item in affected:
+            for line in item.describe():
+                ctx.out.line(f"  {line}")
     return 0
 
 

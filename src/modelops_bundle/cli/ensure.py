@@ -21,11 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import ensure
-    from modelops_bundle.core.remote import open_backend, reference_for
+    from modelops_bundle.core.remote import LazyBlobFetcher, open_backend, reference_for
 
     ws = open_workspace(ctx)
     reference = reference_for(ws, args.ref)
     backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ, ctx.out.progress("blob downloads"))
     try:
         result = ensure(
             ctx.plugins,
@@ -35,8 +36,10 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             mirror=args.mirror,
             jobs=args.jobs,
             progress=ctx.out.progress,
+            blob_fetcher=fetcher,
         )
     finally:
+        fetcher.close()
         backend.close()
     for warning in result.warnings:
         ctx.out.warn(warning)

@@ -22,13 +22,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.push import PushOptions, push
-    from modelops_bundle.core.remote import open_backend, reference_for
+    from modelops_bundle.core.remote import open_backend, open_blob_store, reference_for
 
     ws = open_workspace(ctx)
     reference = reference_for(ws, args.tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {args.tag}")
     backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    blobs = open_blob_store(ctx.plugins, ws, ctx.environ, uploading=True, progress=ctx.out.progress("blob uploads"))
     try:
         result = push(
             ctx.plugins,
@@ -38,8 +39,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs),
             environ=ctx.environ,
             progress=ctx.out.progress,
+            blob_uploader=blobs,
         )
     finally:
+        if blobs is not None:
+            blobs.close()
         backend.close()
     for warning in result.warnings:
         ctx.out.warn(warning)

@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files", action="store_true", help="list every tracked file with its state and digest")
     parser.add_argument("--untracked-only", action="store_true", help="list only files that are not tracked")
     parser.add_argument("--offline", action="store_true", help="do not ask the registry (local changes only)")
+    parser.add_argument(
+        "--explain", metavar="MODEL", help="name each changed dependency of a model or target, old and new digest"
+    )
     add_jobs_option(parser)
 
 
@@ -57,6 +60,9 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         from modelops_bundle.core.remote import remote_status
 
         remote = remote_status(ctx.plugins, ws, scan, ctx.environ)
+    models = _model_report(ctx, ws, scan, state, remote)
+    if args.explain:
+        return _explain(ctx, models, args.explain)
     untracked = scan.untracked or []
     bundle = f"{summary.registry_ref}:{summary.default_tag}"
     total_bytes = sum(info.size for info in scan.files.values())
@@ -81,6 +87,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             "untracked": untracked,
             "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
             "remote": remote.to_json() if remote is not None else None,
+            "models": models.to_json()["models"] if models is not None else [],
+            "targets": models.to_json()["targets"] if models is not None else [],
         }
         if args.files:
             labels = changes.status_of()
@@ -128,12 +136,66 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         ] + [["deleted", "-", "-", rel] for rel in scan.missing]
         out.line("")
         out.table("Tracked files", ["State", "Size", "Digest", "Path"], rows)
+    if models is not None:
+        from modelops_bundle.core.model_status import model_table, target_table
+
+        if models.models:
+            columns, rows = model_table(models)
+            out.line("")
+            out.table(f"Registered Models ({len(rows)})", columns, rows)
+        if models.targets:
+            columns, rows = target_table(models)
+            out.line("")
+            out.table(f"Calibration Targets ({len(rows)})", columns, rows)
     if remote is not None and remote.state in ("behind", "diverged"):
         out.line("")
         out.line("Run 'mops bundle pull' to bring in the remote changes")
     elif changes.has_changes:
         out.line("")
         out.line("Run 'mops bundle push' to sync with the registry")
+    return 0
+
+
+def _model_report(ctx: CommandContext, ws: Any, scan: Any, state: Any, remote: Any) -> Any:
+    """Ready / Stale / Broken per registered model and target, with cloud state when the remote is known.
+
+    Uses the scan's digests only (nothing is re-hashed or parsed). The remote side is judged from the
+    files of the version the tag points at; the local registry stands in for the remote one's records.
+    """
+    from modelops_bundle.core.model_registry import code_fingerprinter, load_registry
+    from modelops_bundle.core.model_status import apply_cloud_states, compute_status
+
+    registry = load_registry(ws)
+    if registry.is_empty:
+        return None
+    fingerprinter = code_fingerprinter(ctx.plugins, ws.project.root) if registry.fingerprint == "ast" else None
+    report = compute_status(registry, scan, ws.project.root, fingerprinter=fingerprinter)
+    if remote is not None and remote.state != "unknown":
+        pushed = remote.remote_files is not None
+        apply_cloud_states(
+            report,
+            registry,
+            registry if pushed else None,
+            scan,
+            state.last_synced_files,
+            remote_files=remote.remote_files,
+        )
+    return report
+
+
+def _explain(ctx: CommandContext, report: Any, name: str) -> int:
+    from modelops_bundle.core.errors import UsageError
+    from modelops_bundle.core.model_status import explain_lines
+
+    item = report.find(name) if report is not None else None
+    if item is None:
+        known = ", ".join(report.names()) if report is not None else "none registered"
+        raise UsageError(f"no registered model or target named {name!r}", hint=f"known: {known}")
+    if ctx.out.json_mode:
+        ctx.out.emit_json(item.to_json())
+    else:
+        for line in explain_lines(item):
+            ctx.out.line(line)
     return 0
 
 

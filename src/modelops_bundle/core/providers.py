@@ -6,7 +6,10 @@ Only protocols live here; implementations are plugins. Selection by name, with t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.storage import ProviderSettings
 
 
 class NamedProvider(Protocol):
@@ -16,9 +19,10 @@ class NamedProvider(Protocol):
 
 
 class StorageProviderClass(NamedProvider, Protocol):
-    """A blob-storage provider class; instances are made from an environment's ``storage:`` section."""
+    """A blob-storage provider class (a :class:`modelops_bundle.core.storage.StorageProvider` subclass);
+    instances are made from the merged ``storage:`` settings of environment and project."""
 
-    def __call__(self, settings: dict[str, Any]) -> Any: ...
+    def __call__(self, settings: ProviderSettings) -> Any: ...
 
 
 class RegistryBackendClass(NamedProvider, Protocol):

@@ -372,10 +372,15 @@ def fetch_to_staging(
         wanted = {entry.path: staged[entry.path] for entry in packs[digest]}
         unpack_pack(path, layers[digest], all_members[digest], wanted)
         path.unlink()
-    for entry in blob_tier:
+    if blob_tier:
         assert blob_fetcher is not None
-        blob_fetcher(entry, staged[entry.path])
-        unverified.append(entry)
+        fetch_many = getattr(blob_fetcher, "fetch_many", None)
+        if fetch_many is not None:  # concurrent, and the store verifies size and digest before placing
+            fetch_many([(entry, staged[entry.path]) for entry in blob_tier], jobs=jobs)
+        else:
+            for entry in blob_tier:
+                blob_fetcher(entry, staged[entry.path])
+                unverified.append(entry)
     for entry in unverified:
         if not verify_file(staged[entry.path], entry):
             raise IntegrityError(f"{entry.path}: downloaded bytes do not match the index digest {entry.digest}")

@@ -41,6 +41,7 @@ from modelops_bundle.core.errors import (
 from modelops_bundle.core.fsutil import describe_os_error
 from modelops_bundle.core.hashing import ProgressSink, resolve_hasher
 from modelops_bundle.core.index import (
+    BlobRef,
     BundleIndex,
     IndexEntry,
     bytes_digest,
@@ -75,7 +76,10 @@ from modelops_bundle.core.remote import RemoteVersion, fetch_version, resolve_di
 from modelops_bundle.core.workspace import FileInfo, SyncState, Workspace
 
 if TYPE_CHECKING:
+    from modelops_bundle.core.hashing import Hasher
+    from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.workspace import Scan
 
 DEFAULT_JOBS = 5
 ProgressFactory = Callable[[str], ProgressSink]
@@ -239,6 +243,7 @@ def _push_locked(
     state = ws.state()
     config = load_config(ws.project.config_path)
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
+    registry = _registry_for_push(host, ws, dry_run=options.dry_run)
     scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
     problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
     if problems:
@@ -247,9 +252,8 @@ def _push_locked(
             f"cannot push: {len(problems)} tracked file(s) cannot be read: {shown}",
             hint="restore them, or stop tracking them with 'mops bundle remove'",
         )
-    from modelops_bundle.core.preflight import check_before_push
-
-    check_before_push(ws, host, scan=scan)  # a version whose registered models cannot run is refused
+    if registry is not None:
+        scan = _refresh_registry(host, ws, registry, scan, hasher, dry_run=options.dry_run)
     policy = StoragePolicyView.from_settings(config.storage, blob_available=blob_uploader is not None)
     entries = _tiered_entries(host, scan.files.values(), scan.algorithm, policy)
     blob_entries = [entry for entry in entries if entry.storage == "blob"]
@@ -269,7 +273,7 @@ def _push_locked(
             final.append(entry.model_copy(update={"layer": holder[entry.path].content_digest}))
         else:
             assert blob_uploader is not None
-            final.append(entry.model_copy(update={"blobRef": {"uri": blob_uploader.uri_for(entry)}}))
+            final.append(entry.model_copy(update={"blobRef": BlobRef(uri=blob_uploader.uri_for(entry))}))
     index = make_index(final)
     index_bytes = canonical_bytes(index)
     config_descriptor = index_descriptor(index_bytes)
@@ -373,6 +377,39 @@ def _tiered_entries(
             raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
         entries.append(entry if tier == "oci" else entry.model_copy(update={"storage": "blob"}))
     return entries
+
+
+def _registry_for_push(host: PluginHost, ws: Workspace, *, dry_run: bool) -> Registry | None:
+    """The model registry, with imports added since registration tracked (so models can run from the
+    version), or ``None`` when the project registers no models."""
+    from modelops_bundle.core.model_registry import load_registry, refresh_dependencies
+
+    registry = load_registry(ws)
+    if registry.is_empty:
+        return None
+    untracked = refresh_dependencies(ws, host, registry)
+    if untracked and not dry_run:
+        ws.save_tracked(set(ws.tracked()) | set(untracked))
+    return registry
+
+
+def _refresh_registry(
+    host: PluginHost, ws: Workspace, registry: Registry, scan: Scan, hasher: Hasher, *, dry_run: bool
+) -> Scan:
+    """Preflight, then record the digests of this very scan in ``registry.yaml`` -- before the index is
+    built, so the registry inside the version always matches the version's files."""
+    from modelops_bundle.core.model_registry import code_fingerprinter, refresh_digests, save_registry
+    from modelops_bundle.core.preflight import check_before_push
+
+    check_before_push(ws, host, registry=registry, scan=scan)  # a version whose models cannot run is refused
+    fingerprinter = code_fingerprinter(host, ws.project.root) if registry.fingerprint == "ast" else None
+    refresh_digests(registry, scan, fingerprinter=fingerprinter)
+    if dry_run or not save_registry(ws, registry):
+        return scan
+    rel = ws.project.registry_path.relative_to(ws.project.root).as_posix()
+    rescanned = ws.scan(hasher, paths=[rel])
+    scan.files[rel] = rescanned.files[rel]
+    return scan
 
 
 def _layer_plan(host: PluginHost, entries: list[IndexEntry], policy: StoragePolicyView) -> LayerPlan:

@@ -12,14 +12,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, RegistryError, UsageError
+from modelops_bundle.core.errors import (
+    BundleError,
+    ConfigError,
+    IntegrityError,
+    RegistryError,
+    StorageError,
+    UsageError,
+)
 from modelops_bundle.core.index import MAX_INDEX_BYTES, BundleIndex, parse_index
 from modelops_bundle.core.packaging import BundleManifest, check_index_against_manifest, parse_manifest
 from modelops_bundle.core.reference import Reference, parse_ref_option, parse_reference
 from modelops_bundle.core.registry import RegistryBackend
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from modelops_bundle.core.index import IndexEntry
+    from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.storage import BlobTransfers
     from modelops_bundle.core.workspace import Scan, Workspace
 
 
@@ -51,6 +63,90 @@ def open_backend(host: PluginHost, ws: Workspace, reference: Reference, environ:
 
     environment = load_environment(ws.env_name(), environ)
     return open_registry(host, environment, reference, environ)
+
+
+def fetch_version_file(backend: RegistryBackend, version: RemoteVersion, rel: str) -> bytes | None:
+    """One registry-stored file of a version, verified (``None`` when the version does not hold it)."""
+    import tempfile
+    from pathlib import Path
+
+    from modelops_bundle.core.pull import fetch_to_staging
+
+    entry = next((item for item in version.index.files if item.path == rel), None)
+    if entry is None or entry.storage != "oci":
+        return None
+    with tempfile.TemporaryDirectory(prefix="mops-file-") as tmp:
+        staged = fetch_to_staging(backend, version, [entry], Path(tmp), jobs=1, progress=None, blob_fetcher=None)
+        return staged[rel].read_bytes()
+
+
+def version_registry(backend: RegistryBackend, version: RemoteVersion) -> Registry | None:
+    """The model registry a version carries, or ``None`` when it has none."""
+    from modelops_bundle.core.model_registry import parse_registry_bytes
+    from modelops_bundle.core.project import META_DIR
+
+    rel = f"{META_DIR}/registry.yaml"
+    data = fetch_version_file(backend, version, rel)
+    return None if data is None else parse_registry_bytes(data, f"{version.pinned}:{rel}")
+
+
+def open_blob_store(
+    host: PluginHost,
+    ws: Workspace,
+    environ: Mapping[str, str],
+    *,
+    uploading: bool,
+    progress: Any = None,
+) -> BlobTransfers | None:
+    """The blob store of the project's environment and ``storage:`` policy, or ``None`` if it has none."""
+    from modelops_bundle.core.config import load_config
+    from modelops_bundle.core.environment import load_environment
+    from modelops_bundle.core.hashing import resolve_hasher
+    from modelops_bundle.core.storage import open_blob_transfers
+
+    config = load_config(ws.project.config_path)
+    environment = load_environment(ws.env_name(), environ)
+    return open_blob_transfers(
+        host,
+        environment.storage,
+        config.storage,
+        environ,
+        progress=progress,
+        hasher=resolve_hasher(host.hook, config.hash_algorithm),
+        uploading=uploading,
+    )
+
+
+class LazyBlobFetcher:
+    """A pull's blob fetcher that opens the environment's blob store only if a version needs it, so a
+    version kept wholly in the registry never depends on blob-store settings or SDKs."""
+
+    def __init__(self, host: PluginHost, ws: Workspace, environ: Mapping[str, str], progress: Any = None) -> None:
+        self._args = (host, ws, environ, progress)
+        self._store: BlobTransfers | None = None
+
+    def _open(self) -> BlobTransfers:
+        if self._store is None:
+            host, ws, environ, progress = self._args
+            store = open_blob_store(host, ws, environ, uploading=False, progress=progress)
+            if store is None:
+                raise StorageError(
+                    "this version keeps files in blob storage, and no blob store is configured for the "
+                    f"environment {ws.env_name()!r}",
+                    hint="add a storage: section to the environment file (mops bundle env show)",
+                )
+            self._store = store
+        return self._store
+
+    def __call__(self, entry: IndexEntry, dest: Path) -> None:
+        self._open()(entry, dest)
+
+    def fetch_many(self, items: list[tuple[IndexEntry, Path]], *, jobs: int) -> Any:
+        return self._open().fetch_many(items, jobs=jobs)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
 
 def describe(backend: RegistryBackend, reference: Reference) -> str:
@@ -142,6 +238,8 @@ class RemoteStatus:
     push: dict[str, Any] = field(default_factory=dict)  # what push would do
     pull: dict[str, Any] = field(default_factory=dict)  # what pull would do (3-way)
     error: str | None = None
+    #: ``{path: digest}`` of the version the tag points at, when known (not part of the JSON).
+    remote_files: dict[str, str] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,10 +292,12 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
             # The tag is where this project left it: the last synced files *are* the remote side,
             # so no manifest or index needs fetching (a status stays one cheap tag lookup).
             changes = diff_maps(state.last_synced_files, local)
+            status.remote_files = dict(state.last_synced_files)
             status.push = {"action": "update" if changes.has_changes else "none", **changes.counts()}
             status.pull = {"action": "none"}
             return status
         version = fetch_version(backend, reference, digest)
+        status.remote_files = version.index.digests()
         changes = diff_maps(version.index.digests(), local)
         status.push = {"action": "refused (tag moved; pull first or --force)", **changes.counts()}
         plan = plan_pull(

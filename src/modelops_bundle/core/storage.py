@@ -605,6 +605,30 @@ def open_storage(
     return cls(settings)
 
 
+def open_blob_transfers(
+    host: PluginHost,
+    env_storage: StorageEnvSettings | None,
+    policy: StorageSettings,
+    environ: Mapping[str, str],
+    *,
+    progress: TransferProgress | None = None,
+    hasher: Hasher | None = None,
+    uploading: bool = True,
+) -> BlobTransfers | None:
+    """Push and pull's view of the blob store, or ``None`` when there is none: neither the environment
+    nor the project names a provider, or the provider is ``oci``. When ``uploading``, a policy of
+    ``mode: oci`` also means none (pulls still read blob-stored files of versions pushed otherwise)."""
+    if uploading and policy.mode == "oci":
+        return None
+    if (env_storage is None or not env_storage.provider) and not policy.provider:
+        return None
+    provider = open_storage(host, env_storage, policy, environ)
+    if provider.is_registry_tier:
+        provider.close()
+        return None
+    return BlobTransfers(provider, progress=progress, hasher=hasher)
+
+
 def pointer_provider(uri: str, providers: Mapping[str, type[StorageProvider]]) -> str | None:
     """Name of the provider whose pointers use ``uri``'s scheme, if any (for status and messages)."""
     return scheme_owners(providers).get(uri.partition("://")[0].lower())
@@ -628,6 +652,9 @@ class BlobTransfers:
 
     def uri_for(self, entry: IndexEntry) -> str:
         return self.provider.pointer(entry.digest, entry.size).uri
+
+    def close(self) -> None:
+        self.provider.close()
 
     def upload(self, root: Path, entries: Sequence[IndexEntry], *, jobs: int = DEFAULT_JOBS) -> int:
         """Upload the entries' files below ``root``; returns the bytes actually sent."""
