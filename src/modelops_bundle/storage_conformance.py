@@ -2,15 +2,18 @@
 
 Subclass :class:`StorageProviderConformance` in a test module (its name must start with ``Test`` so that
 pytest collects it) and provide a ``provider`` fixture: a ready :class:`StorageProvider` whose
-container/bucket exists and is writable. Optional fixtures enable the failure checks; each check that
-lacks its fixture is reported as skipped, with the fixture's name:
+container/bucket exists and is writable. The failure checks come as mixins, one per failure a provider
+can meet; add each that applies to your store and provide its fixture (a check is never skipped: a
+store that cannot meet a failure simply does not include its mixin):
 
-``denied_provider``
+:class:`PermissionDeniedChecks` -- fixture ``denied_provider``
     the same store with credentials it refuses (wrong key, no permission);
-``dead_provider``
+:class:`ServerGoneChecks` -- fixture ``dead_provider``
     the same provider pointed at an endpoint where nothing listens;
-``missing_container_provider``
+:class:`MissingContainerChecks` -- fixture ``missing_container_provider``
     the same store with a container/bucket that does not exist.
+
+:class:`FullConformance` combines all four, for a provider that talks to a service.
 
 Example -- a provider ``mystore`` from a plugin, against a server the test session starts::
 
@@ -29,7 +32,7 @@ Example -- a provider ``mystore`` from a plugin, against a server the test sessi
         return open_storage(host, env, StorageSettings(prefix="conformance"), environ={})
 
 
-    class TestMyStore(StorageProviderConformance):
+    class TestMyStore(FullConformance):
         big_file_bytes = 96 * 1024 * 1024  # keep the suite quick; the default is 256 MiB
 
         @pytest.fixture
@@ -39,6 +42,14 @@ Example -- a provider ``mystore`` from a plugin, against a server the test sessi
         @pytest.fixture
         def denied_provider(self, mystore_server):
             return make(mystore_server.url, "bundles", key="wrong")
+
+        @pytest.fixture
+        def dead_provider(self):
+            return make("http://127.0.0.1:9", "bundles")
+
+        @pytest.fixture
+        def missing_container_provider(self, mystore_server):
+            return make(mystore_server.url, "no-such-bucket")
 
 The big-file check streams a sparse file of :attr:`big_file_bytes` (``MOPS_STORAGE_BIG_FILE_MB``
 overrides it) up and down and fails when the process's peak resident memory grows by more than
@@ -204,25 +215,6 @@ class StorageProviderConformance:
     #: Largest acceptable growth of peak memory while streaming it (``None`` disables the check, e.g.
     #: for an in-memory store, where holding the bytes is the point).
     max_memory_growth_bytes: ClassVar[int | None] = 64 * MIB
-    #: How long a failure against a dead endpoint may take, retries included.
-    dead_endpoint_seconds: ClassVar[float] = 20.0
-
-    # ---------------------------------------------------------------------- optional fixtures
-
-    @pytest.fixture
-    def denied_provider(self) -> StorageProvider | None:
-        """Override: the store with refused credentials."""
-        return None
-
-    @pytest.fixture
-    def dead_provider(self) -> StorageProvider | None:
-        """Override: the provider pointed at an endpoint where nothing listens."""
-        return None
-
-    @pytest.fixture
-    def missing_container_provider(self) -> StorageProvider | None:
-        """Override: the store with a container/bucket that does not exist."""
-        return None
 
     # --------------------------------------------------------------------------------- basics
 
@@ -358,11 +350,11 @@ class StorageProviderConformance:
         assert key in str(caught.value) and provider.name in str(caught.value)
         assert leftovers(tmp_path, set()) == []
 
-    # ------------------------------------------------------------------------------- failures
 
-    def test_permission_denied(self, denied_provider: StorageProvider | None, tmp_path: Path) -> None:
-        if denied_provider is None:
-            pytest.skip("no denied_provider fixture")
+class PermissionDeniedChecks:
+    """Failure check for a store that can refuse access; provide the ``denied_provider`` fixture."""
+
+    def test_permission_denied(self, denied_provider: StorageProvider, tmp_path: Path) -> None:
         source = tmp_path / "denied.bin"
         digest = write_random_file(source, 1000)
         key = blob_key(denied_provider.prefix, digest)
@@ -377,9 +369,14 @@ class StorageProviderConformance:
             denied_provider.get_to_file(key, out / "x.bin", 1000, digest)
         assert leftovers(out, set()) == []
 
-    def test_server_gone_fails_quickly(self, dead_provider: StorageProvider | None, tmp_path: Path) -> None:
-        if dead_provider is None:
-            pytest.skip("no dead_provider fixture")
+
+class ServerGoneChecks:
+    """Failure check for a provider that talks to a service; provide the ``dead_provider`` fixture."""
+
+    #: How long a failure against a dead endpoint may take, retries included.
+    dead_endpoint_seconds: ClassVar[float] = 20.0
+
+    def test_server_gone_fails_quickly(self, dead_provider: StorageProvider, tmp_path: Path) -> None:
         digest = "sha256:" + hashlib.sha256(b"gone").hexdigest()
         key = blob_key(dead_provider.prefix, digest)
         checks: dict[str, Callable[[], object]] = {
@@ -395,9 +392,11 @@ class StorageProviderConformance:
             assert dead_provider.name in str(error) and not isinstance(error, IntegrityError), str(error)
         assert leftovers(tmp_path, set()) == []
 
-    def test_missing_container(self, missing_container_provider: StorageProvider | None, tmp_path: Path) -> None:
-        if missing_container_provider is None:
-            pytest.skip("no missing_container_provider fixture")
+
+class MissingContainerChecks:
+    """Failure check for a store whose container/bucket must exist; provide ``missing_container_provider``."""
+
+    def test_missing_container(self, missing_container_provider: StorageProvider, tmp_path: Path) -> None:
         provider = missing_container_provider
         source = tmp_path / "orphan.bin"
         digest = write_random_file(source, 1000)
@@ -406,3 +405,7 @@ class StorageProviderConformance:
         message = str(caught.value)
         assert provider.name in message and str(provider.settings.container) in message
         assert "does not exist" in message or "not found" in message
+
+
+class FullConformance(StorageProviderConformance, PermissionDeniedChecks, ServerGoneChecks, MissingContainerChecks):
+    """Every check: for a provider backed by a service (object stores)."""

@@ -22,8 +22,9 @@ Enable it with ``-p modelops_bundle.testing`` (command line or ``addopts``), or 
 
 ``StorageProviderConformance``
     The conformance suite every blob-storage provider passes (put, get, exists, streaming of large files,
-    verification, missing objects, permission denied, server gone). Subclass it in a ``Test...`` class and
-    provide a ``provider`` fixture; see :mod:`modelops_bundle.storage_conformance`.
+    verification, missing objects) and its failure mixins ``PermissionDeniedChecks``, ``ServerGoneChecks``,
+    ``MissingContainerChecks`` (all four: ``FullConformance``). Subclass in a ``Test...`` class and provide
+    a ``provider`` fixture; see :mod:`modelops_bundle.storage_conformance`.
 
 Example -- testing a plugin that is not installed yet::
 
@@ -63,12 +64,22 @@ from typing import Any
 
 import pytest
 
-from modelops_bundle.storage_conformance import StorageProviderConformance
+from modelops_bundle.storage_conformance import (
+    FullConformance,
+    MissingContainerChecks,
+    PermissionDeniedChecks,
+    ServerGoneChecks,
+    StorageProviderConformance,
+)
 
 __all__ = [
     "BundleProject",
     "CliResult",
     "CliRunner",
+    "FullConformance",
+    "MissingContainerChecks",
+    "PermissionDeniedChecks",
+    "ServerGoneChecks",
     "StorageProviderConformance",
     "bundle_project",
     "isolated_environ",

@@ -4,14 +4,21 @@ environment file like the ones users and ``mops infra`` write, against real serv
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from modelops_bundle.core.storage import StorageProvider
-from modelops_bundle.storage_conformance import MIB, StorageProviderConformance
+from modelops_bundle.storage_conformance import (
+    MIB,
+    FullConformance,
+    PermissionDeniedChecks,
+    StorageProviderConformance,
+)
 from tests.storage.conftest import OpenStorage
 from tests.storage.services import (
     AZURITE_KEY,
@@ -30,45 +37,52 @@ class SuiteSettings(StorageProviderConformance):
     big_file_bytes: ClassVar[int] = BIG_FILE_BYTES
 
 
-class NoServer:
-    """Folder and in-process stores: no endpoint to lose, and the store is created on first upload."""
+class ServiceSuite(FullConformance):
+    """Object stores behind a service: every failure check applies."""
 
-    @pytest.fixture
-    def dead_provider(self) -> StorageProvider:
-        pytest.skip("a folder or in-process store has no server that could be gone")
+    big_file_bytes: ClassVar[int] = BIG_FILE_BYTES
 
-    @pytest.fixture
-    def missing_container_provider(self) -> StorageProvider:
-        pytest.skip("a folder or in-process store is created on the first upload")
+
+@contextmanager
+def unwritable_folder(path: Path) -> Iterator[Path]:
+    """A folder nobody may write into -- root included (the immutable attribute binds root too)."""
+    path.mkdir(mode=0o500)
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=False, capture_output=True)
+        path.chmod(0o700)
 
 
 # ------------------------------------------------------------------------------------------- local
 
 
-class TestLocalConformance(NoServer, SuiteSettings):
+class TestLocalConformance(SuiteSettings, PermissionDeniedChecks):
+    # A folder store has no server to lose, and its folder is created on the first upload: the
+    # server-gone and missing-container checks do not apply.
     @pytest.fixture
     def provider(self, open_env_storage: OpenStorage, tmp_path: Path) -> StorageProvider:
         return open_env_storage(f"provider: local\npath: {tmp_path / 'blobs'}")
 
     @pytest.fixture
-    def denied_provider(self, open_env_storage: OpenStorage, tmp_path: Path) -> StorageProvider:
-        if os.geteuid() == 0:
-            pytest.skip("running as root: file permissions are not enforced, nothing can be denied")
-        folder = tmp_path / "read-only"
-        folder.mkdir(mode=0o500)
-        return open_env_storage(f"provider: local\npath: {folder}")
+    def denied_provider(self, open_env_storage: OpenStorage, tmp_path: Path) -> Iterator[StorageProvider]:
+        with unwritable_folder(tmp_path / "read-only") as folder:
+            yield open_env_storage(f"provider: local\npath: {folder}")
 
 
 # ---------------------------------------------------------------------------------- generic fsspec
 
 
-class TestFsspecFileConformance(NoServer, SuiteSettings):
+class TestFsspecFileConformance(SuiteSettings):
     @pytest.fixture
     def provider(self, open_env_storage: OpenStorage, tmp_path: Path) -> StorageProvider:
         return open_env_storage(f"provider: fsspec\ncontainer: file://{tmp_path / 'store'}")
 
 
-class TestFsspecMemoryConformance(NoServer, StorageProviderConformance):
+class TestFsspecMemoryConformance(StorageProviderConformance):
     # An in-memory store holds the bytes by design: stream a small file and skip the memory check.
     big_file_bytes: ClassVar[int] = 8 * MIB
     max_memory_growth_bytes: ClassVar[int | None] = None
@@ -85,7 +99,7 @@ def azure_yaml(endpoint: str, *, container: str = "bundles", key: str = AZURITE_
     return f'provider: azurite\ncontainer: {container}\nconnection_string: "{azure_connection_string(endpoint, key)}"'
 
 
-class TestAzureConformance(SuiteSettings):
+class TestAzureConformance(ServiceSuite):
     @pytest.fixture
     def provider(self, open_env_storage: OpenStorage, azurite_service: Service) -> StorageProvider:
         return open_env_storage(azure_yaml(azurite_service.url))
@@ -113,7 +127,7 @@ def s3_yaml(endpoint: str, *, bucket: str = "bundles", secret: str = "testing") 
 S3_ENVIRON = {"AWS_DEFAULT_REGION": "us-east-1"}
 
 
-class TestS3Conformance(SuiteSettings):
+class TestS3Conformance(ServiceSuite):
     @pytest.fixture
     def provider(self, open_env_storage: OpenStorage, moto_service: Service) -> StorageProvider:
         return open_env_storage(s3_yaml(moto_service.url), environ=S3_ENVIRON)
@@ -138,7 +152,7 @@ def gcs_yaml(endpoint: str, *, bucket: str = "bundles") -> str:
     return f"provider: gcs\ncontainer: {bucket}\nendpoint: {endpoint}"
 
 
-class TestGcsConformance(SuiteSettings):
+class TestGcsConformance(ServiceSuite):
     @pytest.fixture
     def provider(self, open_env_storage: OpenStorage, gcs_service: Service) -> StorageProvider:
         return open_env_storage(gcs_yaml(gcs_service.url))
