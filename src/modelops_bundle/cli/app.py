@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from modelops_bundle.core.commands import Command
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
 
 #: Built-in commands appear in --help in this order; others follow alphabetically.
 PREFERRED_ORDER = (
@@ -24,7 +28,15 @@ PREFERRED_ORDER = (
     "ensure",
     "env",
     "plugins",
+    "plugin",
+    "completion",
 )
+
+EPILOG = """examples:
+  {prog} init . && {prog} add . && {prog} status
+  {prog} push --tag v1.0.0
+  {prog} COMMAND --help        options and examples of one command
+  {prog} completion bash       shell completion (bash, zsh, fish)"""
 
 
 class CommandApp:
@@ -49,6 +61,7 @@ class CommandApp:
         parser = argparse.ArgumentParser(
             prog=self.prog,
             description=self.description,
+            epilog=EPILOG.format(prog=self.prog),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_global_options(parser, suppress_defaults=False)
@@ -67,6 +80,20 @@ class CommandApp:
                 command.configure(sub)
             sub.set_defaults(_command=command)
         return parser
+
+
+def build_app(host: PluginHost, prog: str, description: str) -> tuple[CommandApp, list[tuple[str, BaseException]]]:
+    """Every plugin's commands (built-ins included, through ``mops_add_commands``) in one app, and the
+    plugins whose hook raised -- reported, never fatal, so one broken plugin cannot brick the CLI."""
+    from modelops_bundle.core.plugins import call_each
+
+    app = CommandApp(prog, description)
+    failures = [
+        (name, failure)
+        for name, _, failure in call_each(host, "mops_add_commands", registry=app)
+        if failure is not None
+    ]
+    return app, failures
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool) -> None:

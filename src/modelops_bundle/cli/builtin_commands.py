@@ -10,13 +10,17 @@ from modelops_bundle.core.commands import CommandRegistry
 def mops_add_commands(registry: CommandRegistry) -> None:
     from modelops_bundle.cli import (
         add,
+        completion,
         diff,
         ensure,
         env,
+        gc,
         init,
         list_models,
         manifest,
+        plugin_new,
         plugins,
+        provenance,
         pull,
         push,
         register_model,
@@ -25,6 +29,7 @@ def mops_add_commands(registry: CommandRegistry) -> None:
         status,
         tags,
         target_set,
+        verify,
     )
 
     for module in (
@@ -44,5 +49,10 @@ def mops_add_commands(registry: CommandRegistry) -> None:
         ensure,
         env,
         plugins,
+        plugin_new,
+        completion,
+        provenance,
+        verify,
+        gc,
     ):
         registry.add(module.COMMAND)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -44,7 +45,15 @@ class Console:
         if self._rich is None:
             from rich.console import Console as RichConsole
 
-            self._rich = RichConsole(file=self.stdout, no_color=self.no_color, highlight=False)
+            # Whether this is a terminal was decided here (stdout, TERM, --json); rich must not second-guess
+            # it from the process environment, which may differ from the command's (tests, -C runs).
+            self._rich = RichConsole(
+                file=self.stdout,
+                no_color=self.no_color,
+                highlight=False,
+                force_terminal=self.interactive,
+                color_system=None if self.no_color else "auto",
+            )
         return self._rich
 
     # ---------------------------------------------------------------- text
@@ -64,6 +73,11 @@ class Console:
         if hint:
             self.stderr.write(f"hint: {hint}\n")
 
+    def emit_text(self, text: str) -> None:
+        """A command's product as plain text (a script, a document): printed even with ``-q``, as
+        ``--json`` output is, and never styled."""
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+
     def emit_json(self, payload: Any) -> None:
         self.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
@@ -73,7 +87,9 @@ class Console:
         if self.interactive:
             from rich.table import Table
 
-            table = Table(title=title, title_justify="left", box=None, header_style="bold")
+            # NO_COLOR: no escape sequences at all, so the table reads the same piped into a pager.
+            header = None if self.no_color else "bold"
+            table = Table(title=title, title_justify="left", box=None, header_style=header, title_style=header)
             for column in columns:
                 table.add_column(column)
             for row in rows:
@@ -115,7 +131,11 @@ class NullProgress:
 
 
 class DelayedProgress:
-    """A rich byte-and-file progress bar that appears only once work has taken over a second."""
+    """A rich byte-and-file progress bar that appears only once work has taken over a second.
+
+    Transfer backends call :meth:`advance` from their worker threads; one lock keeps the counters exact
+    and makes sure only one thread opens the bar (rich's own ``Progress`` is thread-safe once open).
+    """
 
     def __init__(self, console: Console, description: str) -> None:
         self.console = console
@@ -127,23 +147,26 @@ class DelayedProgress:
         self.done_bytes = 0
         self._bar: Any = None
         self._task: Any = None
+        self._lock = threading.Lock()
 
     def start(self, total_files: int, total_bytes: int) -> None:
-        self.started = time.monotonic()
-        self.total_files, self.total_bytes = total_files, total_bytes
+        with self._lock:
+            self.started = time.monotonic()
+            self.total_files, self.total_bytes = total_files, total_bytes
 
     def advance(self, files: int = 0, nbytes: int = 0) -> None:
-        self.done_files += files
-        self.done_bytes += nbytes
-        if self._bar is None:
-            if time.monotonic() - self.started < PROGRESS_DELAY_S:
-                return
-            self._open()
-        self._bar.update(
-            self._task,
-            completed=self.done_bytes,
-            files=f"{self.done_files}/{self.total_files} files",
-        )
+        with self._lock:
+            self.done_files += files
+            self.done_bytes += nbytes
+            if self._bar is None:
+                if time.monotonic() - self.started < PROGRESS_DELAY_S:
+                    return
+                self._open()
+            self._bar.update(
+                self._task,
+                completed=self.done_bytes,
+                files=f"{self.done_files}/{self.total_files} files",
+            )
 
     def _open(self) -> None:
         from rich.progress import (
@@ -169,9 +192,10 @@ class DelayedProgress:
         self._task = self._bar.add_task(self.description, total=self.total_bytes or None, files="")
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        with self._lock:
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
 
 
 def human_bytes(count: int) -> str:

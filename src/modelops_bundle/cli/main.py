@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from modelops_bundle import __version__
 from modelops_bundle.core.errors import BundleError, ExitCode
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
 
 DESCRIPTION = (
     "Package a simulation-model project as an immutable, content-addressed OCI artifact,\n"
@@ -60,19 +63,14 @@ def run(
     ``environ``, ``extra_plugins``, ``stdout`` and ``stderr`` let tests (and ``modelops_bundle.testing``)
     run a command in-process with an isolated environment and captured output.
     """
-    from modelops_bundle.cli.app import CommandApp
+    from modelops_bundle.cli.app import build_app
     from modelops_bundle.cli.console import Console
     from modelops_bundle.core.context import CommandContext
-    from modelops_bundle.core.plugins import build_plugin_host, call_each, describe_plugin
+    from modelops_bundle.core.plugins import build_plugin_host, describe_plugin
 
     env = dict(os.environ if environ is None else environ)
     host = build_plugin_host(env, extra_plugins=extra_plugins)
-    app = CommandApp(prog, DESCRIPTION)
-    add_failures = [
-        (name, failure)
-        for name, _, failure in call_each(host, "mops_add_commands", registry=app)
-        if failure is not None
-    ]
+    app, add_failures = build_app(host, prog, DESCRIPTION)
     parser = app.build()
     try:
         with (
@@ -86,7 +84,8 @@ def run(
     console = Console(json_mode=bool(args.json), quiet=bool(args.quiet), environ=env, stdout=stdout, stderr=stderr)
     if command is None or command.name != "plugins":
         for info in host.errors:
-            console.warn(f"plugin {info.name!r} from {info.distribution} {info.version} failed to load: {info.error}")
+            origin = f"{info.distribution} {info.version}".strip()
+            console.warn(f"plugin {info.name!r} from {origin} failed to load: {info.error}")
         for name, failure in add_failures:
             console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {failure}")
     if command is None:
@@ -105,10 +104,25 @@ def run(
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         _silence_stdout()
         return int(ExitCode.OK)
-    except Exception as exc:  # a bug: say so plainly, show the traceback on request
-        message = f"unexpected error: {exc.__class__.__name__}: {exc}"
-        hint = None if debug else "run again with -v (or MOPS_DEBUG=1) for the traceback"
-        return _report(console, message, hint, int(ExitCode.FAILED), debug)
+    except Exception as exc:  # a bug: say whose, plainly; show the traceback on request
+        return _report_unexpected(console, host, exc, debug)
+
+
+def _report_unexpected(console: object, host: PluginHost, exc: Exception, debug: bool) -> int:
+    """A third-party plugin's failure names the plugin, its distribution and the hook; anything else is
+    reported as a bug of modelops-bundle."""
+    from modelops_bundle.core.plugins import describe_plugin, failing_plugin
+
+    traceback_hint = None if debug else "run again with -v (or MOPS_DEBUG=1) for the traceback"
+    failure = failing_plugin(host, exc)
+    unexpected = f"unexpected error: {exc.__class__.__name__}: {exc}"
+    if failure is None:
+        return _report(console, unexpected, traceback_hint, int(ExitCode.FAILED), debug)
+    hints = [f"MOPS_DISABLE_PLUGINS={failure.plugin} runs without it"] + ([traceback_hint] if traceback_hint else [])
+    if failure.hook is None:  # plugin code outside a hook (a command's run, a provider's method)
+        hints.insert(0, f"it came from plugin {describe_plugin(host, failure.plugin)}")
+        return _report(console, unexpected, "; ".join(hints), int(ExitCode.FAILED), debug)
+    return _report(console, failure.describe(host, exc), "; ".join(hints), int(ExitCode.FAILED), debug)
 
 
 def _silence_stdout() -> None:

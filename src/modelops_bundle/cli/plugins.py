@@ -26,7 +26,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                 for info in infos
             ]
         )
-        return 0
+        return 1 if any(info.status == "error" for info in infos) else 0
     rows = [
         [
             info.name,

@@ -20,6 +20,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel downloads (default 5)"
     )
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only what this model (or target) needs: its code, data, the registry, project metadata (repeatable)",
+    )
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
@@ -42,6 +50,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=ctx.out.progress,
             blob_fetcher=fetcher,
+            models=args.models,
         )
     finally:
         fetcher.close()

@@ -18,12 +18,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the plan; upload nothing")
     parser.add_argument("--force", action="store_true", help="move the tag even if someone else pushed to it")
     parser.add_argument("-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel uploads (default 5)")
+    parser.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="record KEY=VALUE in the manifest and the provenance document (repeatable)",
+    )
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.provenance import parse_annotation
     from modelops_bundle.core.push import PushOptions, push
     from modelops_bundle.core.remote import open_backend, open_blob_store, reference_for
 
+    annotations = dict(parse_annotation(text) for text in args.annotation)
     ws = open_workspace(ctx)
     reference = reference_for(ws, args.tag)
     if reference.digest or not reference.tag:
@@ -36,7 +45,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             ws,
             backend,
             reference,
-            PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs),
+            PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs, annotations=annotations),
             environ=ctx.environ,
             progress=ctx.out.progress,
             blob_uploader=blobs,
@@ -81,6 +90,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if result.forced:
         out.warn(f"moved {result.reference} away from {result.previous_digest} (--force)")
     out.line(f"Digest: {result.digest}")
+    if result.provenance:
+        out.line(f"Provenance: {result.provenance['digest']} ({result.provenance['method']})")
     return 0
 
 
@@ -94,5 +105,6 @@ COMMAND = Command(
     help="push the tracked files as a new version (uploads only what the registry lacks)",
     run=run,
     configure=configure,
-    epilog="examples:\n  mops bundle push\n  mops bundle push --tag v1.0.0\n  mops bundle push --dry-run --json",
+    epilog="examples:\n  mops bundle push\n  mops bundle push --tag v1.0.0\n  mops bundle push --dry-run --json\n"
+    "  mops bundle push --tag v2 --annotation org.example.study=flu-2025",
 )

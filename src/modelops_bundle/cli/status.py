@@ -142,11 +142,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         if models.models:
             columns, rows = model_table(models)
             out.line("")
-            out.table(f"Registered Models ({len(rows)})", columns, rows)
+            out.table(f"Registered Models ({len(rows)})", columns, _marked(out, rows))
         if models.targets:
             columns, rows = target_table(models)
             out.line("")
-            out.table(f"Calibration Targets ({len(rows)})", columns, rows)
+            out.table(f"Calibration Targets ({len(rows)})", columns, _marked(out, rows))
     if remote is not None and remote.state in ("behind", "diverged"):
         out.line("")
         out.line("Run 'mops bundle pull' to bring in the remote changes")
@@ -197,6 +197,22 @@ def _explain(ctx: CommandContext, report: Any, name: str) -> int:
         for line in explain_lines(item):
             ctx.out.line(line)
     return 0
+
+
+#: Status-column markers on a terminal, as the seed README shows them (``✓ Ready``, ``⚠ Stale``).
+STATUS_MARKERS = {"Ready": "✓", "Stale": "⚠", "Broken": "✗"}
+
+
+def _marked(out: Any, rows: list[list[str]]) -> list[list[str]]:
+    """Rows with a marker before the status (column 1) on a terminal; plain text stays as it is, so
+    scripts that read the non-TTY table see the same words as before."""
+    if not out.interactive:
+        return rows
+    marked = []
+    for row in rows:
+        marker = STATUS_MARKERS.get(row[1].split(" ", 1)[0])
+        marked.append([row[0], f"{marker} {row[1]}" if marker else row[1], *row[2:]])
+    return marked
 
 
 REMOTE_STYLE = {"synced": "green", "ahead": "yellow", "behind": "yellow", "diverged": "red", "unknown": "red"}

@@ -11,8 +11,10 @@ Environment:
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import CodeType, TracebackType
 from typing import Any
 
 import pluggy
@@ -82,10 +84,21 @@ class PluginHost:
         return bool(info and info.builtin)
 
     def register(self, plugin: object, info: PluginInfo) -> None:
-        """Register one plugin object; a failure is recorded on ``info``, never raised."""
+        """Register one plugin object; a failure is recorded on ``info``, never raised.
+
+        A plugin built for another version of the hooks -- an implementation asking for an argument its
+        hook does not pass, or a ``mops_*`` implementation of a hook that does not exist -- is refused
+        here, with a message naming the hook, rather than failing (or silently doing nothing) later.
+        """
         if info.name in self.infos and self.infos[info.name].status == "loaded":
             info.status, info.error = "error", f"a plugin named {info.name!r} is already loaded"
             self.infos[f"{info.name} ({info.distribution})"] = info
+            return
+        problems = incompatible_hooks(self.pm, plugin)
+        if problems:
+            info.status = "error"
+            info.error = f"incompatible with modelops-bundle {__version__}: " + "; ".join(problems)
+            self.infos[info.name] = info
             return
         try:
             self.pm.register(plugin, name=info.name)
@@ -95,9 +108,68 @@ class PluginHost:
             info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
         self.infos[info.name] = info
 
+    def versions(self, hooks: Iterable[str] | None = None) -> dict[str, str]:
+        """``{plugin name: "distribution version"}`` of every loaded plugin, for provenance records.
+
+        With ``hooks``, only the plugins implementing at least one of them (those that can have shaped
+        a push, say).
+        """
+        wanted = None if hooks is None else set(hooks)
+        return {
+            name: f"{info.distribution} {info.version}".strip()
+            for name, info in sorted(self.infos.items())
+            if info.status == "loaded" and (wanted is None or wanted & set(info.hooks))
+        }
+
     def record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.status, info.error = "error", _describe(exc)
         self.infos[info.name] = info
+
+
+def incompatible_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Why ``plugin`` does not fit this version's hooks (empty when it does).
+
+    pluggy itself rejects an implementation asking for an argument the hook lacks (with a message about
+    "hookimpl definitions"), and accepts an implementation of an unknown hook until ``check_pending()``;
+    both are checked here, for one plugin at a time, in words a plugin author can act on.
+    """
+    problems: list[str] = []
+    for attr in sorted(dir(plugin)):
+        try:
+            opts = pm.parse_hookimpl_opts(plugin, attr)
+        except Exception:  # an attribute that cannot even be read: pluggy's register reports it
+            continue
+        if opts is None:
+            continue
+        caller = getattr(pm.hook, attr, None)
+        spec = getattr(caller, "spec", None)
+        if spec is None:
+            if not opts.get("optionalhook"):
+                problems.append(f"{attr} is not a hook of modelops-bundle (misspelt, or made for another version?)")
+            continue
+        function = getattr(plugin, attr)
+        extra = [name for name in _required_arguments(function) if name not in spec.argnames]
+        if extra:
+            offered = ", ".join(spec.argnames) or "nothing"
+            problems.append(
+                f"{attr}() asks for {', '.join(extra)}, which the hook does not pass (it passes: {offered})"
+            )
+    return problems
+
+
+def _required_arguments(function: Any) -> list[str]:
+    """Parameters pluggy would pass by name: those without a default (``self`` excluded)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return []
+    return [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        and name not in ("self", "cls")
+    ]
 
 
 def _describe(exc: BaseException) -> str:
@@ -212,3 +284,62 @@ def describe_plugin(host: PluginHost, plugin_name: str) -> str:
         return repr(plugin_name)
     version = f" {info.version}" if info.version else ""
     return f"{plugin_name!r} ({info.distribution}{version})"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """Which third-party plugin an unexpected exception came from, and in which hook (if one)."""
+
+    plugin: str
+    hook: str | None
+
+    def describe(self, host: PluginHost, exc: BaseException) -> str:
+        where = f" in {self.hook}" if self.hook else ""
+        return f"plugin {describe_plugin(host, self.plugin)} failed{where}: {_describe(exc)}"
+
+
+def failing_plugin(host: PluginHost, exc: BaseException) -> PluginFailure | None:
+    """The third-party plugin whose code raised ``exc``, found from the frames of its traceback.
+
+    First-result hooks (``mops_storage_tier``, ``mops_file_hasher``, ...) are called through pluggy
+    deep inside the core, and provider classes run on worker threads; rather than wrapping every call
+    site, the CLI asks this at its one error boundary. The innermost frame that is a hook implementation
+    names the plugin and the hook; failing that, the innermost frame in a plugin's own package (a
+    provider class or a command's ``run``) names the plugin. Built-ins are not blamed: a failure there
+    is a bug of modelops-bundle and is reported as one.
+    """
+    implementations: dict[CodeType, tuple[str, str]] = {}
+    packages: dict[str, str] = {}
+    for plugin in host.pm.get_plugins():
+        name = host.pm.get_name(plugin)
+        if name is None or host.is_builtin(name):
+            continue
+        module = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
+        packages.setdefault(module.split(".")[0], name)
+        for caller in host.pm.get_hookcallers(plugin) or ():
+            for impl in caller.get_hookimpls():
+                code = _code_of(impl.function)
+                if impl.plugin is plugin and code is not None:
+                    implementations[code] = (name, caller.name)
+    if not packages:
+        return None
+    found_hook: PluginFailure | None = None
+    found_module: PluginFailure | None = None
+    for frame_code, module_name in _frames(exc.__traceback__):
+        if frame_code in implementations:
+            found_hook = PluginFailure(*implementations[frame_code])
+        owner = packages.get(module_name.split(".")[0])
+        if owner is not None:
+            found_module = PluginFailure(owner, None)
+    return found_hook or found_module
+
+
+def _code_of(function: Any) -> CodeType | None:
+    code = getattr(function, "__code__", None) or getattr(getattr(function, "__func__", None), "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def _frames(tb: TracebackType | None) -> Iterable[tuple[CodeType, str]]:
+    while tb is not None:
+        yield tb.tb_frame.f_code, str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next

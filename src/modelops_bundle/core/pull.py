@@ -35,7 +35,7 @@ import stat as stat_module
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -54,7 +54,7 @@ from modelops_bundle.core.index import BundleIndex, IndexEntry
 from modelops_bundle.core.packaging import PACK_MEDIA_TYPE, BlobFetcher, Descriptor
 from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.reference import Reference
-from modelops_bundle.core.registry import RegistryBackend
+from modelops_bundle.core.registry import RegistryBackend, TransferStats
 from modelops_bundle.core.remote import RemoteVersion, fetch_version
 from modelops_bundle.core.workspace import SyncState, Workspace
 
@@ -321,8 +321,11 @@ def fetch_to_staging(
     jobs: int,
     progress: ProgressFactory | None,
     blob_fetcher: BlobFetcher | None,
+    stats: TransferStats | None = None,
 ) -> dict[str, Path]:
-    """Download, unpack and verify ``entries`` into ``staging``; returns ``{path: staged file}``."""
+    """Download, unpack and verify ``entries`` into ``staging``; returns ``{path: staged file}``.
+
+    ``stats``, when given, accumulates what was transferred (registry blobs and blob-store files)."""
     repository = version.reference.repository
     layers = {layer.content_digest: layer for layer in version.manifest.layers}
     staged = {entry.path: staging / f"f{number}" for number, entry in enumerate(entries)}
@@ -358,7 +361,10 @@ def fetch_to_staging(
         sink.start(len(downloads), sum(size for _, size, _ in downloads))
     try:
         if downloads:
-            backend.get_blobs_to_files(repository, downloads, jobs=jobs, progress=sink)
+            got = backend.get_blobs_to_files(repository, downloads, jobs=jobs, progress=sink)
+            if stats is not None:
+                stats.downloaded_blobs += got.downloaded_blobs
+                stats.downloaded_bytes += got.downloaded_bytes
     finally:
         if sink is not None:
             sink.close()
@@ -381,6 +387,9 @@ def fetch_to_staging(
             for entry in blob_tier:
                 blob_fetcher(entry, staged[entry.path])
                 unverified.append(entry)
+        if stats is not None:
+            stats.extra["blob_files"] = stats.extra.get("blob_files", 0) + len(blob_tier)
+            stats.extra["blob_bytes"] = stats.extra.get("blob_bytes", 0) + sum(entry.size for entry in blob_tier)
     for entry in unverified:
         if not verify_file(staged[entry.path], entry):
             raise IntegrityError(f"{entry.path}: downloaded bytes do not match the index digest {entry.digest}")
@@ -436,12 +445,14 @@ class PullResult:
     downloaded_files: int = 0
     downloaded_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
+    models: list[str] | None = None  # a partial pull of these models' files
 
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": str(self.reference),
             "digest": self.digest,
             "files": self.files,
+            "models": self.models,
             "dry_run": self.dry_run,
             "downloaded_files": self.downloaded_files,
             "downloaded_bytes": self.downloaded_bytes,
@@ -462,12 +473,19 @@ def pull(
     jobs: int = DEFAULT_JOBS,
     progress: ProgressFactory | None = None,
     blob_fetcher: BlobFetcher | None = None,
+    models: Sequence[str] | None = None,
 ) -> PullResult:
-    """Pull ``reference`` into the project (see the module docstring). Holds the project lock."""
+    """Pull ``reference`` into the project (see the module docstring). Holds the project lock.
+
+    ``models``: only the files those models (or targets) need. Such a partial pull updates the synced
+    state of those files only and does not count as syncing the version (``last_pull_digest`` stays),
+    so a later push of the partial tree is refused as a conflict instead of deleting the rest.
+    """
     with ws.lock():
         version = fetch_version(backend, reference)
         source = str(version.pinned)
         check_version_paths(version.index, source=source)
+        selected = _selection(backend, version, models)
         algorithm = ws.config_summary().hash_algorithm
         foreign = version.index.algorithms - {algorithm}
         if foreign:
@@ -477,21 +495,30 @@ def pull(
             )
         state = ws.state()
         remote = version.index.by_path()
+        synced_files = dict(state.last_synced_files)
+        if selected is not None:
+            remote = {rel: entry for rel, entry in remote.items() if rel in selected}
+            synced_files = {rel: digest for rel, digest in synced_files.items() if rel in selected}
+        remote_digests = {rel: entry.digest for rel, entry in remote.items()}
         hasher = resolve_hasher(host.hook, algorithm)
-        paths = sorted(set(bundle_paths(host, ws)) | set(remote) | set(state.last_synced_files))
+        if selected is not None:
+            paths = sorted(selected)
+        else:
+            paths = sorted(set(bundle_paths(host, ws)) | set(remote) | set(state.last_synced_files))
         scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
-        blocked = [f"{rel}: {why}" for rel, why in scan.skipped if rel in remote or rel in state.last_synced_files]
+        blocked = [f"{rel}: {why}" for rel, why in scan.skipped if rel in remote or rel in synced_files]
         if blocked:
             raise ConflictError(f"cannot pull over {len(blocked)} path(s): " + "; ".join(blocked[:10]))
         local = {rel: info.digest for rel, info in scan.files.items()}
         plan = plan_pull(
             local,
-            version.index.digests(),
-            state.last_synced_files,
+            remote_digests,
+            synced_files,
             overwrite=overwrite,
             restore_deleted=restore_deleted,
         )
         result = PullResult(version.pinned, version.digest, plan, files=len(remote), dry_run=dry_run)
+        result.models = sorted(set(models)) if selected is not None and models else None
         if plan.conflicts:
             shown = "; ".join(f"{path} ({why})" for path, why in plan.conflicts[:10])
             more = f" and {len(plan.conflicts) - 10} more" if len(plan.conflicts) > 10 else ""
@@ -526,14 +553,23 @@ def pull(
         extras = set(extra_files(host, ws.project)) | ALLOWED_META_FILES
         tracked = (set(ws.tracked()) | {path for path in remote if path not in extras}) - set(plan.delete)
         ws.save_tracked(tracked)
-        ws.save_state(
-            SyncState(
+        if selected is None:
+            new_state = SyncState(
                 last_push_digest=state.last_push_digest,
                 last_pull_digest=version.digest,
                 last_synced_ref=str(reference),
                 last_synced_files=version.index.digests(),
             )
-        )
+        else:
+            merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in selected}
+            merged.update(remote_digests)
+            new_state = SyncState(
+                last_push_digest=state.last_push_digest,
+                last_pull_digest=state.last_pull_digest,
+                last_synced_ref=state.last_synced_ref,
+                last_synced_files=merged,
+            )
+        ws.save_state(new_state)
         ws.close()
     _notify(host, result, root, result.warnings)
     return result
@@ -561,11 +597,13 @@ class EnsureResult:
     deleted: list[str] = field(default_factory=list)
     files: int = 0
     warnings: list[str] = field(default_factory=list)
+    models: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": str(self.reference),
             "digest": self.digest,
+            "models": self.models,
             "destination": str(self.destination),
             "files": self.files,
             "fetched": self.fetched,
@@ -585,10 +623,12 @@ def ensure(
     jobs: int = DEFAULT_JOBS,
     progress: ProgressFactory | None = None,
     blob_fetcher: BlobFetcher | None = None,
+    models: Sequence[str] | None = None,
 ) -> EnsureResult:
     """Make ``destination`` hold the version's files (verified); ``mirror`` also deletes other files.
 
-    Touches no project state. Files already present with the right bytes are left alone.
+    Touches no project state. Files already present with the right bytes are left alone. ``models``:
+    only the files those models (or targets) need.
     """
     destination = Path(os.path.abspath(destination))
     if mirror and (destination / META_DIR / "config.yaml").exists():
@@ -601,9 +641,13 @@ def ensure(
     except OSError as exc:
         raise UsageError(describe_os_error("create", destination, exc)) from exc
     remote = version.index.by_path()
+    selected = _selection(backend, version, models)
+    if selected is not None:
+        remote = {rel: entry for rel, entry in remote.items() if rel in selected}
     check_destinations(destination, remote)
     result = EnsureResult(version.pinned, version.digest, destination, files=len(remote))
-    needed = [entry for entry in version.index.files if not _present(destination / entry.path, entry)]
+    result.models = sorted(set(models)) if selected is not None and models else None
+    needed = [entry for rel, entry in sorted(remote.items()) if not _present(destination / rel, entry)]
     result.unchanged = len(remote) - len(needed)
     staging = Path(tempfile.mkdtemp(prefix=".mops-ensure-", dir=destination))
     try:
@@ -619,6 +663,18 @@ def ensure(
         shutil.rmtree(staging, ignore_errors=True)
     _notify(host, result, destination, result.warnings)
     return result
+
+
+def _selection(backend: RegistryBackend, version: RemoteVersion, models: Sequence[str] | None) -> set[str] | None:
+    """The paths ``models`` need (from the version's own registry), or ``None`` for the whole version."""
+    if not models:
+        return None
+    from modelops_bundle.core.materialize import select_paths
+    from modelops_bundle.core.remote import version_registry
+
+    registry = version_registry(backend, version)
+    paths = [entry.path for entry in version.index.files]
+    return set(select_paths(paths, registry, models, source=str(version.pinned)))
 
 
 def _present(path: Path, entry: IndexEntry) -> bool:

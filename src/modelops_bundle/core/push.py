@@ -91,6 +91,8 @@ class PushOptions:
     force: bool = False
     dry_run: bool = False
     jobs: int = DEFAULT_JOBS
+    annotations: dict[str, str] = field(default_factory=dict)  # ``--annotation KEY=VALUE``
+    provenance: bool = True  # attach the provenance document as a referrer
 
 
 @dataclass
@@ -111,6 +113,7 @@ class PushResult:
     skipped_blobs: int = 0
     changes: VersionDiff = field(default_factory=VersionDiff)
     warnings: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] | None = None  # {"digest": referrer, "method": "referrers-api" | "tag-schema"}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +132,7 @@ class PushResult:
             "uploaded_bytes": self.uploaded_bytes,
             "skipped_blobs": self.skipped_blobs,
             "changes": self.changes.to_json(),
+            "provenance": self.provenance,
             "warnings": self.warnings,
         }
 
@@ -295,6 +299,8 @@ def _push_locked(
 
     if remote is not None and remote.manifest.config.digest == config_descriptor.digest:
         result.up_to_date = True
+        if options.annotations:
+            result.warnings.append("annotations not recorded: the content is unchanged, so no new version was made")
         result.digest = remote_digest
         if not options.dry_run and (
             state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
@@ -311,11 +317,14 @@ def _push_locked(
         result.forced = True
 
     manifest_bytes = _reusable_manifest(backend, target, known - {remote_digest}, config_descriptor)
+    document: dict[str, Any] | None = None
     if manifest_bytes is not None:
         result.reused_manifest = True
+        if options.annotations:
+            result.warnings.append("annotations not recorded: an identical version was reused")
     else:
         _build_missing_packs(backend, target, layers, packer, dry_run=options.dry_run)
-        annotations = _annotations(host, ws, index, environ, result.warnings)
+        annotations, document = _annotations(host, ws, index, environ, options.annotations, result.warnings)
         manifest_bytes = build_manifest(config_descriptor, [layer.descriptor for layer in layers], annotations)
     digest = bytes_digest(manifest_bytes)
     result.digest = digest
@@ -357,6 +366,8 @@ def _push_locked(
     if stored != digest:
         raise IntegrityError(f"{backend.describe()} stored the manifest as {stored}, expected {digest}")
     _record_push(ws, state, target, digest, index)
+    if document is not None and options.provenance:
+        result.provenance = _attach_provenance(backend, target, digest, len(manifest_bytes), document, result.warnings)
     packer.cache.save()
     return result
 
@@ -511,11 +522,45 @@ def _reusable_manifest(
     return None
 
 
+def _attach_provenance(
+    backend: RegistryBackend,
+    target: Reference,
+    digest: str,
+    size: int,
+    document: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any] | None:
+    """The version is pushed either way: a provenance failure is a warning, not a failed push."""
+    from modelops_bundle.core.provenance import attach
+
+    try:
+        return attach(
+            backend,
+            target.repository,
+            subject_digest=digest,
+            subject_size=size,
+            reference=str(target),
+            document=document,
+        )
+    except BundleError as exc:
+        warnings.append(f"the provenance document could not be attached: {exc.message}")
+        return None
+
+
 def _annotations(
-    host: PluginHost, ws: Workspace, index: BundleIndex, environ: Mapping[str, str], warnings: list[str]
-) -> dict[str, str]:
-    """Plugin annotations (earlier -- third-party -- win), then ours: created time, file count, size."""
+    host: PluginHost,
+    ws: Workspace,
+    index: BundleIndex,
+    environ: Mapping[str, str],
+    user: Mapping[str, str],
+    warnings: list[str],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Plugin annotations (earlier -- third-party -- win), then provenance and the user's ``--annotation``
+    pairs (they win over plugins), then ours: created time, file count, size. Also returns the
+    provenance document."""
+    from modelops_bundle.core.gitinfo import ANNOTATION_GIT_DIRTY, ANNOTATION_REVISION, ANNOTATION_SOURCE
     from modelops_bundle.core.plugins import call_each, describe_plugin
+    from modelops_bundle.core.provenance import collect, manifest_annotations
 
     merged: dict[str, str] = {}
     for name, result, exc in call_each(host, "mops_manifest_annotations", index=index, project=ws.project):
@@ -528,9 +573,14 @@ def _annotations(
             else:
                 warnings.append(f"plugin {describe_plugin(host, name)} returned a non-string annotation {key!r}")
     merged.setdefault(ANNOTATION_CREATED, created_timestamp(environ))
+    git = {key: merged[key] for key in (ANNOTATION_SOURCE, ANNOTATION_REVISION, ANNOTATION_GIT_DIRTY) if key in merged}
+    document = collect(
+        host, ws.project.root, index, created=merged[ANNOTATION_CREATED], git=git, annotations=dict(user)
+    )
+    merged.update(manifest_annotations(document))
     merged[ANNOTATION_FILES] = str(len(index.files))
     merged[ANNOTATION_SIZE] = str(index.total_size)
-    return merged
+    return merged, document
 
 
 def _record_push(ws: Workspace, state: SyncState, target: Reference, digest: str, index: BundleIndex) -> None:

@@ -117,4 +117,10 @@ class RegistryBackend(Protocol):
 
     def list_tags(self, repository: str) -> list[str]: ...
 
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """Descriptors of the manifests whose ``subject`` is ``digest``, from the registry's referrers
+        API; ``None`` when the registry has no such API (callers then read the ``sha256-<hex>`` tag
+        that the tag-schema fallback maintains)."""
+        ...
+
     def close(self) -> None: ...

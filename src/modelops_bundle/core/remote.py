@@ -339,11 +339,15 @@ class VersionSummary:
 
 def list_versions(backend: RegistryBackend, reference: Reference) -> list[VersionSummary]:
     """Tagged versions, newest first. File count and size come from the manifest's annotations (one
-    request per version); the index is read only for manifests that lack them."""
+    request per version); the index is read only for manifests that lack them. The tag-schema
+    fallback tags (``sha256-<hex>``, referrers of a version) are not versions and are left out."""
     from modelops_bundle.core.packaging import ANNOTATION_FILES, ANNOTATION_SIZE
+    from modelops_bundle.core.provenance import is_fallback_tag
 
     by_digest: dict[str, list[str]] = {}
     for tag in backend.list_tags(reference.repository):
+        if is_fallback_tag(tag):
+            continue  # a referrers index (tag-schema fallback), not a version
         digest = backend.resolve(reference.repository, tag)
         if digest is not None:
             by_digest.setdefault(digest, []).append(tag)

@@ -226,6 +226,31 @@ class OciDistributionRegistry:
             path = following
         return sorted(tags)
 
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """``GET /v2/<name>/referrers/<digest>``; ``None`` when the registry answers 404 (no such API:
+        a registry that has it answers an empty index for a digest without referrers)."""
+        from modelops_bundle.core.registry import OCI_INDEX
+
+        _check_digest(digest)
+        wire = self._wire(repository)
+        found = self.blobs.get_limited(
+            f"/v2/{wire}/referrers/{digest}",
+            wire,
+            {"Accept": OCI_INDEX},
+            MAX_MANIFEST_BYTES,
+            f"referrers of {repository}@{digest} on {self.describe()}",
+        )
+        if found is None:
+            return None
+        try:
+            payload = json.loads(found[0])
+        except ValueError:
+            return None  # not an index: treat as unsupported, the fallback tag still works
+        manifests = payload.get("manifests") if isinstance(payload, dict) else None
+        if not isinstance(manifests, list):
+            return None
+        return [item for item in manifests if isinstance(item, dict)]
+
     # ----------------------------------------------------------------------------------------- blobs
 
     def blob_exists(self, repository: str, digest: str) -> bool:

@@ -198,6 +198,11 @@ class OciLayoutRegistry:
                 tags.add(name)
         return sorted(tags)
 
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """An image layout has no referrers API: referrers live under the tag-schema fallback tag
+        (``sha256-<hex>``), exactly as on a registry without the API, so other tools find them."""
+        return None
+
     # ----------------------------------------------------------------------------------------- blobs
 
     def blob_exists(self, repository: str, digest: str) -> bool:

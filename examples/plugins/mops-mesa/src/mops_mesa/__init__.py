@@ -1,0 +1,1 @@
+"""mops-mesa: modelops-bundle discovers Mesa agent-based models (``mesa.Model`` subclasses)."""

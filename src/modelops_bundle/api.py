@@ -1,0 +1,374 @@
+"""The stable Python surface of modelops-bundle, for workers, notebooks and other tools.
+
+Everything here is typed and keeps its signature across minor releases. A *ref* is one of:
+
+* a full reference: ``host[:port]/repo@sha256:...``, ``host/repo:tag``, ``repo:tag``, ``repo`` (tag
+  ``latest``), resolved in an *environment* (``env=`` argument, else ``$MOPS_ENV``, else ``local``);
+* a bare digest ``sha256:...``: found in the cache, else fetched from ``$MODELOPS_BUNDLE_REGISTRY``
+  (``host/repo``);
+* a project folder (``str`` or :class:`~pathlib.Path` holding ``.modelops-bundle/``): its
+  ``registry_ref`` and default tag, in its pinned environment (unless ``env=`` is given).
+
+Everything fetched goes through the shared cache (:mod:`modelops_bundle.core.cache`): ``$MODELOPS_BUNDLE_CACHE``,
+else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``.
+
+Example::
+
+    from modelops_bundle import api
+
+    digest = api.resolve("127.0.0.1:5000/flu:v3")
+    root = api.materialize(digest, models=["seir_seirmodel"])    # a verified, read-only tree
+    registry = api.load_registry(root)
+    tags = api.provenance_tags(digest)                           # attach these to every result
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.cache import BundleCache
+    from modelops_bundle.core.materialize import Materialized, Materializer
+    from modelops_bundle.core.model_registry import ModelRecord, Registry, TargetRecord
+    from modelops_bundle.core.reference import Reference
+
+__all__ = [
+    "DEFAULT_ENV",
+    "REGISTRY_ENV",
+    "load_registry",
+    "materialize",
+    "materialize_report",
+    "models",
+    "open_cache",
+    "pin",
+    "provenance",
+    "provenance_tags",
+    "push_dir",
+    "resolve",
+    "targets",
+    "unpin",
+]
+
+DEFAULT_ENV = "local"
+#: Where a bare digest is fetched from when the cache does not know it: ``host[:port]/repository``.
+REGISTRY_ENV = "MODELOPS_BUNDLE_REGISTRY"
+RefLike = str | os.PathLike[str]
+
+
+@dataclass
+class _Source:
+    materializer: Materializer
+    reference: Reference
+
+    def close(self) -> None:
+        self.materializer.close()
+
+
+def _environ(environ: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(os.environ if environ is None else environ)
+
+
+def _project_folder(ref: RefLike) -> Path | None:
+    from modelops_bundle.core.project import META_DIR
+
+    if isinstance(ref, os.PathLike) or (isinstance(ref, str) and ("/" in ref or ref in (".", ".."))):
+        path = Path(os.fspath(ref)).expanduser()
+        if (path / META_DIR).is_dir():
+            return path
+        if isinstance(ref, os.PathLike):
+            from modelops_bundle.core.errors import UsageError
+
+            raise UsageError(f"{path} is not a modelops-bundle project (no {META_DIR}/)")
+    return None
+
+
+def _source(
+    ref: RefLike,
+    *,
+    env: str | None,
+    environ: Mapping[str, str] | None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> _Source:
+    from modelops_bundle.core.cache import BundleCache, cache_root
+    from modelops_bundle.core.environment import load_environment
+    from modelops_bundle.core.materialize import Materializer
+    from modelops_bundle.core.plugins import build_plugin_host
+    from modelops_bundle.core.reference import Reference, is_digest, parse_reference
+
+    values = _environ(environ)
+    configured: str | None = None
+    folder = _project_folder(ref)
+    if folder is not None:
+        from modelops_bundle.core.config import load_config
+        from modelops_bundle.core.project import find_project
+        from modelops_bundle.core.remote import project_reference
+        from modelops_bundle.core.workspace import Workspace
+
+        ws = Workspace(find_project(folder))
+        reference = project_reference(ws)
+        env_name = env or ws.env_name()
+        configured = load_config(ws.project.config_path).cache_dir
+    else:
+        text = os.fspath(ref).strip()
+        if is_digest(text):
+            base = values.get(REGISTRY_ENV, "").strip()
+            reference = parse_reference(base).with_digest(text) if base else Reference("_", None, None, text)
+        else:
+            reference = parse_reference(text)
+            if reference.tag is None and reference.digest is None:
+                reference = reference.with_tag("latest")
+        env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
+    root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values, configured)
+    host = build_plugin_host(values)
+    environment = load_environment(env_name, values)
+    return _Source(Materializer(BundleCache(root), host, environment, values), reference)
+
+
+def open_cache(
+    cache_dir: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> BundleCache:
+    """The shared cache (``cache_dir``, else ``$MODELOPS_BUNDLE_CACHE``, else ``$MODELOPS_HOME/cache``)."""
+    from modelops_bundle.core.cache import BundleCache, cache_root
+
+    return BundleCache(Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(_environ(environ)))
+
+
+def resolve(ref: RefLike, *, env: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The manifest digest ``ref`` names now (a tag is looked up once; a digest is checked to exist)."""
+    source = _source(ref, env=env, environ=environ)
+    try:
+        return source.materializer.resolve(source.reference)
+    finally:
+        source.close()
+
+
+def materialize_report(
+    ref: RefLike,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    models: Sequence[str] | None = None,
+    env: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Materialized:
+    """:func:`materialize`, returning the details: digest, path, file count, whether the cache already
+    held the tree, and what this process fetched (``stats``)."""
+    if dest is None and not models:
+        ready = _ready(ref, environ, cache_dir)
+        if ready is not None:
+            return ready
+    source = _source(ref, env=env, environ=environ, cache_dir=cache_dir)
+    try:
+        digest = source.reference.digest or source.materializer.resolve(source.reference)
+        target = Path(os.fspath(dest)) if dest is not None else None
+        return source.materializer.materialize(source.reference, digest, target, models=models)
+    finally:
+        source.close()
+
+
+def _ready(
+    ref: RefLike, environ: Mapping[str, str] | None, cache_dir: str | os.PathLike[str] | None
+) -> Materialized | None:
+    """The hot path: a digest whose full tree is complete in the cache needs no plugins, environment
+    or registry -- only a stat of each file."""
+    from modelops_bundle.core.cache import BundleCache, read_marker
+    from modelops_bundle.core.materialize import Materialized, Materializer
+
+    if isinstance(ref, os.PathLike):
+        return None
+    digest = ref.strip().rpartition("@")[2]
+    from modelops_bundle.core.reference import is_digest
+
+    if not is_digest(digest):
+        return None
+    cache = open_cache(cache_dir, environ=environ)
+    engine = Materializer(cache, None, None, {})  # type: ignore[arg-type]  # the cache alone answers
+    with cache.using():
+        tree = engine.ready_tree(digest)
+    if tree is None:
+        return None
+    count = len(read_marker(BundleCache.marker_path(tree)) or ())
+    return Materialized(digest, tree, count, None, True, cache.stats.to_json())
+
+
+def materialize(
+    ref: RefLike,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    models: Sequence[str] | None = None,
+    env: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """A verified tree of the version ``ref`` names; returns its folder.
+
+    ``dest`` None: a shared, read-only tree in the cache (``trees/sha256/<hex>``), built once per machine
+    and reused by every process. With ``dest``: the files are linked (reflink, else hard link, else copy)
+    into that folder, replacing files at the same paths and leaving others alone. ``models``: only what
+    those models (or targets) need -- their code closure and data, the model registry and the project's
+    root metadata (pyproject.toml, lock files, requirements).
+    """
+    return materialize_report(ref, dest, models=models, env=env, cache_dir=cache_dir, environ=environ).path
+
+
+def load_registry(path: str | os.PathLike[str]) -> Registry:
+    """The model registry of a project folder, a materialised tree, or a ``registry.yaml`` file itself
+    (an empty registry when a folder has none)."""
+    from modelops_bundle.core.model_registry import Registry, parse_registry
+    from modelops_bundle.core.project import META_DIR
+    from modelops_bundle.core.validation import read_text
+
+    target = Path(os.fspath(path)).expanduser()
+    if target.is_dir():
+        target = target / META_DIR / "registry.yaml"
+        if not target.exists():
+            return Registry()
+    return parse_registry(read_text(target, what="model registry"), target)
+
+
+def _registry_of(ref: RefLike, env: str | None, environ: Mapping[str, str] | None) -> Registry:
+    from modelops_bundle.core.model_registry import Registry
+
+    if isinstance(ref, os.PathLike) or (isinstance(ref, str) and Path(ref).expanduser().is_dir()):
+        return load_registry(ref)
+    source = _source(ref, env=env, environ=environ)
+    try:
+        digest = source.reference.digest or source.materializer.resolve(source.reference)
+        version = source.materializer.version(source.reference, digest)
+        return source.materializer.registry_of(version) or Registry()
+    finally:
+        source.close()
+
+
+def models(ref: RefLike, *, env: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, ModelRecord]:
+    """The registered models of a bundle (a ref) or of a folder, by id. Fetches only ``registry.yaml``."""
+    return dict(_registry_of(ref, env, environ).models)
+
+
+def targets(
+    ref: RefLike, *, env: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, TargetRecord]:
+    """The registered calibration targets of a bundle (a ref) or of a folder, by id."""
+    return dict(_registry_of(ref, env, environ).targets)
+
+
+def push_dir(
+    path: str | os.PathLike[str],
+    tag: str | None = None,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    force: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """Push the project at ``path`` (tracked files, in its pinned environment) as ``tag`` (default: its
+    ``default_tag``); returns the version digest. Provenance is recorded as by ``mops bundle push``."""
+    from modelops_bundle.core.errors import UsageError
+    from modelops_bundle.core.plugins import build_plugin_host
+    from modelops_bundle.core.project import find_project
+    from modelops_bundle.core.provenance import parse_annotation
+    from modelops_bundle.core.push import PushOptions, push
+    from modelops_bundle.core.remote import open_backend, open_blob_store, reference_for
+    from modelops_bundle.core.workspace import Workspace
+
+    values = _environ(environ)
+    checked = dict(parse_annotation(f"{key}={value}") for key, value in (annotations or {}).items())
+    ws = Workspace(find_project(Path(os.fspath(path))))
+    reference = reference_for(ws, tag)
+    if reference.digest or not reference.tag:
+        raise UsageError(f"push needs a tag, not a digest: {tag}")
+    host = build_plugin_host(values)
+    backend = open_backend(host, ws, reference, values)
+    blobs = open_blob_store(host, ws, values, uploading=True)
+    try:
+        result = push(
+            host,
+            ws,
+            backend,
+            reference,
+            PushOptions(force=force, annotations=checked),
+            environ=values,
+            blob_uploader=blobs,
+        )
+    finally:
+        if blobs is not None:
+            blobs.close()
+        backend.close()
+    assert result.digest is not None
+    return result.digest
+
+
+def provenance(
+    ref: RefLike, *, env: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The provenance document recorded when the version was pushed, or ``None`` when it has none."""
+    from modelops_bundle.core.provenance import fetch
+
+    source = _source(ref, env=env, environ=environ)
+    try:
+        digest = source.reference.digest or source.materializer.resolve(source.reference)
+        version = source.materializer.version(source.reference, digest)
+        found = fetch(source.materializer.backend(version.reference), version.reference.repository, digest)
+        return None if found is None else found[0]
+    finally:
+        source.close()
+
+
+def provenance_tags(
+    digest: RefLike,
+    *,
+    env: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The tags a result computed from this bundle should carry (all strings):
+
+    ``bundle.digest``, ``bundle.reference`` (``[host/]repo@digest``) and, from the version's manifest,
+    ``bundle.created``, ``bundle.git.source``, ``bundle.git.revision``, ``bundle.git.dirty``,
+    ``bundle.tool``, ``bundle.python``, ``bundle.lockfile.digest`` where recorded. Answered from the
+    cache when the version is there (no registry access), else from the registry.
+    """
+    from modelops_bundle.core.gitinfo import ANNOTATION_GIT_DIRTY, ANNOTATION_REVISION, ANNOTATION_SOURCE
+    from modelops_bundle.core.packaging import ANNOTATION_CREATED
+    from modelops_bundle.core.provenance import ANNOTATION_LOCKFILE_DIGEST, ANNOTATION_PYTHON, ANNOTATION_TOOL
+
+    source = _source(digest, env=env, environ=environ, cache_dir=cache_dir)
+    try:
+        pinned = source.reference.digest or source.materializer.resolve(source.reference)
+        version = source.materializer.version(source.reference, pinned)
+        reference = version.reference
+        where = f"{reference.registry}/{reference.repository}" if reference.registry else reference.repository
+        tags = {"bundle.digest": pinned, "bundle.reference": f"{where}@{pinned}"}
+        names = {
+            ANNOTATION_CREATED: "bundle.created",
+            ANNOTATION_SOURCE: "bundle.git.source",
+            ANNOTATION_REVISION: "bundle.git.revision",
+            ANNOTATION_GIT_DIRTY: "bundle.git.dirty",
+            ANNOTATION_TOOL: "bundle.tool",
+            ANNOTATION_PYTHON: "bundle.python",
+            ANNOTATION_LOCKFILE_DIGEST: "bundle.lockfile.digest",
+        }
+        for key, name in names.items():
+            value = version.manifest.annotations.get(key)
+            if value:
+                tags[name] = value
+        return tags
+    finally:
+        source.close()
+
+
+def pin(
+    digest: str, *, cache_dir: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> None:
+    """Keep a version in the cache whatever its age (``gc`` never removes pinned versions)."""
+    open_cache(cache_dir, environ=environ).pin(digest)
+
+
+def unpin(
+    digest: str, *, cache_dir: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Undo :func:`pin`; False when it was not pinned."""
+    return open_cache(cache_dir, environ=environ).unpin(digest)

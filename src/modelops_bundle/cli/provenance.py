@@ -1,0 +1,93 @@
+"""``provenance [REF]``: what made a version -- tool, Python, platform, git, lock file, annotations, plugins."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from modelops_bundle.core.commands import Command
+from modelops_bundle.core.context import CommandContext
+from modelops_bundle.core.errors import NotInitializedError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "ref", nargs="?", metavar="REF", help="tag, digest or full reference (default: the project's tag)"
+    )
+    parser.add_argument("--env", metavar="NAME", help="environment outside a project (default: $MOPS_ENV or local)")
+
+
+def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.core.provenance import fetch
+    from modelops_bundle.core.remote import fetch_version
+
+    backend, reference = _backend(ctx, args)
+    try:
+        version = fetch_version(backend, reference)
+        found = fetch(backend, reference.repository, version.digest)
+    finally:
+        backend.close()
+    payload: dict[str, Any] = {
+        "reference": str(version.pinned),
+        "digest": version.digest,
+        "annotations": dict(version.manifest.annotations),
+        "referrer": found[1] if found else None,
+        "provenance": found[0] if found else None,
+    }
+    if ctx.out.json_mode:
+        ctx.out.emit_json(payload)
+        return 0
+    out = ctx.out
+    out.line(f"{version.pinned}", style="bold")
+    document = found[0] if found else None
+    if document is None:
+        out.line("  no provenance document (pushed by another tool or an older modelops-bundle)")
+    else:
+        git = document.get("git") or {}
+        out.line(f"  created:   {document.get('created')}")
+        out.line(f"  tool:      {document['tool']['name']} {document['tool']['version']}")
+        out.line(f"  python:    {document['python']['implementation']} {document['python']['version']}")
+        out.line(f"  platform:  {document['platform']['platform']}")
+        if git:
+            dirty = " (dirty)" if git.get("dirty") else ""
+            out.line(f"  git:       {git.get('source') or '(no remote)'} @ {git.get('revision')}{dirty}")
+        for lock in document.get("lockfiles") or []:
+            out.line(f"  lock file: {lock['path']} {lock['digest']}")
+        for key, value in sorted((document.get("annotations") or {}).items()):
+            out.line(f"  {key} = {value}")
+        plugins = ", ".join(f"{p['name']} {p['version']}".strip() for p in document.get("plugins") or [])
+        out.line(f"  plugins:   {plugins}")
+        out.line(f"  document:  {payload['referrer']}")
+    return 0
+
+
+def _backend(ctx: CommandContext, args: argparse.Namespace) -> tuple[Any, Any]:
+    from modelops_bundle.cli.common import open_workspace
+    from modelops_bundle.core.remote import open_backend, reference_for
+
+    try:
+        ws = open_workspace(ctx)
+    except NotInitializedError:
+        if not args.ref:
+            raise
+        from modelops_bundle.core.environment import load_environment
+        from modelops_bundle.core.reference import parse_reference
+        from modelops_bundle.core.registry_select import open_registry
+
+        reference = parse_reference(args.ref)
+        if reference.tag is None and reference.digest is None:
+            reference = reference.with_tag("latest")
+        environment = load_environment(args.env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
+        return open_registry(ctx.plugins, environment, reference, ctx.environ), reference
+    reference = reference_for(ws, args.ref)
+    return open_backend(ctx.plugins, ws, reference, ctx.environ), reference
+
+
+COMMAND = Command(
+    name="provenance",
+    help="show what made a version: tool, Python, platform, git, lock file, annotations, plugins",
+    run=run,
+    configure=configure,
+    epilog="examples:\n  mops bundle provenance\n  mops bundle provenance v1.0.0 --json\n"
+    "  mops bundle provenance 127.0.0.1:5000/flu@sha256:...",
+)

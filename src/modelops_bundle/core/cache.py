@@ -1,0 +1,711 @@
+"""The machine-wide, content-addressed cache that materialisation goes through.
+
+Layout (``$MODELOPS_BUNDLE_CACHE``, else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``)::
+
+    CACHEDIR.TAG                          backup tools skip the folder
+    objects/<alg>/<ab>/<hex>              one read-only file per content digest (file digest, not layer)
+    versions/<alg>/<hex>/manifest.json    exact manifest bytes of a version (verified against <hex>)
+    versions/<alg>/<hex>/index.json       exact bundle-index bytes (verified against the manifest's config)
+    versions/<alg>/<hex>/origin.json      where it came from: {"repository", "registry"}
+    trees/<alg>/<hex>[+<selection>]/      checked-out trees (``materialize`` without a destination)
+    trees/<alg>/<hex>[+<selection>].complete   completion marker, written last; its mtime = last use
+    pins/<alg>-<hex>                      versions ``gc`` never removes
+    locks/                                ``flock`` files: one per version, ``gc.lock`` for the whole cache
+    tmp/<name>/ + tmp/<name>.lock         a fetch's staging folder, held by an ``flock`` while in use
+
+Integrity without re-hashing on every use: an object is written only after its bytes were verified
+against its digest, then made read-only and given the fixed mtime :data:`OBJECT_MTIME`. A checkout
+trusts an object only when it is a regular file of the indexed size with that mtime, so a write through
+any path (it bumps the mtime) or a truncation is caught and the object is fetched again; ``verify
+--cache`` re-hashes everything for the rarer corruption that keeps size and mtime.
+
+Checkouts link objects into trees: a reflink (copy-on-write clone) where the file system supports it,
+else a hard link, else a copy. Hard-linked files share the object's inode, so they are read-only
+(0444): a worker that writes into its tree gets ``EACCES`` instead of corrupting every other tree. Root
+ignores file modes; the mtime signature then detects the damage at the next use and the file is
+replaced. Executable files are never hard-linked (an inode has one mode): they are cloned or copied.
+
+Concurrency: a version is fetched under its own ``flock``, so of many processes asking for one digest
+one downloads each blob while the others wait, then find the completion marker. A killed process
+leaves no marker (it is written last, atomically) and its staging folder is unlocked, so the next
+process removes it and fetches again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat as stat_module
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
+from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
+
+CACHE_ENV = "MODELOPS_BUNDLE_CACHE"
+CACHE_FORMAT = 1
+#: Every object (and every file of a checked-out tree) carries this mtime: a write changes it.
+OBJECT_MTIME_NS = 1_000_000_000  # 1970-01-01T00:00:01Z
+OBJECT_MODE = 0o444
+EXEC_MODE = 0o555
+_COPY_CHUNK = 1024 * 1024
+_FICLONE = 0x40049409  # linux/fs.h: clone a whole file (reflink)
+#: Per lock file: a re-entrant lock for the threads of this process, and each thread's depth.
+_LOCKS_GUARD = threading.Lock()
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_DEPTH = threading.local()
+_CACHEDIR_TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# modelops-bundle cache: safe to delete\n"
+
+
+def cache_root(environ: Mapping[str, str], configured: str | None = None) -> Path:
+    """``$MODELOPS_BUNDLE_CACHE``, else ``configured`` (a project's ``cache_dir``), else ``$MODELOPS_HOME/cache``."""
+    from modelops_bundle.core.environment import expand_path, modelops_home
+
+    raw = environ.get(CACHE_ENV, "").strip() or (configured or "").strip()
+    return expand_path(raw) if raw else modelops_home(environ) / "cache"
+
+
+def split(digest: str) -> tuple[str, str]:
+    algorithm, sep, hexdigest = digest.partition(":")
+    if (
+        not sep
+        or algorithm not in ("sha256", "sha512")
+        or not hexdigest
+        or not all(ch in "0123456789abcdef" for ch in hexdigest)
+    ):
+        raise IntegrityError(f"malformed digest {digest!r}")
+    return algorithm, hexdigest
+
+
+@dataclass
+class CacheStats:
+    """What one process did to the cache (for reports, tests and benchmarks)."""
+
+    fetched_objects: int = 0
+    fetched_bytes: int = 0  # file bytes that arrived from a registry or blob store
+    downloaded_blobs: int = 0  # registry blobs (layers) transferred
+    downloaded_bytes: int = 0
+    reused_objects: int = 0
+    repaired_objects: int = 0  # present but damaged: removed and fetched again
+    linked_files: int = 0
+    checkout_method: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """What a checkout needs to know about one file: its digest, size and executable bit."""
+
+    digest: str
+    size: int
+    executable: bool = False
+
+
+@dataclass
+class Problem:
+    """One thing ``verify --cache`` found wrong, and what it did about it."""
+
+    kind: str  # corrupt-object | damaged-tree | bad-version
+    path: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "path": self.path, "detail": self.detail}
+
+
+@dataclass
+class GcReport:
+    removed_versions: list[str] = field(default_factory=list)
+    removed_trees: list[str] = field(default_factory=list)
+    removed_objects: int = 0
+    removed_tmp: int = 0
+    freed_bytes: int = 0
+    kept_versions: list[str] = field(default_factory=list)
+    busy_versions: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class BundleCache:
+    """One cache folder. Cheap to construct; folders are created on first write."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.stats = CacheStats()
+
+    # ------------------------------------------------------------------------------------ paths
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "objects"
+
+    def object_path(self, digest: str) -> Path:
+        algorithm, hexdigest = split(digest)
+        return self.objects_dir / algorithm / hexdigest[:2] / hexdigest
+
+    def version_dir(self, digest: str) -> Path:
+        algorithm, hexdigest = split(digest)
+        return self.root / "versions" / algorithm / hexdigest
+
+    def tree_path(self, digest: str, selection: str | None = None) -> Path:
+        algorithm, hexdigest = split(digest)
+        name = hexdigest if not selection else f"{hexdigest}+{selection}"
+        return self.root / "trees" / algorithm / name
+
+    @staticmethod
+    def marker_path(tree: Path) -> Path:
+        return tree.with_name(tree.name + ".complete")
+
+    def pin_path(self, digest: str) -> Path:
+        algorithm, hexdigest = split(digest)
+        return self.root / "pins" / f"{algorithm}-{hexdigest}"
+
+    def prepare(self) -> None:
+        """Create the top folders (idempotent); a clear error when the cache cannot be written."""
+        try:
+            for name in ("objects", "versions", "trees", "locks", "tmp", "pins"):
+                (self.root / name).mkdir(parents=True, exist_ok=True)
+            tag = self.root / "CACHEDIR.TAG"
+            if not tag.exists():
+                atomic_write_bytes(tag, _CACHEDIR_TAG)
+        except OSError as exc:
+            raise ConfigError(
+                describe_os_error("create the bundle cache at", self.root, exc),
+                hint=f"set {CACHE_ENV} to a writable folder",
+            ) from exc
+
+    # ------------------------------------------------------------------------------------ locks
+
+    @contextlib.contextmanager
+    def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+        """Hold ``locks/<name>.lock``; yields False (without the lock) when ``wait`` is False and it is busy.
+
+        Exclusive locks are re-entrant within a thread and exclude other threads of the process too
+        (an ``flock`` alone would deadlock on itself when taken twice through two descriptors)."""
+        path = str(self.root / "locks" / f"{name}.lock")
+        if shared:
+            with self._flock(path, shared=True, wait=wait) as held:
+                yield held
+            return
+        with _LOCKS_GUARD:
+            rlock = _THREAD_LOCKS.setdefault(path, threading.RLock())
+        if not rlock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            depth = _DEPTH.__dict__.get(path, 0)
+            if depth:
+                _DEPTH.__dict__[path] = depth + 1
+                try:
+                    yield True
+                finally:
+                    _DEPTH.__dict__[path] = depth
+                return
+            with self._flock(path, shared=False, wait=wait) as held:
+                _DEPTH.__dict__[path] = 1 if held else 0
+                try:
+                    yield held
+                finally:
+                    _DEPTH.__dict__[path] = 0
+        finally:
+            rlock.release()
+
+    @contextlib.contextmanager
+    def _flock(self, path: str, *, shared: bool, wait: bool) -> Iterator[bool]:
+        import fcntl
+
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:
+            self.prepare()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise BundleError(describe_os_error("lock", path, exc)) from exc
+        try:
+            flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, flags)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def version_lock(self, digest: str, *, wait: bool = True) -> contextlib.AbstractContextManager[bool]:
+        algorithm, hexdigest = split(digest)
+        return self.lock(f"{algorithm}-{hexdigest}", wait=wait)
+
+    def using(self) -> contextlib.AbstractContextManager[bool]:
+        """Shared hold on the cache: ``gc`` (exclusive) never deletes under a running fetch or checkout."""
+        return self.lock("gc", shared=True)
+
+    # ---------------------------------------------------------------------------------- staging
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private folder in ``tmp/`` (same file system as ``objects/``), locked while in use."""
+        import fcntl
+
+        self.prepare()
+        self.clean_stale_tmp()
+        folder = Path(tempfile.mkdtemp(prefix=f"fetch-{os.getpid()}-", dir=self.root / "tmp"))
+        fd = os.open(str(folder) + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(str(folder) + ".lock")
+            os.close(fd)
+
+    def clean_stale_tmp(self) -> int:
+        """Remove staging folders (and leftover tree builds) whose owner died; returns how many."""
+        import fcntl
+
+        removed = 0
+        tmp = self.root / "tmp"
+        try:
+            names = os.listdir(tmp)
+        except OSError:
+            return 0
+        for name in names:
+            if name.endswith(".lock"):
+                continue
+            lock = tmp / f"{name}.lock"
+            try:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive
+                _force_rmtree(tmp / name)
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                removed += 1
+            finally:
+                os.close(fd)
+        return removed
+
+    # ---------------------------------------------------------------------------------- objects
+
+    def object_ok(self, spec: ObjectSpec) -> bool:
+        """Present and undamaged by the cheap test: a regular file of the right size and fixed mtime."""
+        try:
+            st = os.lstat(self.object_path(spec.digest))
+        except OSError:
+            return False
+        return _signature_ok(st, spec.size)
+
+    def discard_damaged(self, spec: ObjectSpec) -> bool:
+        """Remove an object that is present but fails the cheap test; True when one was removed."""
+        path = self.object_path(spec.digest)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if _signature_ok(st, spec.size):
+            return False
+        _unlink(path)
+        self.stats.repaired_objects += 1
+        return True
+
+    def add_object(self, source: Path, digest: str) -> Path:
+        """Move a verified file into ``objects/`` (read-only, fixed mtime). An object already there wins."""
+        target = self.object_path(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(source, OBJECT_MODE)
+            os.utime(source, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
+            os.replace(source, target)
+        except OSError as exc:
+            raise BundleError(describe_os_error("store", target, exc)) from exc
+        return target
+
+    def verify_object(self, path: Path, digest: str) -> bool:
+        """Full check: the bytes hash to ``digest``."""
+        algorithm, hexdigest = split(digest)
+        hasher = hashlib.new(algorithm)
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(_COPY_CHUNK):
+                    hasher.update(chunk)
+        except OSError:
+            return False
+        return hasher.hexdigest() == hexdigest
+
+    # -------------------------------------------------------------------------------- versions
+
+    def load_version_bytes(self, digest: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
+        """Cached ``(manifest, index, origin)`` of a version, verified against ``digest``; None if absent."""
+        from modelops_bundle.core.index import bytes_digest
+
+        folder = self.version_dir(digest)
+        try:
+            manifest = (folder / "manifest.json").read_bytes()
+            index = (folder / "index.json").read_bytes()
+            origin = json.loads((folder / "origin.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        if bytes_digest(manifest) != digest or not isinstance(origin, dict):
+            return None
+        try:
+            config = json.loads(manifest)["config"]["digest"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if bytes_digest(index) != config:
+            return None
+        return manifest, index, origin
+
+    def save_version_bytes(self, digest: str, manifest: bytes, index: bytes, origin: Mapping[str, Any]) -> None:
+        folder = self.version_dir(digest)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BundleError(describe_os_error("write", folder, exc)) from exc
+        atomic_write_bytes(folder / "manifest.json", manifest)
+        atomic_write_bytes(folder / "index.json", index)
+        atomic_write_bytes(folder / "origin.json", json.dumps(dict(origin), sort_keys=True).encode())
+
+    def cached_versions(self) -> list[str]:
+        found: list[str] = []
+        base = self.root / "versions"
+        for algorithm in _listdir(base):
+            for hexdigest in _listdir(base / algorithm):
+                found.append(f"{algorithm}:{hexdigest}")
+        return sorted(found)
+
+    # -------------------------------------------------------------------------------- checkout
+
+    def checkout(self, files: Mapping[str, ObjectSpec], dest: Path) -> None:
+        """Place every object at its path below ``dest`` (replacing what is there), each atomically:
+        a reflink where the file system clones, else a hard link (non-executables), else a copy."""
+        method = ""
+        for rel in sorted(files):
+            spec = files[rel]
+            target = dest / rel
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                method = self._place(self.object_path(spec.digest), target, spec, method)
+            except OSError as exc:
+                raise BundleError(describe_os_error("write", target, exc)) from exc
+            self.stats.linked_files += 1
+        if method:
+            self.stats.checkout_method = method
+
+    @staticmethod
+    def _place(source: Path, target: Path, spec: ObjectSpec, method: str) -> str:
+        """Put one object at ``target``; ``method`` is what worked for the previous file (tried first)."""
+        temp = target.with_name(f".{target.name}.mops-{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        try:
+            if method in ("", "reflink"):
+                if _reflink(source, temp):
+                    _finish_copy(temp, EXEC_MODE if spec.executable else OBJECT_MODE)
+                    os.replace(temp, target)
+                    return "reflink"
+                method = "hardlink"
+            if method == "hardlink" and not spec.executable:
+                try:
+                    os.link(source, temp)
+                    os.replace(temp, target)
+                    return method
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EACCES):
+                        raise
+                    method = "copy"
+            shutil.copyfile(source, temp)
+            _finish_copy(temp, EXEC_MODE if spec.executable else OBJECT_MODE)
+            os.replace(temp, target)
+            return method
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def tree_damage(self, tree: Path, files: Mapping[str, ObjectSpec]) -> list[str]:
+        """Paths of a checked-out tree that fail the cheap test (missing, resized, written to)."""
+        bad: list[str] = []
+        for rel, spec in files.items():
+            try:
+                st = os.lstat(tree / rel)
+            except OSError:
+                bad.append(rel)
+                continue
+            if not _signature_ok(st, spec.size):
+                bad.append(rel)
+        return sorted(bad)
+
+    # -------------------------------------------------------------------------------- pins
+
+    def pin(self, digest: str, note: str = "") -> None:
+        self.prepare()
+        atomic_write_bytes(self.pin_path(digest), (note or digest).encode() + b"\n")
+
+    def unpin(self, digest: str) -> bool:
+        try:
+            os.unlink(self.pin_path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def pins(self) -> list[str]:
+        result = []
+        for name in _listdir(self.root / "pins"):
+            algorithm, _, hexdigest = name.partition("-")
+            if hexdigest:
+                result.append(f"{algorithm}:{hexdigest}")
+        return sorted(result)
+
+    # -------------------------------------------------------------------------------- verify
+
+    def verify(self) -> list[Problem]:
+        """Re-hash every object; check every completed tree. Damaged objects are removed (they would be
+        fetched again on next use) and damaged trees lose their marker (repaired on next use)."""
+        problems: list[Problem] = []
+        with self.lock("gc"):
+            for path, digest in self._all_objects():
+                if not self.verify_object(path, digest):
+                    problems.append(Problem("corrupt-object", str(path), f"bytes do not match {digest}; removed"))
+                    _unlink(path)
+            for digest in self.cached_versions():
+                loaded = self.load_version_bytes(digest)
+                if loaded is None:
+                    problems.append(Problem("bad-version", str(self.version_dir(digest)), "unreadable; removed"))
+                    _force_rmtree(self.version_dir(digest))
+                    continue
+                files = version_specs(loaded[1])
+                for tree in self.trees_of(digest):
+                    marker = self.marker_path(tree)
+                    wanted = _marker_files(marker, files)
+                    bad = self.tree_damage(tree, wanted)
+                    bad += [r for r in sorted(wanted) if r not in bad and not _same_bytes(tree / r, wanted[r])]
+                    if bad:
+                        problems.append(
+                            Problem("damaged-tree", str(tree), f"{len(bad)} file(s) damaged, e.g. {bad[0]}; unmarked")
+                        )
+                        _unlink(marker)
+        return problems
+
+    def trees_of(self, digest: str) -> list[Path]:
+        """Completed trees (those with a marker) of one version, the full one and every selection."""
+        algorithm, hexdigest = split(digest)
+        folder = self.root / "trees" / algorithm
+        return sorted(
+            folder / name[: -len(".complete")]
+            for name in _listdir(folder)
+            if name.endswith(".complete") and name.split("+", 1)[0].removesuffix(".complete") == hexdigest
+        )
+
+    def _all_objects(self) -> Iterator[tuple[Path, str]]:
+        for algorithm in _listdir(self.objects_dir):
+            for prefix in _listdir(self.objects_dir / algorithm):
+                for hexdigest in _listdir(self.objects_dir / algorithm / prefix):
+                    if hexdigest.startswith("."):
+                        continue
+                    yield self.objects_dir / algorithm / prefix / hexdigest, f"{algorithm}:{hexdigest}"
+
+    # -------------------------------------------------------------------------------- gc
+
+    def gc(self, *, keep: Iterable[str] = (), keep_seconds: float = 7 * 86400, dry_run: bool = False) -> GcReport:
+        """Remove versions neither pinned, nor in ``keep``, nor used within ``keep_seconds``; then every
+        object no remaining version needs, and dead staging folders. Holds the cache exclusively."""
+        report = GcReport(dry_run=dry_run)
+        now = time.time()
+        protected = set(keep) | set(self.pins())
+        doomed_paths: list[Path] = []
+        with self.lock("gc"):
+            if not dry_run:
+                report.removed_tmp = self.clean_stale_tmp()
+            needed: set[str] = set()
+            for digest in self.cached_versions():
+                last_used = self._last_used(digest)
+                if digest in protected or now - last_used < keep_seconds:
+                    report.kept_versions.append(digest)
+                    loaded = self.load_version_bytes(digest)
+                    if loaded is not None:
+                        needed.update(spec.digest for spec in version_specs(loaded[1]).values())
+                    continue
+                report.removed_versions.append(digest)
+                algorithm, hexdigest = split(digest)
+                for name in _listdir(self.root / "trees" / algorithm):
+                    if name.split("+", 1)[0].removesuffix(".complete") == hexdigest:
+                        path = self.root / "trees" / algorithm / name
+                        if not name.endswith(".complete"):
+                            report.removed_trees.append(str(path))
+                        doomed_paths.append(path)
+                doomed_paths.append(self.version_dir(digest))
+            doomed_objects = [path for path, digest in self._all_objects() if digest not in needed]
+            report.removed_objects = len(doomed_objects)
+            report.freed_bytes = _freed_bytes(doomed_paths + doomed_objects)
+            if not dry_run:
+                for path in doomed_paths + doomed_objects:
+                    _force_rmtree(path) if path.is_dir() and not path.is_symlink() else _unlink(path)
+        return report
+
+    def _last_used(self, digest: str) -> float:
+        times = [_mtime(self.version_dir(digest))]
+        times += [_mtime(self.marker_path(tree)) for tree in self.trees_of(digest)]
+        return max(times)
+
+    def touch(self, marker: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(marker)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def version_specs(index_bytes: bytes) -> dict[str, ObjectSpec]:
+    """``{path: ObjectSpec}`` from raw index bytes (already verified by digest; parsed leniently)."""
+    data = json.loads(index_bytes)
+    return {
+        entry["path"]: ObjectSpec(entry["digest"], int(entry["size"]), bool(int(entry.get("mode", 0o644)) & 0o111))
+        for entry in data.get("files", ())
+    }
+
+
+def specs_of(entries: Iterable[Any]) -> dict[str, ObjectSpec]:
+    """``{path: ObjectSpec}`` from :class:`~modelops_bundle.core.index.IndexEntry` objects."""
+    return {entry.path: ObjectSpec(entry.digest, entry.size, bool(entry.mode & 0o111)) for entry in entries}
+
+
+def write_marker(marker: Path, digest: str, files: Sequence[str]) -> None:
+    payload = {"format": CACHE_FORMAT, "digest": digest, "files": sorted(files)}
+    atomic_write_bytes(marker, json.dumps(payload, separators=(",", ":")).encode())
+
+
+def read_marker(marker: Path) -> list[str] | None:
+    try:
+        data = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else None
+
+
+def _marker_files(marker: Path, files: Mapping[str, ObjectSpec]) -> dict[str, ObjectSpec]:
+    listed = read_marker(marker)
+    if listed is None:
+        return dict(files)
+    return {rel: files[rel] for rel in listed if rel in files}
+
+
+def _same_bytes(path: Path, spec: ObjectSpec) -> bool:
+    algorithm, hexdigest = split(spec.digest)
+    hasher = hashlib.new(algorithm)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_COPY_CHUNK):
+                hasher.update(chunk)
+    except OSError:
+        return False
+    return hasher.hexdigest() == hexdigest
+
+
+def _signature_ok(st: os.stat_result, size: int) -> bool:
+    return stat_module.S_ISREG(st.st_mode) and st.st_size == size and st.st_mtime_ns == OBJECT_MTIME_NS
+
+
+def _finish_copy(path: Path, mode: int) -> None:
+    os.chmod(path, mode)
+    os.utime(path, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
+
+
+def _reflink(source: Path, target: Path) -> bool:
+    """Clone ``source`` to a new ``target`` (copy-on-write); False where the file system cannot."""
+    import fcntl
+
+    try:
+        src = os.open(source, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        os.close(src)
+        return False
+    try:
+        fcntl.ioctl(dst, _FICLONE, src)
+        return True
+    except OSError:
+        os.close(dst)
+        dst = -1
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        return False
+    finally:
+        os.close(src)
+        if dst >= 0:
+            os.close(dst)
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _force_rmtree(path: Path) -> None:
+    """``rm -rf`` that also works on read-only files in trees (their folders are writable)."""
+    if path.is_symlink() or not path.exists():
+        _unlink(path)
+        return
+    if path.is_file():
+        _unlink(path)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _freed_bytes(paths: Iterable[Path]) -> int:
+    """Bytes that removing ``paths`` (files and folders) releases: an inode counts once all of its links go."""
+    removed: dict[tuple[int, int], int] = {}
+    sizes: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def visit(path: Path) -> None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        if stat_module.S_ISDIR(st.st_mode):
+            for name in _listdir(path):
+                visit(path / name)
+            return
+        key = (st.st_dev, st.st_ino)
+        removed[key] = removed.get(key, 0) + 1
+        sizes[key] = (st.st_size, st.st_nlink)
+
+    for path in paths:
+        visit(path)
+    return sum(size for key, (size, links) in sizes.items() if removed[key] >= links)
