@@ -79,8 +79,42 @@ run cd seir-demo
 say "Track every file that .modelopsignore does not exclude"
 run mops bundle add .
 
-say "What the bundle holds, and what changed since the last push (nothing pushed yet)"
+say "Register the SEIR model (found by reading the source) with its data, and the calibration target"
+run mops bundle register-model models/seir.py --data data/demographics.csv --data data/contact_patterns.csv
+run mops bundle register-target targets/incidence.py
+
+say "What the bundle holds, which models are ready, and what a push would do"
 run mops bundle status
 run mops bundle status --files
+
+say "Push a version to the embedded registry (an OCI image layout under \$MODELOPS_HOME/registry)"
+run mops bundle push
+say "Pushing unchanged content again uploads nothing and keeps the digest"
+run mops bundle push
+DIGEST="$(mops bundle manifest --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["digest"])')"
+run mops bundle tags
+
+say "Get exactly that version back, by digest, into a fresh folder (every file verified on the way)"
+run mops bundle ensure --dest "$WORK/seir-copy" --ref "$DIGEST"
+run diff -r --exclude=.modelops-bundle "$WORK/seir-demo" "$WORK/seir-copy"
+echo "every byte matches"
+
+say "Run the model from the pulled copy"
+run cd "$WORK/seir-copy"
+run python run.py
+
+say "Or, as a ModelOps worker does: by digest, through the shared verified cache, only what the model needs"
+WORKER_CODE="from modelops_bundle import api
+result = api.run_model('seir-demo@$DIGEST', 'seir_seirmodel', {'R0': 2.2}, seed=1)
+print('peak reported cases:', round(max(result.outputs['incidence']['reported'])))
+print('provenance tags:', {k: v for k, v in result.tags.items() if k in ('bundle.digest', 'model.id')})"
+printf '\n$ python\n>>> %s\n' "${WORKER_CODE//$'\n'/$'\n'>>> }"
+python -c "$WORKER_CODE"
+
+say "A change to a file the model depends on makes it stale"
+run cd "$WORK/seir-demo"
+echo "age_group,share,population" >>data/contact_patterns.csv
+run mops bundle status
+run mops bundle diff
 
 say "Done"

@@ -20,6 +20,7 @@ Example::
     root = api.materialize(digest, models=["seir_seirmodel"])    # a verified, read-only tree
     registry = api.load_registry(root)
     tags = api.provenance_tags(digest)                           # attach these to every result
+    result = api.run_model(digest, "seir_seirmodel", {"R0": 2.0}, seed=1)   # outputs + provenance tags
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.materialize import Materialized, Materializer
     from modelops_bundle.core.model_registry import ModelRecord, Registry, TargetRecord
     from modelops_bundle.core.reference import Reference
+    from modelops_bundle.core.runner import ModelResult
 
 __all__ = [
     "DEFAULT_ENV",
@@ -49,6 +51,7 @@ __all__ = [
     "provenance_tags",
     "push_dir",
     "resolve",
+    "run_model",
     "targets",
     "unpin",
 ]
@@ -372,3 +375,33 @@ def unpin(
 ) -> bool:
     """Undo :func:`pin`; False when it was not pinned."""
     return open_cache(cache_dir, environ=environ).unpin(digest)
+
+
+def run_model(
+    ref: RefLike,
+    model_id: str,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    *,
+    model_kwargs: Mapping[str, Any] | None = None,
+    env: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ModelResult:
+    """Run the registered model ``model_id`` of a bundle once and return its outputs with provenance tags.
+
+    Materialises only what the model needs (through the shared cache), imports the model class from that
+    tree in isolation and calls ``simulate(params, seed)``; see :mod:`modelops_bundle.core.runner`.
+    """
+    from modelops_bundle.core.runner import run_model as run
+
+    return run(
+        os.fspath(ref),
+        model_id,
+        params,
+        seed,
+        model_kwargs=model_kwargs,
+        env=env,
+        cache_dir=cache_dir,
+        environ=environ,
+    )

@@ -99,10 +99,18 @@ def test_status_files_json_lists_digests(project: BundleProject) -> None:
 def test_status_files_text_table(project: BundleProject) -> None:
     out = project.run("status", "--files").stdout
     table = out.split("Tracked files\n", 1)[1].splitlines()
-    assert table[0].split() == ["State", "Size", "Digest", "Path"]
+    assert table[0].split() == ["State", "Size", "Tier", "Digest", "Path"]
     line = next(row for row in table if row.endswith("data/a.csv"))
     assert line.split()[0] == "added"
+    assert line.split()[3] == "oci"  # a small file stays in the registry under the default policy
     assert _sha(b"1,2\n")[:19] in line  # algorithm and the first 12 hex digits
+
+
+def test_status_files_shows_the_blob_tier_of_large_files(project: BundleProject) -> None:
+    config = project.meta / "config.yaml"
+    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 3"))
+    files = {row["path"]: row for row in project.run("status", "--files", "--json").json()["files"]}
+    assert files["data/a.csv"]["tier"] == "blob"  # 4 bytes >= 3: offloaded to the local blob folder
 
 
 def test_untracked_only(project: BundleProject) -> None:

@@ -61,6 +61,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
         remote = remote_status(ctx.plugins, ws, scan, ctx.environ)
     models = _model_report(ctx, ws, scan, state, remote)
+    tiers: dict[str, str] = {}
+    if args.files:
+        from modelops_bundle.core.remote import storage_tiers
+
+        tiers = storage_tiers(ctx.plugins, ws, scan, ctx.environ)
     if args.explain:
         return _explain(ctx, models, args.explain)
     untracked = scan.untracked or []
@@ -99,9 +104,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                     "digest": info.digest,
                     "mode": f"{info.mode:o}",
                     "status": labels.get(rel, "unchanged"),
+                    "tier": tiers.get(rel),
                 }
                 for rel, info in scan.files.items()
-            ] + [{"path": rel, "size": None, "digest": None, "mode": None, "status": "deleted"} for rel in scan.missing]
+            ] + [
+                {"path": rel, "size": None, "digest": None, "mode": None, "status": "deleted", "tier": None}
+                for rel in scan.missing
+            ]
         ctx.out.emit_json(payload)
         return 0
 
@@ -131,11 +140,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if args.files:
         labels = changes.status_of()
         rows = [
-            [labels.get(rel, "unchanged"), human_bytes(info.size), _short(info.digest), rel]
+            [labels.get(rel, "unchanged"), human_bytes(info.size), tiers.get(rel, "-"), _short(info.digest), rel]
             for rel, info in scan.files.items()
-        ] + [["deleted", "-", "-", rel] for rel in scan.missing]
+        ] + [["deleted", "-", "-", "-", rel] for rel in scan.missing]
         out.line("")
-        out.table("Tracked files", ["State", "Size", "Digest", "Path"], rows)
+        out.table("Tracked files", ["State", "Size", "Tier", "Digest", "Path"], rows)
     if models is not None:
         from modelops_bundle.core.model_status import model_table, target_table
 
@@ -220,7 +229,7 @@ REMOTE_STYLE = {"synced": "green", "ahead": "yellow", "behind": "yellow", "diver
 
 def describe_remote(remote: Any) -> str:
     """One line on where the project's tag stands, and what push and pull would do."""
-    where = f"{remote.reference} ({remote.registry})" if remote.registry else remote.reference
+    where = f"{remote.reference} in {remote.registry}" if remote.registry else remote.reference
     digest = _short(remote.remote_digest) if remote.remote_digest else ""
     if remote.state == "not-pushed":
         return f"not pushed yet ({where})"
@@ -237,11 +246,20 @@ def describe_remote(remote: Any) -> str:
 
 def _counts(plan: dict[str, Any]) -> str:
     parts = []
-    for key in ("added", "modified", "deleted", "add", "update", "restore", "delete"):
+    labels = {
+        "added": "added",
+        "modified": "modified",
+        "deleted": "deleted",
+        "add": "to add",
+        "update": "to update",
+        "restore": "to restore",
+        "delete": "to delete",
+    }
+    for key, label in labels.items():
         value = plan.get(key)
         count = len(value) if isinstance(value, list) else value
         if isinstance(count, int) and count:
-            parts.append(f"{count} {key}")
+            parts.append(f"{count} {label}")
     return ", ".join(parts) or "nothing"
 
 

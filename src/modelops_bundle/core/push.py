@@ -259,7 +259,7 @@ def _push_locked(
     if registry is not None:
         scan = _refresh_registry(host, ws, registry, scan, hasher, dry_run=options.dry_run)
     policy = StoragePolicyView.from_settings(config.storage, blob_available=blob_uploader is not None)
-    entries = _tiered_entries(host, scan.files.values(), scan.algorithm, policy)
+    entries = tiered_entries(host, scan.files.values(), scan.algorithm, policy)
     blob_entries = [entry for entry in entries if entry.storage == "blob"]
     if blob_entries and blob_uploader is None:
         raise StorageError(
@@ -375,9 +375,10 @@ def _push_locked(
 _MOVED_HINT = "pull first ('mops bundle pull'), or overwrite it with 'mops bundle push --force'"
 
 
-def _tiered_entries(
+def tiered_entries(
     host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicyView
 ) -> list[IndexEntry]:
+    """Index entries for scanned files, each with the tier the ``mops_storage_tier`` hooks decide."""
     entries: list[IndexEntry] = []
     for info in files:
         entry = IndexEntry(

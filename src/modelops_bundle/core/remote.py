@@ -117,6 +117,20 @@ def open_blob_store(
     )
 
 
+def storage_tiers(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[str, str]) -> dict[str, str]:
+    """``{path: "oci" | "blob"}``: where a push would put each scanned file under the current policy."""
+    from modelops_bundle.core.config import load_config
+    from modelops_bundle.core.packaging import StoragePolicyView
+    from modelops_bundle.core.push import tiered_entries
+
+    config = load_config(ws.project.config_path)
+    store = open_blob_store(host, ws, environ, uploading=True)
+    if store is not None:
+        store.close()
+    policy = StoragePolicyView.from_settings(config.storage, blob_available=store is not None)
+    return {entry.path: entry.storage for entry in tiered_entries(host, scan.files.values(), scan.algorithm, policy)}
+
+
 class LazyBlobFetcher:
     """A pull's blob fetcher that opens the environment's blob store only if a version needs it, so a
     version kept wholly in the registry never depends on blob-store settings or SDKs."""
