@@ -31,16 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# run_model(ref, model_id, params=None, seed=0, ...) -> ModelResult runs a registered model of a bundle
+# and returns its outputs with provenance tags; the runner is light (no Dask), so it is re-exported here.
+from modelops_bundle.core.runner import ModelResult, run_model
+
 if TYPE_CHECKING:
     from modelops_bundle.core.cache import BundleCache
     from modelops_bundle.core.materialize import Materialized, Materializer
     from modelops_bundle.core.model_registry import ModelRecord, Registry, TargetRecord
     from modelops_bundle.core.reference import Reference
-    from modelops_bundle.core.runner import ModelResult
 
 __all__ = [
     "DEFAULT_ENV",
     "REGISTRY_ENV",
+    "ModelResult",
     "load_registry",
     "materialize",
     "materialize_report",
@@ -375,33 +379,3 @@ def unpin(
 ) -> bool:
     """Undo :func:`pin`; False when it was not pinned."""
     return open_cache(cache_dir, environ=environ).unpin(digest)
-
-
-def run_model(
-    ref: RefLike,
-    model_id: str,
-    params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    *,
-    model_kwargs: Mapping[str, Any] | None = None,
-    env: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> ModelResult:
-    """Run the registered model ``model_id`` of a bundle once and return its outputs with provenance tags.
-
-    Materialises only what the model needs (through the shared cache), imports the model class from that
-    tree in isolation and calls ``simulate(params, seed)``; see :mod:`modelops_bundle.core.runner`.
-    """
-    from modelops_bundle.core.runner import run_model as run
-
-    return run(
-        os.fspath(ref),
-        model_id,
-        params,
-        seed,
-        model_kwargs=model_kwargs,
-        env=env,
-        cache_dir=cache_dir,
-        environ=environ,
-    )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.hashing import Hasher, ProgressSink, resolve_hasher
 from modelops_bundle.core.project import find_project
 from modelops_bundle.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.reference import Reference
+    from modelops_bundle.core.registry import RegistryBackend
+    from modelops_bundle.core.remote import LazyBlobFetcher
 
 
 def open_workspace(ctx: CommandContext) -> Workspace:
@@ -24,8 +32,56 @@ def hashing_progress(ctx: CommandContext) -> Callable[[], ProgressSink]:
     return lambda: ctx.out.progress("hashing")
 
 
-def add_jobs_option(parser: argparse.ArgumentParser, *, what: str = "hashing threads") -> None:
-    parser.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N", help=f"{what} (default: auto)")
+def add_jobs_option(
+    parser: argparse.ArgumentParser, *, what: str = "hashing threads", default: int | None = None
+) -> None:
+    shown = "auto" if default is None else str(default)
+    parser.add_argument(
+        "-j", "--jobs", type=positive_int, default=default, metavar="N", help=f"{what} (default: {shown})"
+    )
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only what this model (or target) needs: its code, data, the registry, project metadata (repeatable)",
+    )
+
+
+@contextmanager
+def fetch_session(ctx: CommandContext, ws: Workspace, ref: str | None) -> Iterator[FetchSession]:
+    """The project's registry backend and a lazy blob fetcher for ``ref``, closed afterwards."""
+    from modelops_bundle.core.remote import LazyBlobFetcher, open_backend, reference_for
+
+    reference = reference_for(ws, ref)
+    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ, ctx.out.progress("blob downloads"))
+    try:
+        yield FetchSession(reference, backend, fetcher)
+    finally:
+        fetcher.close()
+        backend.close()
+
+
+@dataclass(frozen=True)
+class FetchSession:
+    reference: Reference
+    backend: RegistryBackend
+    fetcher: LazyBlobFetcher
+
+
+def emit_outcome(ctx: CommandContext, result: Any) -> bool:
+    """Warnings to stderr; with ``--json`` the result's JSON. True when nothing more should be printed."""
+    for warning in result.warnings:
+        ctx.out.warn(warning)
+    if ctx.out.json_mode:
+        ctx.out.emit_json(result.to_json())
+        return True
+    return False
 
 
 def positive_int(text: str) -> int:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelops_bundle.cli.common import open_workspace, plural, positive_int
+from modelops_bundle.cli.common import (
+    add_jobs_option,
+    add_model_option,
+    emit_outcome,
+    fetch_session,
+    open_workspace,
+    plural,
+)
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -14,46 +21,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", required=True, metavar="DIR", help="folder to fill (created if missing)")
     parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="tag or digest (default: default_tag)")
     parser.add_argument("--mirror", action="store_true", help="also delete files in DIR that the version lacks")
-    parser.add_argument(
-        "-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel downloads (default 5)"
-    )
-    parser.add_argument(
-        "--model",
-        dest="models",
-        action="append",
-        default=None,
-        metavar="ID",
-        help="only what this model (or target) needs: its code, data, the registry, project metadata (repeatable)",
-    )
+    add_jobs_option(parser, what="parallel downloads", default=5)
+    add_model_option(parser)
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import ensure
-    from modelops_bundle.core.remote import LazyBlobFetcher, open_backend, reference_for
 
-    ws = open_workspace(ctx)
-    reference = reference_for(ws, args.ref)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
-    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ, ctx.out.progress("blob downloads"))
-    try:
+    with fetch_session(ctx, open_workspace(ctx), args.ref) as session:
         result = ensure(
             ctx.plugins,
-            backend,
-            reference,
+            session.backend,
+            session.reference,
             ctx.cwd / Path(args.dest),
             mirror=args.mirror,
             jobs=args.jobs,
             progress=ctx.out.progress,
-            blob_fetcher=fetcher,
+            blob_fetcher=session.fetcher,
             models=args.models,
         )
-    finally:
-        fetcher.close()
-        backend.close()
-    for warning in result.warnings:
-        ctx.out.warn(warning)
-    if ctx.out.json_mode:
-        ctx.out.emit_json(result.to_json())
+    if emit_outcome(ctx, result):
         return 0
     ctx.out.line(f"{result.destination} holds {result.reference}", style="bold")
     ctx.out.line(

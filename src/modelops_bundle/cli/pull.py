@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace, plural, positive_int
+from modelops_bundle.cli.common import (
+    add_jobs_option,
+    add_model_option,
+    emit_outcome,
+    fetch_session,
+    open_workspace,
+    plural,
+)
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -17,48 +24,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace or delete files changed locally")
     parser.add_argument("--restore-deleted", action="store_true", help="bring back files deleted locally")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
-    parser.add_argument(
-        "-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel downloads (default 5)"
-    )
-    parser.add_argument(
-        "--model",
-        dest="models",
-        action="append",
-        default=None,
-        metavar="ID",
-        help="only what this model (or target) needs: its code, data, the registry, project metadata (repeatable)",
-    )
+    add_jobs_option(parser, what="parallel downloads", default=5)
+    add_model_option(parser)
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import pull
-    from modelops_bundle.core.remote import LazyBlobFetcher, open_backend, reference_for
 
     ws = open_workspace(ctx)
-    reference = reference_for(ws, args.ref)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
-    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ, ctx.out.progress("blob downloads"))
-    try:
+    with fetch_session(ctx, ws, args.ref) as session:
         result = pull(
             ctx.plugins,
             ws,
-            backend,
-            reference,
+            session.backend,
+            session.reference,
             overwrite=args.overwrite,
             restore_deleted=args.restore_deleted,
             dry_run=args.dry_run,
             jobs=args.jobs,
             progress=ctx.out.progress,
-            blob_fetcher=fetcher,
+            blob_fetcher=session.fetcher,
             models=args.models,
         )
-    finally:
-        fetcher.close()
-        backend.close()
-    for warning in result.warnings:
-        ctx.out.warn(warning)
-    if ctx.out.json_mode:
-        ctx.out.emit_json(result.to_json())
+    if emit_outcome(ctx, result):
         return 0
     out, plan = ctx.out, result.plan
     if not plan.has_changes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace, plural, positive_int
+from modelops_bundle.cli.common import add_jobs_option, emit_outcome, open_workspace, plural
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", "--ref", dest="tag", metavar="TAG", help="tag to push to (default: default_tag)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; upload nothing")
     parser.add_argument("--force", action="store_true", help="move the tag even if someone else pushed to it")
-    parser.add_argument("-j", "--jobs", type=positive_int, default=5, metavar="N", help="parallel uploads (default 5)")
+    add_jobs_option(parser, what="parallel uploads", default=5)
     parser.add_argument(
         "--annotation",
         action="append",
@@ -54,10 +54,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         if blobs is not None:
             blobs.close()
         backend.close()
-    for warning in result.warnings:
-        ctx.out.warn(warning)
-    if ctx.out.json_mode:
-        ctx.out.emit_json(result.to_json())
+    if emit_outcome(ctx, result):
         return 0
     out = ctx.out
     if result.up_to_date:

@@ -13,8 +13,9 @@ from functools import lru_cache
 from modelops_bundle.core.errors import UsageError
 
 
-@lru_cache(maxsize=256)
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
+def translate(pattern: str) -> str:
+    """The regular expression (unanchored) of a glob: ``*``/``?``/``[...]`` within a folder, ``**`` across
+    folders, ``\\x`` a literal ``x``."""
     out: list[str] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -31,6 +32,9 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
             out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
+        elif ch == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
         elif ch == "[":
             class_regex, end = bracket_class(pattern, i)
             if class_regex is None:
@@ -41,7 +45,13 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
         i += 1
-    return re.compile("".join(out) + "(?:/.*)?$")
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """A project-relative path matching ``pattern``, or any path below a folder matching it."""
+    return re.compile(translate(pattern) + "(?:/.*)?$")
 
 
 def bracket_class(pattern: str, start: int) -> tuple[str | None, int]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.globs import bracket_class
+from modelops_bundle.core.globs import translate
 
 ALWAYS_EXCLUDED = (".modelops-bundle/", ".git/", ".hg/", ".svn/")
 
@@ -135,28 +135,7 @@ def _path_regex(pattern: str) -> str:
 
 def _name_regex(glob: str) -> str:
     """A gitignore glob over one path component (no ``/`` can occur) as an anchored regex."""
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "\\" and i + 1 < len(glob):
-            i += 1
-            out.append(re.escape(glob[i]))
-        elif ch == "[":
-            class_regex, end = bracket_class(glob, i)
-            if class_regex is None:
-                out.append(re.escape(ch))
-            else:
-                out.append(class_regex)
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return "(?s:" + "".join(out) + r")\Z"
+    return "(?s:" + translate(glob) + r")\Z"
 
 
 class IgnoreRules:

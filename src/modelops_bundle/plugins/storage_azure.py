@@ -12,16 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.storage import ProviderSettings, check_key
+from modelops_bundle.core.storage import ProviderSettings
 from modelops_bundle.plugins.storage_fsspec import (
     CONNECT_TIMEOUT,
     MIB,
     READ_TIMEOUT,
     RETRIES,
-    FsspecProvider,
+    ObjectStoreProvider,
     option_float,
     option_int,
-    require_container,
 )
 
 AZURITE_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
@@ -45,7 +44,7 @@ def azurite_connection_string(endpoint: str | None) -> str:
     return f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={url};"
 
 
-class AzureProvider(FsspecProvider):
+class AzureProvider(ObjectStoreProvider):
     """Blobs in one Azure Blob Storage container; pointers are ``az://<container>/<key>``."""
 
     name = "azure"
@@ -55,10 +54,10 @@ class AzureProvider(FsspecProvider):
     # blocks (the size where Azure's high-throughput block uploads begin) keep both near 25 MiB.
     default_part_size = 4 * MIB
     sdk_loggers = ("adlfs", "azure")
+    bucket_word = "container"
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        self.container = require_container(settings, "container")
         self.connection_string = self._find_connection_string()
         self.add_secret(self.connection_string)
         self.account_key: str | None = settings.options.get("account_key") or settings.environ.get(
@@ -128,26 +127,8 @@ class AzureProvider(FsspecProvider):
         fs.service_client = client
         return fs
 
-    def fs_path(self, key: str) -> str:
-        return f"{self.container}/{check_key(key)}"
-
-    def describe(self) -> str:
-        where = f" at {self.endpoint}" if self.endpoint else ""
-        account = f" of account {self.account}" if self.account else ""
-        return f"azure container {self.container!r}{account}{where}"
-
-    def uri(self, key: str) -> str:
-        return f"az://{self.container}/{check_key(key)}"
-
-    def parse_uri(self, uri: str) -> str:
-        scheme, _, rest = uri.partition("://")
-        container, _, key = rest.partition("/")
-        if scheme.lower() not in self.schemes or container != self.container:
-            raise self.foreign_uri(uri, f"az://{self.container}/")
-        return check_key(key)
-
-    def _container_exists(self) -> bool | None:
-        return bool(self.fs.exists(self.container))
+    def _describe_owner(self) -> str:
+        return f" of account {self.account}" if self.account else ""
 
     def _reason(self, exc: BaseException) -> str | None:
         if not type(exc).__module__.startswith("azure."):

@@ -216,6 +216,45 @@ class FsspecProvider(StorageProvider):
 # ---------------------------------------------------------------------------------------------- local
 
 
+class ObjectStoreProvider(FsspecProvider):
+    """Objects in one named bucket (or container) of an object store; pointers ``<scheme>://<bucket>/<key>``.
+
+    Subclasses set ``schemes`` (the first is written into pointers), ``bucket_word`` and ``endpoint``.
+    """
+
+    #: What the store calls its top-level namespace, for messages ("bucket", "container").
+    bucket_word: ClassVar[str] = "bucket"
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.bucket = require_container(settings, self.bucket_word)
+        self.endpoint: str | None = None
+
+    def fs_path(self, key: str) -> str:
+        return f"{self.bucket}/{check_key(key)}"
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        return f"{self.name} {self.bucket_word} {self.bucket!r}{self._describe_owner()}{where}"
+
+    def _describe_owner(self) -> str:
+        """Who owns the bucket, when the store has such a level (an Azure account)."""
+        return ""
+
+    def uri(self, key: str) -> str:
+        return f"{self.schemes[0]}://{self.bucket}/{check_key(key)}"
+
+    def parse_uri(self, uri: str) -> str:
+        scheme, _, rest = uri.partition("://")
+        bucket, _, key = rest.partition("/")
+        if scheme.lower() not in self.schemes or bucket != self.bucket:
+            raise self.foreign_uri(uri, f"{self.schemes[0]}://{self.bucket}/")
+        return check_key(key)
+
+    def _container_exists(self) -> bool | None:
+        return bool(self.fs.exists(self.bucket))
+
+
 class LocalProvider(FsspecProvider):
     """Blobs in a local (or mounted) folder: ``storage.path`` of the environment, default
     ``$MODELOPS_HOME/blobs``. Pointers are ``local://<key>``: the folder is machine-specific, so it is

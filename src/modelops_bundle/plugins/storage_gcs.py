@@ -12,16 +12,15 @@ import functools
 import os
 from typing import Any
 
-from modelops_bundle.core.storage import ProviderSettings, check_key
+from modelops_bundle.core.storage import ProviderSettings
 from modelops_bundle.plugins.storage_fsspec import (
     CONNECT_TIMEOUT,
     MIB,
     READ_TIMEOUT,
     RETRIES,
-    FsspecProvider,
+    ObjectStoreProvider,
     option_float,
     option_int,
-    require_container,
 )
 
 
@@ -48,7 +47,7 @@ def bounded_gcs_class(retries: int) -> type:
     return type("BoundedGCSFileSystem", (GCSFileSystem,), namespace)
 
 
-class GcsProvider(FsspecProvider):
+class GcsProvider(ObjectStoreProvider):
     """Blobs in one Google Cloud Storage bucket; pointers are ``gs://<bucket>/<key>``."""
 
     name = "gcs"
@@ -61,7 +60,6 @@ class GcsProvider(FsspecProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        self.bucket = require_container(settings, "bucket")
         environ = settings.environ
         self.endpoint = settings.endpoint or environ.get("STORAGE_EMULATOR_HOST")
         if self.endpoint and "://" not in self.endpoint:
@@ -94,26 +92,6 @@ class GcsProvider(FsspecProvider):
     def _get_options(self, size: int) -> dict[str, Any]:
         # One streaming GET: gcsfs's concurrent path prefetches up to 128 MiB and probes the bucket type.
         return {"concurrency": 1}
-
-    def fs_path(self, key: str) -> str:
-        return f"{self.bucket}/{check_key(key)}"
-
-    def describe(self) -> str:
-        where = f" at {self.endpoint}" if self.endpoint else ""
-        return f"gcs bucket {self.bucket!r}{where}"
-
-    def uri(self, key: str) -> str:
-        return f"gs://{self.bucket}/{check_key(key)}"
-
-    def parse_uri(self, uri: str) -> str:
-        scheme, _, rest = uri.partition("://")
-        bucket, _, key = rest.partition("/")
-        if scheme.lower() not in self.schemes or bucket != self.bucket:
-            raise self.foreign_uri(uri, f"gs://{self.bucket}/")
-        return check_key(key)
-
-    def _container_exists(self) -> bool | None:
-        return bool(self.fs.exists(self.bucket))
 
     def _reason(self, exc: BaseException) -> str | None:
         module = type(exc).__module__

@@ -11,16 +11,15 @@ import math
 from typing import Any
 
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.storage import ProviderSettings, check_key
+from modelops_bundle.core.storage import ProviderSettings
 from modelops_bundle.plugins.storage_fsspec import (
     CONNECT_TIMEOUT,
     MIB,
     READ_TIMEOUT,
     RETRIES,
-    FsspecProvider,
+    ObjectStoreProvider,
     option_float,
     option_int,
-    require_container,
 )
 
 #: S3 allows at most 10,000 parts per upload (larger files get larger parts), each at least 5 MiB.
@@ -30,7 +29,7 @@ MIN_PART = 5 * MIB
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
 
 
-class S3Provider(FsspecProvider):
+class S3Provider(ObjectStoreProvider):
     """Blobs in one S3 bucket; pointers are ``s3://<bucket>/<key>``."""
 
     name = "s3"
@@ -40,7 +39,6 @@ class S3Provider(FsspecProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        self.bucket = require_container(settings, "bucket")
         environ = settings.environ
         self.endpoint = settings.endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
         if settings.flavour == "minio" and not self.endpoint:
@@ -96,26 +94,6 @@ class S3Provider(FsspecProvider):
         # One streaming GET per file: s3fs's ranged path holds every part of a batch in memory (twice,
         # while aiohttp assembles it); parallelism comes from transferring several files at once.
         return {"max_concurrency": 1}
-
-    def fs_path(self, key: str) -> str:
-        return f"{self.bucket}/{check_key(key)}"
-
-    def describe(self) -> str:
-        where = f" at {self.endpoint}" if self.endpoint else ""
-        return f"s3 bucket {self.bucket!r}{where}"
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{check_key(key)}"
-
-    def parse_uri(self, uri: str) -> str:
-        scheme, _, rest = uri.partition("://")
-        bucket, _, key = rest.partition("/")
-        if scheme.lower() not in self.schemes or bucket != self.bucket:
-            raise self.foreign_uri(uri, f"s3://{self.bucket}/")
-        return check_key(key)
-
-    def _container_exists(self) -> bool | None:
-        return bool(self.fs.exists(self.bucket))
 
     def _reason(self, exc: BaseException) -> str | None:
         module = type(exc).__module__
