@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.core.index import BundleIndex, normalise_mode
-from modelops_bundle.core.workspace import Scan
+if TYPE_CHECKING:  # the index module needs pydantic; comparing digest maps does not
+    from modelops_bundle.core.index import BundleIndex
+    from modelops_bundle.core.workspace import Scan
 
 
 @dataclass
@@ -62,6 +63,8 @@ def index_keys(index: BundleIndex) -> dict[str, tuple[str, int]]:
 
 
 def scan_keys(scan: Scan) -> dict[str, tuple[str, int]]:
+    from modelops_bundle.core.index import normalise_mode
+
     return {rel: (info.digest, normalise_mode(info.mode)) for rel, info in scan.files.items()}
 
 

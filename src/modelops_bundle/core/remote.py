@@ -20,17 +20,18 @@ from modelops_bundle.core.errors import (
     StorageError,
     UsageError,
 )
-from modelops_bundle.core.index import MAX_INDEX_BYTES, BundleIndex, parse_index
-from modelops_bundle.core.packaging import BundleManifest, check_index_against_manifest, parse_manifest
 from modelops_bundle.core.reference import Reference, parse_ref_option, parse_reference
-from modelops_bundle.core.registry import RegistryBackend
 
+# Index and manifest parsing (pydantic) are imported where a version is fetched: a status whose tag is
+# where the project left it never needs them.
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from modelops_bundle.core.index import IndexEntry
+    from modelops_bundle.core.index import BundleIndex, IndexEntry
     from modelops_bundle.core.model_registry import Registry
+    from modelops_bundle.core.packaging import BundleManifest
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.registry import RegistryBackend
     from modelops_bundle.core.storage import BlobTransfers
     from modelops_bundle.core.workspace import Scan, Workspace
 
@@ -204,6 +205,8 @@ def require_digest(backend: RegistryBackend, reference: Reference) -> str:
 
 
 def fetch_manifest(backend: RegistryBackend, reference: Reference, digest: str) -> BundleManifest:
+    from modelops_bundle.core.packaging import parse_manifest
+
     record = backend.get_manifest(reference.repository, digest)
     if record.digest != digest:
         raise IntegrityError(f"{reference.repository}@{digest}: the registry returned manifest {record.digest}")
@@ -212,6 +215,9 @@ def fetch_manifest(backend: RegistryBackend, reference: Reference, digest: str) 
 
 
 def fetch_index(backend: RegistryBackend, reference: Reference, manifest: BundleManifest) -> BundleIndex:
+    from modelops_bundle.core.index import MAX_INDEX_BYTES, parse_index
+    from modelops_bundle.core.packaging import check_index_against_manifest
+
     """The manifest's index blob, verified, parsed and checked against the manifest."""
     source = f"{reference.repository}@{manifest.digest}"
     if manifest.config.size > MAX_INDEX_BYTES:
@@ -273,7 +279,6 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
     """Compare the working tree (``scan`` of tracked and extra files), the last synced version and the
     project's tag. Never raises for registry trouble: ``state="unknown"`` with ``error`` instead."""
     from modelops_bundle.core.diff import diff_maps
-    from modelops_bundle.core.pull import plan_pull
 
     reference = project_reference(ws)
     state = ws.state()
@@ -314,6 +319,8 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
         status.remote_files = version.index.digests()
         changes = diff_maps(version.index.digests(), local)
         status.push = {"action": "refused (tag moved; pull first or --force)", **changes.counts()}
+        from modelops_bundle.core.pull import plan_pull
+
         plan = plan_pull(
             local, version.index.digests(), state.last_synced_files, overwrite=False, restore_deleted=False
         )
