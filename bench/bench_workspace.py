@@ -39,10 +39,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-DEFAULT_WORK_ROOT = BENCH_DIR / ".work"
-MIB = 1024 * 1024
-READ_CHUNK = MIB
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # the bench folder is not a package
+    MIB,
+    READ_CHUNK,
+    fmt_time,
+    log,
+    make_work_dir,
+    read_all,
+    remove_work_dir,
+)
+
 COMMAND_TIMEOUT = 1800.0  # seconds; one command of a 1 GiB run takes seconds, not minutes
 RACY_CLEAN_WAIT = 2.5  # seconds between the add and the warm runs, so no file is "racily clean"
 EXTENSIONS = (".csv", ".py", ".json", ".bin", ".parquet", ".txt", ".yaml", ".nc")
@@ -94,15 +101,6 @@ def write_project(root: Path, files: Sequence[ProjectFile], seed: int) -> None:
                 out.write(chunk)
                 remaining -= len(chunk)
                 offset = (offset + len(chunk)) % len(pool)
-
-
-def read_all(paths: Sequence[Path]) -> None:
-    """Read every file once so that all timed runs see a warm page cache."""
-    buf = bytearray(READ_CHUNK)
-    for path in paths:
-        with open(path, "rb", buffering=0) as handle:
-            while handle.readinto(buf):
-                pass
 
 
 def sha256_limit(paths: Sequence[Path], threads: int = 2) -> float:
@@ -192,12 +190,6 @@ class Row:
         return "pass" if value is not None and value <= self.limit else "FAIL"
 
 
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def markdown_table(rows: Sequence[Row]) -> str:
     lines = [
         "| metric | mops | peer | ratio | target | result |",
@@ -232,19 +224,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_work_dir(keep: Path | None) -> Path:
-    if keep is not None:
-        keep = keep.resolve()
-        if keep.exists() and any(keep.iterdir()):
-            raise SystemExit(f"bench: --keep {keep}: folder exists and is not empty")
-        keep.mkdir(parents=True, exist_ok=True)
-        return keep
-    DEFAULT_WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    work = DEFAULT_WORK_ROOT / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
-    work.mkdir()
-    return work
-
-
 def check_space(where: Path, total_bytes: int) -> None:
     """The files plus git's compressed copy of them (random data does not compress) plus slack."""
     need = int(total_bytes * 2.2) + 256 * MIB
@@ -266,14 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_space(work, total_bytes)
         return run_benchmark(args, work, str(mops), total_bytes)
     finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
-            try:
-                DEFAULT_WORK_ROOT.rmdir()  # only if no other run is using it
-            except OSError:
-                pass
-        else:
-            print(f"kept work folder {work}")
+        remove_work_dir(work, args.keep)
 
 
 def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: int) -> int:
@@ -283,9 +255,6 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOPS_", "GIT_"))}
     env.update(HOME=str(home), MODELOPS_HOME=str(work / "modelops-home"), GIT_CONFIG_NOSYSTEM="1")
     runner = Runner(project, env)
-
-    def log(message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     runner.run([mops, "bundle", "init", "."])
     log(f"writing {args.files:,} files, {args.total_mib:,} MiB in {project}")

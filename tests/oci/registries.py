@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +44,32 @@ class RunningRegistry:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def blob_digests(self) -> set[str]:
+        """Every blob the registry's storage holds (``sha256:<hex>``), read from its storage folder."""
+        base = self.root / "docker/registry/v2/blobs/sha256"
+        if not base.is_dir():
+            return set()
+        return {
+            f"sha256:{entry.name}"
+            for prefix in base.iterdir()
+            for entry in prefix.iterdir()
+            if (entry / "data").is_file()
+        }
+
+    def kill(self) -> None:
+        """SIGKILL the registry's whole process group (a crash: nothing is flushed or cleaned up)."""
+        process = self.process.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the registry again on the same port, configuration and storage folder."""
+        self.stop()
+        self.process = ServerProcess(self.process.name, self.process.argv, log_dir=self.process.log_path.parent).start()
+        self.process.wait_for_http(f"http://127.0.0.1:{self.port}/v2/", ok=(200, 401))
 
     def blob_data_path(self, digest: str) -> Path:
         """Where distribution keeps a blob's bytes (to corrupt them in tests)."""
@@ -79,14 +108,20 @@ def start_distribution(workdir: Path, *, username: str | None = None, password: 
 
 # ------------------------------------------------------------------------------------------ the proxy
 
+#: Bytes per read and write when forwarding: small enough for byte-precise kill points in tests.
+PIECE = 64 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
 @dataclass
 class Fault:
     """Answer the next ``times`` requests matching ``method`` and ``pattern`` with ``action``:
-    ``"503"``/``"429"``/``"405"`` (status, body drained), ``"drop"`` (close without answering),
-    ``"cut"`` (send half the upstream body, then close) or ``"401"`` (expire tokens, challenge)."""
+    ``"503"``/``"500"``/``"502"``/``"429"``/``"405"`` (status, body drained), ``"drop"`` (close without
+    answering), ``"cut"`` (send half the upstream body, then close), ``"cut-upload"`` (read half the
+    request body, then close: the connection dies mid-upload), ``"stall"`` (read the request, then
+    send nothing for :attr:`FaultProxy.stall_seconds` and close: the client's read timeout must fire),
+    ``"drop-after"`` (forward the request, then close without passing the answer on: the upstream
+    acted, the client does not know) or ``"401"`` (expire tokens, challenge)."""
 
     method: str
     pattern: str
@@ -108,6 +143,14 @@ class FaultProxy:
     tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+    #: How long a ``"stall"`` holds the connection before closing it (bounded: tests stop by themselves).
+    stall_seconds: float = 3.0
+    #: Request-body bytes received from clients and response-body bytes sent to them, so far.
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: Called (from the proxy's threads) with ``(bytes_in, bytes_out)`` after every piece that passes.
+    on_bytes: Callable[[int, int], None] | None = None
+    stopping: bool = False
 
     @property
     def host(self) -> str:
@@ -130,13 +173,37 @@ class FaultProxy:
         with self.lock:
             self.requests.append((method, path, status))
 
+    def count(self, incoming: int = 0, outgoing: int = 0) -> None:
+        with self.lock:
+            self.bytes_in += incoming
+            self.bytes_out += outgoing
+            totals = (self.bytes_in, self.bytes_out)
+        if self.on_bytes is not None:
+            self.on_bytes(*totals)
+
+    def blob_uploads(self) -> list[str]:
+        """Paths of blob uploads the upstream completed (``PUT .../blobs/uploads/...`` answered 201)."""
+        with self.lock:
+            return [
+                path
+                for method, path, status in self.requests
+                if method == "PUT" and "/blobs/uploads/" in path and status == 201
+            ]
+
+    def clear(self) -> None:
+        """Forget recorded requests, counters and pending faults."""
+        with self.lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.bytes_in = self.bytes_out = 0
+
     def start(self) -> FaultProxy:
         proxy = self
 
         class Handler(_ProxyHandler):
             owner = proxy
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
@@ -144,9 +211,20 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self.stopping = True
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client killed mid-request is part of the tests: its connection errors are not reported."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -161,13 +239,22 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> None:
         remaining = int(self.headers.get("Content-Length") or 0)
+        if limit is not None:
+            remaining = min(remaining, limit)
         while remaining > 0:
-            piece = self.rfile.read(min(remaining, 1 << 20))
+            piece = self.rfile.read(min(remaining, PIECE))
             if not piece:
                 break
             remaining -= len(piece)
+            self.owner.count(incoming=len(piece))
+
+    def _hang_up(self, status: int = 0) -> None:
+        self.owner.record(self.command, self.path, status)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _answer(self, status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
         self.send_response_only(status)
@@ -216,35 +303,53 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._drain()
                 self._challenge()
                 return
-        if action in ("503", "429", "405"):
+        if action in ("500", "502", "503", "429", "405"):
             self._drain()
             self._answer(int(action), {"Retry-After": "0"} if action == "429" else {})
             return
         if action == "drop":
             self._drain()
-            owner.record(self.command, self.path, 0)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_up()
             return
-        self._forward(cut=action == "cut")
+        if action == "cut-upload":
+            self._drain(limit=int(self.headers.get("Content-Length") or 0) // 2)
+            self._hang_up()
+            return
+        if action == "stall":
+            self._drain()
+            deadline = time.monotonic() + owner.stall_seconds
+            while time.monotonic() < deadline and owner.server is not None and not owner.stopping:
+                time.sleep(0.05)
+            self._hang_up()
+            return
+        try:
+            self._forward(cut=action == "cut", hang_up=action == "drop-after")
+        except ConnectionRefusedError:  # the upstream is down (killed): answer as a gateway does
+            self._drain()
+            self._answer(502)
 
-    def _forward(self, *, cut: bool) -> None:
+    def _forward(self, *, cut: bool, hang_up: bool = False) -> None:
         upstream = http.client.HTTPConnection("127.0.0.1", self.owner.upstream_port, timeout=60)
         try:
+            upstream.connect()
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for key, value in self.headers.items():
-                if key.lower() not in _HOP_BY_HOP and key.lower() != "authorization":
+                if key.lower() not in _HOP_BY_HOP and not (self.owner.bearer and key.lower() == "authorization"):
                     upstream.putheader(key, value)
             upstream.endheaders()
             remaining = int(self.headers.get("Content-Length") or 0)
             while remaining > 0:
-                piece = self.rfile.read(min(remaining, 1 << 20))
+                piece = self.rfile.read(min(remaining, PIECE))
                 if not piece:
                     break
                 upstream.send(piece)
                 remaining -= len(piece)
+                self.owner.count(incoming=len(piece))
             response = upstream.getresponse()
+            if hang_up:
+                response.read()
+                self._hang_up(response.status)
+                return
             body_iter = _body(response, self.command)
             declared = response.getheader("Content-Length")
             self.send_response_only(response.status, response.reason)
@@ -265,12 +370,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 if limit is not None and sent + len(piece) > limit:
                     self.wfile.write(piece[: limit - sent])
                     self.wfile.flush()
+                    self.owner.count(outgoing=limit - sent)
                     self.close_connection = True
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self.wfile.write(piece)
                 sent += len(piece)
+                self.owner.count(outgoing=len(piece))
         finally:
             upstream.close()
 
@@ -281,7 +388,7 @@ def _body(response: http.client.HTTPResponse, method: str) -> Iterator[bytes]:
 
     def pieces() -> Iterator[bytes]:
         while True:
-            piece = response.read(1 << 20)
+            piece = response.read(PIECE)
             if not piece:
                 return
             yield piece

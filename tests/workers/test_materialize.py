@@ -100,6 +100,6 @@ def test_pull_and_ensure_by_model(layout_bundle: Pushed, make_project: Any, tmp_
     state = (other.meta / "state.json").read_text()
     assert '"last_pull_digest": null' in state  # a partial pull is not a sync
     refused = other.run("push", "--json")
-    assert refused.exit_code == 1 and "someone else pushed" in refused.stderr
+    assert refused.exit_code == 1 and "only part of it was pulled here" in refused.stderr
     full = ok(other.run("pull", "--json"))
     assert "data/extra/unused.bin" in full["add"]

@@ -16,7 +16,9 @@ LIST_LIMIT = 20
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", "--ref", dest="tag", metavar="TAG", help="tag to push to (default: default_tag)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; upload nothing")
-    parser.add_argument("--force", action="store_true", help="move the tag even if someone else pushed to it")
+    parser.add_argument(
+        "--force", action="store_true", help="move the tag even if it points at a version this project has not synced"
+    )
     add_jobs_option(parser, what="parallel uploads", default=5)
     parser.add_argument(
         "--annotation",

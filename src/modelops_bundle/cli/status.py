@@ -88,6 +88,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             "tracked_bytes": total_bytes,
             "last_push_digest": state.last_push_digest,
             "last_pull_digest": state.last_pull_digest,
+            "last_synced_digest": state.synced_digest,
             "changes": grouped,
             "untracked": untracked,
             "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
@@ -116,8 +117,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
     out = ctx.out
     out.line(f"Bundle: {bundle}  (environment: {env_name})", style="bold")
-    synced = state.last_push_digest or state.last_pull_digest
-    out.line(f"Last synced: {_short(synced) if synced else 'never (not pushed yet)'}")
+    synced = state.synced_digest
+    if synced:
+        out.line(f"Last synced: {_short(synced)}" + (f" ({state.last_synced_ref})" if state.last_synced_ref else ""))
+    elif state.last_synced_files:
+        out.line(f"Last synced: part of a version (pull --model), {plural(len(state.last_synced_files), 'file')}")
+    else:
+        out.line("Last synced: never (not pushed yet)")
     out.line(f"Tracked: {plural(len(tracked), 'file')}, {human_bytes(total_bytes)}")
     if remote is not None:
         out.line(f"Remote: {describe_remote(remote)}", style=REMOTE_STYLE.get(remote.state))
@@ -130,7 +136,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             _list(out, grouped[key], f"  {label}: ", limit, style="green" if key == "added" else "yellow")
     else:
         out.line("")
-        out.line("No local changes since the last sync." if synced else "Nothing tracked yet.", style="green")
+        out.line("No local changes since the last sync." if tracked else "Nothing tracked yet.", style="green")
     for rel, why in scan.skipped:
         out.warn(f"skipped {rel}: {why}")
     if untracked:

@@ -116,6 +116,8 @@ def docker_credentials(host: str, environ: Mapping[str, str]) -> Credentials:
         return Credentials()
     except OSError as exc:
         return Credentials(notes=(f"cannot read {path}: {exc.strerror or exc}",))
+    except UnicodeDecodeError as exc:  # tests/reliability: binary garbage here was an "unexpected error"
+        raise ConfigError(f"{path} is not valid JSON (not UTF-8 text, byte {exc.start})") from None
     try:
         config = json.loads(raw)
     except ValueError as exc:

@@ -38,6 +38,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat as stat_module
 import tempfile
@@ -398,11 +399,15 @@ class BundleCache:
         """Place every object at its path below ``dest`` (replacing what is there), each atomically:
         a reflink where the file system clones, else a hard link (non-executables), else a copy."""
         method = ""
+        swept: set[Path] = set()
         for rel in sorted(files):
             spec = files[rel]
             target = dest / rel
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in swept:
+                    swept.add(target.parent)
+                    _sweep_dead_temps(target.parent)
                 method = self._place(self.object_path(spec.digest), target, spec, method)
             except OSError as exc:
                 raise BundleError(describe_os_error("write", target, exc)) from exc
@@ -427,6 +432,11 @@ class BundleCache:
                 try:
                     os.link(source, temp)
                     os.replace(temp, target)
+                    # rename(2) between two links of one inode does nothing and leaves ``temp``: the
+                    # target was already this object (found by tests/reliability: every re-materialise
+                    # into a destination left a ``.NAME.mops-PID.tmp`` beside each unchanged file).
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
                     return method
                 except OSError as exc:
                     if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EACCES):
@@ -656,6 +666,30 @@ def _reflink(source: Path, target: Path) -> bool:
         os.close(src)
         if dst >= 0:
             os.close(dst)
+
+
+_TEMP_NAME = re.compile(r"^\..+\.mops-(\d+)\.tmp$")
+
+
+def _sweep_dead_temps(folder: Path) -> None:
+    """Remove ``.NAME.mops-PID.tmp`` files of processes that no longer run: a checkout killed between
+    creating its temp file and renaming it left it there (tests/reliability kills materialise at every
+    file-system call), and no later checkout (another pid) would ever remove it."""
+    for name in _listdir(folder):
+        match = _TEMP_NAME.match(name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        _unlink(folder / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists (another user's process)
+    return True
 
 
 def _listdir(path: Path) -> list[str]:

@@ -77,7 +77,7 @@ def default_ignore_file_text() -> str:
     return IGNORE_FILE_TEMPLATE.format(defaults="\n".join(DEFAULT_PATTERNS))
 
 
-RULES_FORMAT = "rules-v2"  # bump when the compiled form changes: cached rule sets are then recompiled
+RULES_FORMAT = "rules-v3"  # bump when the compiled form changes: cached rule sets are then recompiled
 
 
 def rules_fingerprint(file_text: str) -> str:
@@ -130,7 +130,11 @@ def _path_regex(pattern: str) -> str:
 
     spec = pathspec.GitIgnoreSpec.from_lines([pattern.lstrip("!")])
     regex = spec.patterns[0].regex.pattern  # type: ignore[union-attr]
-    return re.sub(r"\(\?P<[^>]+>", "(?:", regex)
+    regex = re.sub(r"\(\?P<[^>]+>", "(?:", regex)
+    # pathspec applies its regexes with ``search``; ours are applied with ``match``. The two agree only
+    # for regexes anchored with ``^``: an unanchored one (``/**/`` gives ``(?:/)``, "every folder") must
+    # be allowed to start anywhere. Found by the GitIgnoreSpec property test in tests/reliability.
+    return regex if regex.startswith("^") else f"^[\\s\\S]*?(?:{regex})"
 
 
 def _name_regex(glob: str) -> str:

@@ -36,7 +36,7 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -56,7 +56,7 @@ from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import RegistryBackend, TransferStats
 from modelops_bundle.core.remote import RemoteVersion, fetch_version
-from modelops_bundle.core.workspace import SyncState, Workspace
+from modelops_bundle.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
@@ -482,6 +482,7 @@ def pull(
     so a later push of the partial tree is refused as a conflict instead of deleting the rest.
     """
     with ws.lock():
+        sweep_leftovers(ws)
         version = fetch_version(backend, reference)
         source = str(version.pinned)
         check_version_paths(version.index, source=source)
@@ -554,25 +555,36 @@ def pull(
         tracked = (set(ws.tracked()) | {path for path in remote if path not in extras}) - set(plan.delete)
         ws.save_tracked(tracked)
         if selected is None:
-            new_state = SyncState(
-                last_push_digest=state.last_push_digest,
-                last_pull_digest=version.digest,
-                last_synced_ref=str(reference),
-                last_synced_files=version.index.digests(),
+            new_state = state.after_sync(
+                digest=version.digest, ref=str(reference), files=version.index.digests(), pushed=False
             )
         else:
             merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in selected}
             merged.update(remote_digests)
-            new_state = SyncState(
-                last_push_digest=state.last_push_digest,
-                last_pull_digest=state.last_pull_digest,
-                last_synced_ref=state.last_synced_ref,
-                last_synced_files=merged,
-            )
+            new_state = replace(state, last_synced_files=merged)
         ws.save_state(new_state)
         ws.close()
     _notify(host, result, root, result.warnings)
     return result
+
+
+def sweep_leftovers(ws: Workspace) -> None:
+    """Remove what a killed command left in ``.modelops-bundle/``: pull staging folders and the temp files
+    of interrupted atomic writes of the metadata files. Call under the project lock: every writer of
+    those paths holds it, so nothing found here is in use.
+
+    Found by tests/reliability/test_kills.py: a pull SIGKILLed mid-download left ``staging/pull-*`` (with
+    partial downloads) that no later run removed, so the leftovers grew with every interrupted pull.
+    """
+    meta = ws.project.meta
+    staging = meta / "staging"
+    with contextlib.suppress(OSError):
+        for leftover in staging.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+    with contextlib.suppress(OSError):
+        for leftover in meta.iterdir():
+            if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and leftover.is_file():
+                leftover.unlink()
 
 
 def _notify(host: PluginHost, result: PullResult | EnsureResult, destination: Path, warnings: list[str]) -> None:

@@ -182,6 +182,14 @@ class _Packer:
     def __init__(self, ws: Workspace) -> None:
         self.root = ws.project.root
         ws.project.cache_dir.mkdir(exist_ok=True)
+        # Built under the project lock: a ``push-*`` folder here belongs to a push that was killed (found
+        # by tests/reliability: each killed push left its packs behind for good). Remove them, and the
+        # temp files of metadata writes it interrupted.
+        for leftover in ws.project.cache_dir.glob("push-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        from modelops_bundle.core.pull import sweep_leftovers
+
+        sweep_leftovers(ws)
         self.staging = Path(tempfile.mkdtemp(prefix="push-", dir=ws.project.cache_dir))
         self.cache = PackCache.load(ws.project.cache_dir / "packs.json")
         self.count = 0
@@ -310,7 +318,7 @@ def _push_locked(
             packer.cache.save()
         return result
 
-    known = {d for d in (state.last_push_digest, state.last_pull_digest) if d}
+    known = state.known()
     if remote_digest is not None and remote_digest not in known:
         if not options.force:
             raise ConflictError(_moved_message(target, remote_digest, remote, foreign, state), hint=_MOVED_HINT)
@@ -356,15 +364,28 @@ def _push_locked(
         stats.uploaded_bytes,
         stats.skipped_blobs,
     )
-    current = resolve_digest(backend, target)
-    if current != remote_digest and not options.force:
+    # The last check and the move of the tag happen under a machine-wide lock per registry and tag, and
+    # the tag is read back afterwards. tests/reliability/test_concurrency.py found two pushes racing to
+    # one tag both exiting 0 (the later PUT silently replaced the earlier version): the distribution API
+    # has no conditional tag update, so without the lock both could pass the check before either PUT.
+    with _tag_lock(environ, backend, target):
+        current = resolve_digest(backend, target)
+        if current != remote_digest and not options.force:
+            raise ConflictError(
+                f"{target} moved to {current or 'nothing (deleted)'} while this push was uploading; "
+                "the tag was left there",
+                hint="run 'mops bundle push' again to see what changed",
+            )
+        stored = backend.put_manifest(target.repository, manifest_bytes, OCI_MANIFEST, target.tag)
+        if stored != digest:
+            raise IntegrityError(f"{backend.describe()} stored the manifest as {stored}, expected {digest}")
+        landed = resolve_digest(backend, target)
+    if landed != digest and not options.force:
         raise ConflictError(
-            f"{target} moved to {current or 'nothing (deleted)'} while this push was uploading; the tag was left there",
-            hint="run 'mops bundle push' again to see what changed",
+            f"{target} was moved to {landed or 'nothing (deleted)'} by another push at the same moment; "
+            f"this version is stored as {digest} but the tag does not point at it",
+            hint="pull the other version, then push again",
         )
-    stored = backend.put_manifest(target.repository, manifest_bytes, OCI_MANIFEST, target.tag)
-    if stored != digest:
-        raise IntegrityError(f"{backend.describe()} stored the manifest as {stored}, expected {digest}")
     _record_push(ws, state, target, digest, index)
     if document is not None and options.provenance:
         result.provenance = _attach_provenance(backend, target, digest, len(manifest_bytes), document, result.warnings)
@@ -496,7 +517,10 @@ def _remote_version(
 def _moved_message(
     target: Reference, remote_digest: str, remote: RemoteVersion | None, foreign: str | None, state: SyncState
 ) -> str:
-    head = f"{target} points at {remote_digest}, which this project has not pushed or pulled (someone else pushed)"
+    head = (
+        f"{target} points at {remote_digest}, a version this project has not pushed or fully pulled "
+        "(it was pushed from elsewhere, or only part of it was pulled here)"
+    )
     if remote is None:
         return f"{head}; it is not a readable modelops bundle ({foreign}), and pushing would replace it"
     theirs = diff_maps(state.last_synced_files, remote.index.digests())
@@ -585,14 +609,22 @@ def _annotations(
 
 
 def _record_push(ws: Workspace, state: SyncState, target: Reference, digest: str, index: BundleIndex) -> None:
-    ws.save_state(
-        SyncState(
-            last_push_digest=digest,
-            last_pull_digest=state.last_pull_digest,
-            last_synced_ref=str(target),
-            last_synced_files=index.digests(),
-        )
-    )
+    ws.save_state(state.after_sync(digest=digest, ref=str(target), files=index.digests(), pushed=True))
+
+
+def _tag_lock(environ: Mapping[str, str], backend: RegistryBackend, target: Reference) -> Any:
+    """An ``flock`` in ``$MODELOPS_HOME/locks/`` for one tag of one registry (pushes on this machine
+    move a tag one at a time); a home that cannot hold it only costs this protection."""
+    from modelops_bundle.core.environment import modelops_home
+    from modelops_bundle.core.fsutil import exclusive_lock
+
+    key = hashlib.sha256(f"{backend.describe()}\0{target.repository}\0{target.tag}".encode()).hexdigest()[:32]
+    folder = modelops_home(environ) / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return contextlib.nullcontext()
+    return exclusive_lock(folder / f"tag-{key}.lock", what="tag")
 
 
 def _unique(blobs: list[BlobSource]) -> list[BlobSource]:

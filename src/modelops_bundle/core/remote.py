@@ -282,10 +282,10 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
 
     reference = project_reference(ws)
     state = ws.state()
-    known = {d for d in (state.last_push_digest, state.last_pull_digest) if d}
+    known = state.known()
     local = {rel: info.digest for rel, info in scan.files.items()}
     local_changed = local != state.last_synced_files
-    synced = state.last_push_digest or state.last_pull_digest
+    synced = state.synced_digest
     status = RemoteStatus(str(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
     try:
         backend = open_backend(host, ws, reference, environ)
@@ -300,30 +300,30 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
             status.state = "not-pushed"
             status.push = {"action": "create", "files": len(local)}
             return status
-        moved = digest not in known
-        status.state = {
-            (False, False): "synced",
-            (False, True): "ahead",
-            (True, False): "behind",
-            (True, True): "diverged",
-        }[(moved, local_changed)]
-        if not moved:
+        if digest == synced:
             # The tag is where this project left it: the last synced files *are* the remote side,
             # so no manifest or index needs fetching (a status stays one cheap tag lookup).
             changes = diff_maps(state.last_synced_files, local)
+            status.state = "ahead" if local_changed else "synced"
             status.remote_files = dict(state.last_synced_files)
             status.push = {"action": "update" if changes.has_changes else "none", **changes.counts()}
             status.pull = {"action": "none"}
             return status
         version = fetch_version(backend, reference, digest)
-        status.remote_files = version.index.digests()
-        changes = diff_maps(version.index.digests(), local)
-        status.push = {"action": "refused (tag moved; pull first or --force)", **changes.counts()}
+        remote_files = version.index.digests()
+        status.remote_files = remote_files
+        changes = diff_maps(remote_files, local)
+        if digest in known:
+            # Another version of this project's own (e.g. pushed to another tag, then this one): a push
+            # moves the tag on and loses nothing; pull would bring that version back.
+            status.state = "ahead" if local != remote_files else "synced"
+            status.push = {"action": "update" if changes.has_changes else "none", **changes.counts()}
+        else:
+            status.state = "diverged" if local_changed else "behind"
+            status.push = {"action": "refused (the tag was moved elsewhere; pull first or --force)", **changes.counts()}
         from modelops_bundle.core.pull import plan_pull
 
-        plan = plan_pull(
-            local, version.index.digests(), state.last_synced_files, overwrite=False, restore_deleted=False
-        )
+        plan = plan_pull(local, remote_files, state.last_synced_files, overwrite=False, restore_deleted=False)
         status.pull = plan.summary()
     except BundleError as exc:
         status.state = "unknown"

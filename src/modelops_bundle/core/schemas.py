@@ -42,4 +42,6 @@ class SyncStateSchema(BaseModel):
     last_push_digest: Digest | None = None
     last_pull_digest: Digest | None = None
     last_synced_ref: str | None = None
+    last_synced_digest: Digest | None = None
+    known_digests: list[Digest] = Field(default_factory=list, max_length=1000)
     last_synced_files: dict[RelPath, Digest] = Field(default_factory=dict)

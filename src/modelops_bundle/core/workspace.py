@@ -36,18 +36,51 @@ ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 
 @dataclass
 class SyncState:
-    """The last synced side of the 3-way comparison (``state.json``)."""
+    """The last synced side of the 3-way comparison (``state.json``).
+
+    ``last_synced_files`` are the files of ``last_synced_digest``, the version this project last pushed or
+    fully pulled. ``known_digests`` remembers the versions it pushed or pulled (most recent last): a tag at
+    any of them was moved by this project, not by someone else.
+    """
 
     last_push_digest: str | None = None
     last_pull_digest: str | None = None
     last_synced_ref: str | None = None
     last_synced_files: dict[str, str] = field(default_factory=dict)
+    last_synced_digest: str | None = None
+    known_digests: list[str] = field(default_factory=list)
+
+    KNOWN_LIMIT = 64  # versions remembered; older ones age out
+
+    @property
+    def synced_digest(self) -> str | None:
+        """The version ``last_synced_files`` describes (state files of older releases: the last push/pull)."""
+        return self.last_synced_digest or self.last_push_digest or self.last_pull_digest
+
+    def known(self) -> set[str]:
+        """Every version this project pushed or fully pulled."""
+        return {d for d in (*self.known_digests, self.last_push_digest, self.last_pull_digest) if d}
+
+    def after_sync(self, *, digest: str, ref: str, files: dict[str, str], pushed: bool) -> SyncState:
+        """The state after a push (``pushed``) or a full pull of version ``digest``."""
+        earlier = [d for d in self.known_digests if d != digest][-(self.KNOWN_LIMIT - 1) :]
+        known = [*earlier, digest]
+        return SyncState(
+            last_push_digest=digest if pushed else self.last_push_digest,
+            last_pull_digest=self.last_pull_digest if pushed else digest,
+            last_synced_ref=ref,
+            last_synced_files=dict(files),
+            last_synced_digest=digest,
+            known_digests=known,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "last_push_digest": self.last_push_digest,
             "last_pull_digest": self.last_pull_digest,
             "last_synced_ref": self.last_synced_ref,
+            "last_synced_digest": self.last_synced_digest,
+            "known_digests": list(self.known_digests),
             "last_synced_files": dict(sorted(self.last_synced_files.items())),
         }
 
