@@ -341,11 +341,16 @@ def _push_locked(
     if not result.reused_manifest:  # a reused manifest's blobs were all found in the registry
         uploads = [layer.source for layer in layers if layer.source is not None]
         uploads.append(_bytes_source(index_bytes, "bundle index"))
+    # Blobs the tag's current manifest names are in this repository already (a registry refuses a
+    # manifest whose blobs are missing): a one-file change then asks about one blob, not every layer.
+    present = {blob.digest for blob in (remote.manifest.config, *remote.manifest.layers)} if remote else set()
+    already = [blob for blob in _unique(uploads) if blob.digest in present]
+    uploads = [blob for blob in uploads if blob.digest not in present]
     if options.dry_run:
         missing = [blob for blob in _unique(uploads) if not backend.blob_exists(target.repository, blob.digest)]
         result.uploaded_blobs = len(missing)
         result.uploaded_bytes = sum(blob.size for blob in missing)
-        result.skipped_blobs = len(_unique(uploads)) - len(missing)
+        result.skipped_blobs = len(_unique(uploads)) - len(missing) + len(already)
         return result
 
     if blob_uploader is not None and blob_entries:
@@ -359,6 +364,7 @@ def _push_locked(
     finally:
         if sink is not None:
             sink.close()
+    stats.skipped_blobs += len(already)
     result.uploaded_blobs, result.uploaded_bytes, result.skipped_blobs = (
         stats.uploaded_blobs,
         stats.uploaded_bytes,
