@@ -178,12 +178,8 @@ class StatCache:
 
 
 def _valid_entry(entry: Any) -> bool:
-    return (
-        type(entry) is list
-        and len(entry) == 5
-        and all(type(value) is int for value in entry[:4])
-        and type(entry[4]) is str
-    )
+    # Shape only: a signature field of the wrong type simply never equals a stat value, so it cannot match.
+    return type(entry) is list and len(entry) == 5 and type(entry[4]) is str
 
 
 def file_fingerprint(path: Path) -> list[int] | None:

@@ -26,14 +26,14 @@ from modelops_bundle.core.errors import PluginError
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("commands", "modelops_bundle.cli.builtin_commands"),
     ("sha256", "modelops_bundle.plugins.hashing_sha256"),
-    ("storage", "modelops_bundle.plugins.storage_fsspec"),
+    ("storage", "modelops_bundle.plugins.storage"),
     ("packaging", "modelops_bundle.plugins.packaging"),
     ("basemodel", "modelops_bundle.plugins.discovery_basemodel"),
     ("starsim", "modelops_bundle.plugins.discovery_starsim"),
     ("calabaria", "modelops_bundle.plugins.targets_calabaria"),
     ("code-fingerprint", "modelops_bundle.plugins.code_fingerprint"),
-    ("oci-layout", "modelops_bundle.plugins.registry_layout"),
-    ("oci-distribution", "modelops_bundle.plugins.registry_distribution"),
+    ("oci-layout", "modelops_bundle.plugins.oci_layout"),
+    ("oci-distribution", "modelops_bundle.plugins.oci_distribution"),
 )
 
 BUILTIN_DISTRIBUTION = "modelops-bundle"

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelops_bundle import hookimpl
 from modelops_bundle.core.errors import IntegrityError, RegistryError
 from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE, Reference
 from modelops_bundle.core.registry import (
@@ -344,8 +343,3 @@ def _json_media_type(data: bytes) -> str:
         return OCI_MANIFEST
     value = parsed.get("mediaType") if isinstance(parsed, dict) else None
     return value if isinstance(value, str) and value else OCI_MANIFEST
-
-
-@hookimpl(trylast=True)
-def mops_registry_backends() -> list[type[Any]]:
-    return [OciDistributionRegistry]

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelops_bundle import hookimpl
 from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error, exclusive_lock
 from modelops_bundle.core.oci_http.digests import (
@@ -378,8 +377,3 @@ def _media_type_of(data: bytes) -> str:
 def _artifact_type_of(data: bytes) -> str | None:
     value = _parse_json(data).get("artifactType")
     return value if isinstance(value, str) and value else None
-
-
-@hookimpl(trylast=True)
-def mops_registry_backends() -> list[type[Any]]:
-    return [OciLayoutRegistry]

@@ -17,11 +17,9 @@ import re
 import threading
 import uuid
 from abc import abstractmethod
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelops_bundle import hookimpl
 from modelops_bundle.core.errors import BundleError, ConfigError, StorageError
 from modelops_bundle.core.storage import (
     ByteCounter,
@@ -364,14 +362,3 @@ class FsspecUrlProvider(FsspecProvider):
 
 
 # ----------------------------------------------------------------------------------------------- hook
-
-
-@hookimpl(trylast=True)
-def mops_storage_providers() -> Sequence[type[StorageProvider]]:
-    """The built-in providers. ``trylast``: a plugin's provider of the same name replaces one of these."""
-    from modelops_bundle.plugins.storage_azure import AzureProvider
-    from modelops_bundle.plugins.storage_gcs import GcsProvider
-    from modelops_bundle.plugins.storage_oci import OciStorageProvider
-    from modelops_bundle.plugins.storage_s3 import S3Provider
-
-    return [LocalProvider, FsspecUrlProvider, AzureProvider, S3Provider, GcsProvider, OciStorageProvider]
