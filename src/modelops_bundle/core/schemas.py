@@ -31,7 +31,6 @@ def _check_digest(value: str) -> str:
 
 RelPath = Annotated[str, AfterValidator(_check_relpath)]
 Digest = Annotated[str, AfterValidator(_check_digest)]
-TrackedPaths = list[RelPath]
 
 
 class SyncStateSchema(BaseModel):

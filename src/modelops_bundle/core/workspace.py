@@ -352,21 +352,19 @@ def _parse_tracked_lines(text: str) -> list[str]:
 
 
 def _validate_tracked(path: Path) -> bool:
-    from pydantic import TypeAdapter, ValidationError
-
-    from modelops_bundle.core.schemas import TrackedPaths
+    """Every line a valid project-relative path (the rule of :func:`core.paths.invalid_reason`, which the
+    pydantic ``RelPath`` type applies too), no duplicates. Checked line by line, without pydantic: the
+    list can hold tens of thousands of paths and a line number is the useful answer."""
+    from modelops_bundle.core.paths import invalid_reason
 
     text = read_text(path, what="tracked list")
-    numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line]
-    try:
-        TypeAdapter(TrackedPaths).validate_python([line for _, line in numbered])
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        position = error["loc"][0] if error.get("loc") else 0
-        line = numbered[position][0] if isinstance(position, int) and position < len(numbered) else "?"
-        raise ConfigError(f"{path}, line {line}: {error['msg']}") from None
     seen: set[str] = set()
-    for number, rel in numbered:
+    for number, rel in enumerate(text.splitlines(), 1):
+        if not rel:
+            continue
+        reason = invalid_reason(rel)
+        if reason:
+            raise ConfigError(f"{path}, line {number}: {rel!r}: {reason}")
         if rel in seen:
             raise ConfigError(f"{path}, line {number}: duplicate path {rel!r}")
         seen.add(rel)
