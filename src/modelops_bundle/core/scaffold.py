@@ -24,7 +24,7 @@ from modelops_bundle.core.errors import AlreadyInitializedError, BundleError, Us
 from modelops_bundle.core.fsutil import describe_os_error
 from modelops_bundle.core.ignore import default_ignore_file_text
 from modelops_bundle.core.project import META_DIR, Project, repository_name
-from modelops_bundle.core.workspace import SyncState
+from modelops_bundle.core.workspace import ConfigSummary, SyncState, Workspace
 
 TEMPLATE_SUFFIX = ".tmpl"
 DEFAULT_TEMPLATE = "minimal"
@@ -129,6 +129,9 @@ def init_project(
         os.chmod(staging, 0o755)
         os.rename(staging, root / META_DIR)
         staging = None
+        Workspace(result.project).remember_fresh(
+            ConfigSummary(config.registry_ref, config.default_tag, config.hash_algorithm)
+        )
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -225,6 +225,14 @@ class Workspace:
                 self._rules = IgnoreRules(hard, soft)
         return self._rules
 
+    def remember_fresh(self, summary: ConfigSummary) -> None:
+        """Record the metadata files ``init`` just wrote as validated (they were made from validated
+        models), so the first command after ``init`` does not validate them again."""
+        self._remember("config", self.project.config_path, summary.__dict__.copy())
+        self._remember("tracked", self.project.tracked_path, True)
+        self._remember("state", self.project.state_path, True)
+        self.cache.save()
+
     def _remember(self, key: str, path: Path, data: Any) -> None:
         fingerprint = file_fingerprint(path)
         if fingerprint is not None:
@@ -273,7 +281,7 @@ class Workspace:
             st = known.get(rel)
             if st is None:
                 parent_rel = rel.rpartition("/")[0]
-                if parent_rel and not _real_parent_ok(root, root_real, parent_rel, checked_parents):
+                if parent_rel and not _real_parent_ok(root, parent_rel, checked_parents):
                     skipped.append((rel, "path goes through a symlinked folder"))
                     continue
                 try:
@@ -334,11 +342,16 @@ class Workspace:
         return scan
 
 
-def _real_parent_ok(root: str, root_real: str, parent_rel: str, checked: dict[str, bool]) -> bool:
-    """True when ``parent_rel`` is a real folder of the project (no symlinked folder on the way)."""
+def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> bool:
+    """True when ``parent_rel`` is a real folder of the project (no symlinked folder on the way).
+
+    One ``lstat`` per distinct folder, memoised in ``checked``: a folder is real when its parent is and it
+    is not a symlink itself (``realpath`` per file would re-resolve every component every time).
+    """
     verdict = checked.get(parent_rel)
     if verdict is None:
-        verdict = os.path.realpath(os.path.join(root, parent_rel)) == os.path.join(root_real, parent_rel)
+        up = parent_rel.rpartition("/")[0]
+        verdict = (not up or _real_parent_ok(root, up, checked)) and not os.path.islink(os.path.join(root, parent_rel))
         checked[parent_rel] = verdict
     return verdict
 
