@@ -35,6 +35,17 @@ MANIFEST_ACCEPT = ", ".join(
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
+def check_manifest_upload(data: bytes, tag: str | None) -> None:
+    """Refuse a manifest no registry need accept (over 4 MiB) or a malformed tag, before any request."""
+    from modelops_bundle.core.errors import RegistryError
+    from modelops_bundle.core.reference import TAG_RE
+
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise RegistryError(f"manifest of {len(data)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit")
+    if tag is not None and not TAG_RE.match(tag):
+        raise RegistryError(f"invalid tag {tag!r}")
+
+
 @dataclass(frozen=True)
 class BlobSource:
     """A blob to upload: its digest, size and a way to open a fresh binary stream of its bytes."""

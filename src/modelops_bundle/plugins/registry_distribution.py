@@ -31,6 +31,7 @@ from modelops_bundle.core.registry import (
     ManifestRecord,
     TransferProgress,
     TransferStats,
+    check_manifest_upload,
 )
 
 if TYPE_CHECKING:
@@ -176,10 +177,7 @@ class OciDistributionRegistry:
     def put_manifest(self, repository: str, data: bytes, media_type: str, tag: str | None) -> str:
         from modelops_bundle.core.oci_http.client import scope_for
 
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"manifest of {len(data)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit")
-        if tag is not None and not TAG_RE.match(tag):
-            raise RegistryError(f"invalid tag {tag!r}")
+        check_manifest_upload(data, tag)
         wire = self._wire(repository)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         # One PUT by tag stores the bytes under their digest and moves the tag atomically; the

@@ -36,6 +36,7 @@ from modelops_bundle.core.registry import (
     ManifestRecord,
     TransferProgress,
     TransferStats,
+    check_manifest_upload,
 )
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -173,10 +174,7 @@ class OciLayoutRegistry:
         return ManifestRecord(data=data, digest=digest, media_type=media_type)
 
     def put_manifest(self, repository: str, data: bytes, media_type: str, tag: str | None) -> str:
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"manifest of {len(data)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit")
-        if tag is not None and not TAG_RE.match(tag):
-            raise RegistryError(f"invalid tag {tag!r}")
+        check_manifest_upload(data, tag)
         digest = sha256_digest(data)
         self._ensure_layout(repository)
         path = self.blob_path(repository, digest)
