@@ -50,6 +50,25 @@ def test_the_example_tests_pass(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_example_builds_as_a_wheel(name: str, tmp_path: Path) -> None:
+    """What `pip install examples/plugins/<name>` needs: the build backend accepts the project (offline,
+    with the hatchling the test extra installs), and the wheel declares the entry point."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", str(tmp_path), str(EXAMPLES / name)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    wheels = list(tmp_path.glob("*.whl"))
+    assert len(wheels) == 1
+    import zipfile
+
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        entry_points = next(n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        assert "[modelops_bundle]" in wheel.read(entry_points).decode()
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_the_example_is_lint_and_type_clean(name: str, tmp_path: Path) -> None:
     folder = EXAMPLES / name
     for command in (["ruff", "check", "--select", "E,F,W,I,B,UP,SIM,RUF", "."], ["ruff", "format", "--check", "."]):
