@@ -49,11 +49,11 @@ def run_model(
 ) -> ModelResult:
     """Run the registered model ``model_id`` of a bundle once (as a Dask task, or anywhere).
 
-    The bundle is materialised (only what the model needs) unless a :class:`BundlePlugin` already did;
-    the model class is imported from the tree in isolation (see the module docstring) and constructed
-    with ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) fills in the model's
-    defaults through ``default_parameters(**params)`` when the model has it; ``simulate(params, seed)``
-    runs it.
+    The bundle is materialised (only what the model needs) through the shared cache: after a Dask
+    ``BundlePlugin`` or an earlier run, that is a check of the completion marker and nothing is fetched.
+    The model class is imported from the tree in isolation (see the module docstring) and constructed with
+    ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) fills in the model's defaults through
+    ``default_parameters(**params)`` when the model has it; ``simulate(params, seed)`` runs it.
     """
     from modelops_bundle import api
     from modelops_bundle.core.errors import UsageError

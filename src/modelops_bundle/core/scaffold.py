@@ -112,7 +112,7 @@ def init_project(
         (staging / "env").write_text(env_name + "\n", encoding="utf-8")
         (staging / "tracked.txt").write_text("", encoding="utf-8")
         (staging / "state.json").write_text(json.dumps(SyncState().to_json(), indent=2) + "\n", encoding="utf-8")
-        (staging / ".gitignore").write_text("# machine-local data\ncache/\nlock\n", encoding="utf-8")
+        (staging / ".gitignore").write_text("# machine-local data\ncache/\nstaging/\nlock\n", encoding="utf-8")
         variables = {"project_name": name, "package_name": name.replace("-", "_").replace(".", "_")}
         extra = [(".modelopsignore", default_ignore_file_text().encode("utf-8"))]
         for rel, content in [*extra, *files]:
