@@ -60,6 +60,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         from modelops_bundle.core.remote import remote_status
 
         remote = remote_status(ctx.plugins, ws, scan, ctx.environ)
+        ws.close()  # keeps what the registry check learnt (the environment file validated) for next time
     models = _model_report(ctx, ws, scan, state, remote)
     tiers: dict[str, str] = {}
     if args.files:

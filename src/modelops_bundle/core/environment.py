@@ -7,19 +7,46 @@ Layout directory and a blob folder under ``$MODELOPS_HOME``, so that the tool wo
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from modelops_bundle.core.errors import ConfigError, UsageError
+# Names and paths of environments live in the light ``envfiles`` module (no pydantic); re-exported here.
+from modelops_bundle.core.envfiles import (
+    ENV_NAME,
+    LOCAL_ENV,
+    check_env_name,
+    default_environment_name,
+    environment_exists,
+    environment_file,
+    environments_dir,
+    expand_path,
+    list_environments,
+    modelops_home,
+)
+from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.validation import load_yaml_model
 
-LOCAL_ENV = "local"
-ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+__all__ = [
+    "ENV_NAME",
+    "LOCAL_ENV",
+    "EnvironmentConfig",
+    "RegistrySettings",
+    "StorageEnvSettings",
+    "check_env_name",
+    "default_environment_name",
+    "embedded_local",
+    "environment_exists",
+    "environment_file",
+    "environments_dir",
+    "expand_path",
+    "list_environments",
+    "load_environment",
+    "masked",
+    "modelops_home",
+]
 
 
 class RegistrySettings(BaseModel):
@@ -58,40 +85,6 @@ class EnvironmentConfig(BaseModel):
     storage: StorageEnvSettings | None = None
 
 
-def modelops_home(environ: Mapping[str, str]) -> Path:
-    """``$MODELOPS_HOME``, defaulting to ``~/.modelops``."""
-    raw = environ.get("MODELOPS_HOME")
-    if raw:
-        return Path(raw).expanduser()
-    home = environ.get("HOME")
-    return (Path(home) if home else Path.home()) / ".modelops"
-
-
-def environments_dir(environ: Mapping[str, str]) -> Path:
-    return modelops_home(environ) / "bundle-env"
-
-
-def check_env_name(name: str) -> str:
-    if not ENV_NAME.match(name):
-        raise UsageError(f"invalid environment name {name!r}: use letters, digits, '.', '_' and '-'")
-    return name
-
-
-def environment_file(name: str, environ: Mapping[str, str]) -> Path:
-    return environments_dir(environ) / f"{check_env_name(name)}.yaml"
-
-
-def list_environments(environ: Mapping[str, str]) -> list[str]:
-    """Names with a file in ``bundle-env/``, plus ``local`` (always available)."""
-    folder = environments_dir(environ)
-    names = {LOCAL_ENV}
-    try:
-        names.update(p.stem for p in folder.glob("*.yaml") if ENV_NAME.match(p.stem))
-    except OSError:
-        pass
-    return sorted(names)
-
-
 def embedded_local(environ: Mapping[str, str]) -> EnvironmentConfig:
     """The built-in ``local`` environment: everything under ``$MODELOPS_HOME``, no server needed."""
     home = modelops_home(environ)
@@ -100,10 +93,6 @@ def embedded_local(environ: Mapping[str, str]) -> EnvironmentConfig:
         registry=RegistrySettings(provider="oci-layout", path=str(home / "registry")),
         storage=StorageEnvSettings(provider="local", path=str(home / "blobs")),
     )
-
-
-def environment_exists(name: str, environ: Mapping[str, str]) -> bool:
-    return name == LOCAL_ENV or environment_file(name, environ).is_file()
 
 
 def load_environment(name: str, environ: Mapping[str, str]) -> EnvironmentConfig:
@@ -115,16 +104,6 @@ def load_environment(name: str, environ: Mapping[str, str]) -> EnvironmentConfig
         return embedded_local(environ)
     available = ", ".join(list_environments(environ))
     raise ConfigError(f"environment {name!r} not found: no file {path}", hint=f"available: {available}")
-
-
-def default_environment_name(environ: Mapping[str, str]) -> str:
-    """What ``init`` pins without ``--env``: ``$MOPS_ENV``, else ``dev`` when provisioned, else ``local``."""
-    explicit = environ.get("MOPS_ENV")
-    if explicit:
-        return explicit
-    if environment_file("dev", environ).is_file():
-        return "dev"
-    return LOCAL_ENV
 
 
 def masked(config: EnvironmentConfig) -> dict[str, Any]:
@@ -144,7 +123,3 @@ def _mask(value: Any, key: str = "") -> Any:
     if value and _SECRET_KEYS.search(key):
         return "********"
     return value
-
-
-def expand_path(raw: str) -> Path:
-    return Path(os.path.expandvars(raw)).expanduser()

@@ -13,13 +13,47 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from modelops_bundle.core.environment import EnvironmentConfig, expand_path
+from modelops_bundle.core.envfiles import expand_path
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.plugins import PluginHost, collect_named
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import RegistryBackend
+
+
+class _SecretLike(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class RegistrySection(Protocol):
+    """The ``registry:`` section as selection reads it: the validated pydantic model
+    (:class:`~.environment.RegistrySettings`) or its light view (:class:`~.envfiles.RegistryView`)."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def login_server(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> _SecretLike | None: ...
+    @property
+    def insecure(self) -> bool: ...
+    @property
+    def model_extra(self) -> dict[str, Any] | None: ...
+
+
+class EnvironmentConfig(Protocol):
+    """An environment as selection reads it (the full model or :class:`~.envfiles.EnvironmentView`)."""
+
+    @property
+    def environment(self) -> str: ...
+    @property
+    def registry(self) -> RegistrySection: ...
+
 
 LAYOUT = "oci-layout"
 DISTRIBUTION = "oci-distribution"

@@ -59,10 +59,11 @@ def reference_for(ws: Workspace, value: str | None) -> Reference:
 
 def open_backend(host: PluginHost, ws: Workspace, reference: Reference, environ: Mapping[str, str]) -> RegistryBackend:
     """The registry backend of the project's pinned environment for ``reference``."""
-    from modelops_bundle.core.environment import load_environment
+    from modelops_bundle.core.envfiles import registry_environment
     from modelops_bundle.core.registry_select import open_registry
 
-    environment = load_environment(ws.env_name(), environ)
+    # The registry section alone, validated once per environment-file state (no pydantic on a warm status).
+    environment = registry_environment(ws.env_name(), environ, ws.cache)
     return open_registry(host, environment, reference, environ)
 
 

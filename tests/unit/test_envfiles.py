@@ -1,0 +1,101 @@
+"""The light registry view of an environment: the same answers as the validated model, without pydantic
+once a file has validated, and never trusting a file that changed since."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelops_bundle.core.envfiles import registry_environment
+from modelops_bundle.core.environment import load_environment
+from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.hashing import StatCache
+
+DEV = """\
+environment: dev
+registry:
+  provider: docker
+  login_server: registry.example.org/lab
+  username: modeller
+  password: s3cret-value
+  insecure: "yes"
+  chunk_threshold: 1048576
+"""
+
+
+def _env(tmp_path: Path, text: str | None) -> dict[str, str]:
+    home = tmp_path / "modelops-home"
+    (home / "bundle-env").mkdir(parents=True)
+    if text is not None:
+        (home / "bundle-env" / "dev.yaml").write_text(text)
+    return {"MODELOPS_HOME": str(home), "HOME": str(tmp_path)}
+
+
+def test_embedded_local_is_the_layout_under_modelops_home(tmp_path: Path) -> None:
+    environ = _env(tmp_path, None)
+    view = registry_environment("local", environ)
+    full = load_environment("local", environ)
+    assert view.registry.provider == full.registry.provider == "oci-layout"
+    assert view.registry.path == full.registry.path
+
+
+def test_file_view_matches_the_validated_model_first_and_second_time(tmp_path: Path) -> None:
+    environ = _env(tmp_path, DEV)
+    memo = StatCache(tmp_path / "cache.json")
+    first = registry_environment("dev", environ, memo)  # validated through the pydantic model
+    second = registry_environment("dev", environ, memo)  # read with yaml alone, the file is unchanged
+    full = load_environment("dev", environ).registry
+    for view in (first, second):
+        registry = view.registry
+        assert view.environment == "dev"
+        assert (registry.provider, registry.login_server, registry.username) == (
+            full.provider,
+            full.login_server,
+            full.username,
+        )
+        assert registry.insecure is full.insecure is True  # "yes", as pydantic reads it
+        assert registry.password is not None and full.password is not None
+        assert registry.password.get_secret_value() == full.password.get_secret_value() == "s3cret-value"
+        assert "s3cret" not in repr(registry)
+        assert registry.model_extra == full.model_extra == {"chunk_threshold": 1048576}
+
+
+def test_a_changed_file_is_validated_again(tmp_path: Path) -> None:
+    environ = _env(tmp_path, DEV)
+    memo = StatCache(tmp_path / "cache.json")
+    registry_environment("dev", environ, memo)
+    path = Path(environ["MODELOPS_HOME"]) / "bundle-env" / "dev.yaml"
+    path.write_text(DEV.replace('insecure: "yes"', "insecure: [not, a, bool]"))
+    with pytest.raises(ConfigError) as caught:
+        registry_environment("dev", environ, memo)
+    assert str(path) in caught.value.message and "insecure" in caught.value.message
+
+
+def test_a_missing_environment_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        registry_environment("nope", _env(tmp_path, None))
+    assert "nope" in caught.value.message
+
+
+def test_a_warm_status_imports_no_pydantic(tmp_path: Path) -> None:
+    """The point of the view: `status` with its registry check stays free of pydantic and yaml."""
+    env = {**os.environ, **_env(tmp_path, None), "MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    project = tmp_path / "p"
+    probe = (
+        "import io, sys\n"
+        "from modelops_bundle.cli.main import run\n"
+        f"assert run(['-C', {str(project)!r}, 'init', '.', '-q'], prog='m') == 0\n"
+        f"run(['-C', {str(project)!r}, 'status'], prog='m', stdout=io.StringIO())\n"
+        "for name in [m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml')]:\n"
+        "    del sys.modules[name]\n"
+        f"run(['-C', {str(project)!r}, 'status'], prog='m', stdout=io.StringIO())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'yaml')))\n"
+    )
+    project.mkdir()
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
