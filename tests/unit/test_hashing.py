@@ -403,3 +403,29 @@ def test_file_that_keeps_changing_is_reported(tmp_path: Path) -> None:
 
     with pytest.raises(BundleError, match="keeps changing"):
         hash_files([HashJob("f.txt", str(path), 1)], AlwaysChanging(), threads=1, on_done=lambda *a: None)
+
+
+def test_racy_margin_follows_the_file_system_timestamp_granularity() -> None:
+    """Sub-second modification times (ext4, xfs, tmpfs): a margin of a clock tick with room to spare;
+    whole-second times (FAT-like file systems): 2 s, or a write in the same second could go unseen."""
+    from modelops_bundle.core.hashing import RACY_MARGIN_FINE_NS, racy_margin
+
+    fine = [[1, 2, 3, 1_700_000_000_123_456_789, "h"], [1, 3, 3, 1_700_000_000_000_000_000, "h"]]
+    coarse = [[1, 2, 3, 1_700_000_000_000_000_000, "h"], [1, 3, 3, 1_700_000_002_000_000_000, "h"]]
+    assert racy_margin(fine) == RACY_MARGIN_FINE_NS < 100_000_000
+    assert racy_margin(coarse) == RACY_MARGIN_NS
+    assert racy_margin([]) == RACY_MARGIN_NS  # nothing known: stay on the safe side
+
+
+def test_a_file_written_just_before_a_scan_is_trusted_after_the_fine_margin(tmp_path: Path) -> None:
+    """On a file system with fine timestamps, a file modified 0.2 s before the scan is not racy."""
+    path = tmp_path / "f.txt"
+    path.write_text("content")
+    time.sleep(0.2)
+    cache_path = tmp_path / "c.json"
+    cache = StatCache(cache_path)
+    st = os.stat(path)
+    fine = st.st_mtime_ns % 1_000_000_000 != 0  # (a coarse file system keeps the 2 s margin: smudged)
+    cache.store("f.txt", st, "h")
+    cache.save()
+    assert StatCache.load(cache_path).lookup("f.txt", os.stat(path)) == ("h" if fine else None)

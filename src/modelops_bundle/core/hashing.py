@@ -4,9 +4,12 @@ A digest is written ``<algorithm>:<hex>`` (``sha256:...``); the algorithm is sto
 and digests of different algorithms are never compared.
 
 Speed comes from not hashing: a file whose (device, inode, size, mtime_ns) matches the stat cache keeps
-its cached digest. Files modified within :data:`RACY_MARGIN_NS` of the scan that cached them are stored
-"smudged" (git's racy-clean rule) and re-hashed next time, because a write in the same timestamp tick
-would not change the signature. What does need hashing is streamed (bounded memory) on several threads;
+its cached digest. Files modified within a margin of the scan that cached them are stored "smudged" (git's
+racy-clean rule) and re-hashed next time, because a write in the same timestamp tick would not change the
+signature. The margin is the file system's timestamp granularity with room to spare:
+:data:`RACY_MARGIN_FINE_NS` where timestamps carry sub-second parts (ext4, xfs, btrfs, tmpfs: a tick of
+the kernel's coarse clock, at most 10 ms), :data:`RACY_MARGIN_NS` where they do not (FAT: 2 s).
+What does need hashing is streamed (bounded memory) on several threads;
 ``hashlib`` releases the GIL, so two cores hash about twice as fast as one.
 """
 
@@ -27,6 +30,7 @@ from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
+RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
 CACHE_VERSION = 1
 READ_CHUNK = 1024 * 1024
 
@@ -158,7 +162,7 @@ class StatCache:
         """Write the cache, smudging entries too recent to be trusted (racy-clean rule)."""
         if not self.dirty:
             return
-        limit = self.scan_start_ns - RACY_MARGIN_NS
+        limit = self.scan_start_ns - racy_margin(self.entries.values())
         entries = {
             rel: (entry if entry[3] < limit else [entry[0], entry[1], -1, entry[3], entry[4]])
             for rel, entry in self.entries.items()
@@ -175,6 +179,13 @@ class StatCache:
         except (BundleError, OSError):
             return  # a cache that cannot be written only costs speed next time
         self.dirty = False
+
+
+def racy_margin(entries: Iterable[list[Any]]) -> int:
+    """The racy-clean margin for files whose signatures are ``entries``: fine when any modification time
+    has a sub-second part (the file system keeps them), else the coarse 2 s of FAT-like file systems."""
+    fine = any(isinstance(entry[3], int) and entry[3] % 1_000_000_000 for entry in entries)
+    return RACY_MARGIN_FINE_NS if fine else RACY_MARGIN_NS
 
 
 def _valid_entry(entry: Any) -> bool:

@@ -265,8 +265,19 @@ class OciDistributionRegistry:
             _check_digest(blob.digest)
         advance = (lambda n: progress.advance(nbytes=n)) if progress is not None else None
 
+        from modelops_bundle.core.oci_http.client import TransientRegistryError
+
+        def present(digest: str) -> bool:
+            try:
+                return self.blobs.exists(wire, digest)
+            except TransientRegistryError:
+                # A registry that keeps failing HEAD for one blob (distribution answers 500 for a blob a
+                # crash left half-written) may still take the upload, which rewrites it; if not, the
+                # upload's own error is reported. Found by tests/reliability (registry killed mid-push).
+                return False
+
         def one(blob: BlobSource) -> str:
-            if self.blobs.exists(wire, blob.digest):
+            if present(blob.digest):
                 outcome = "skipped"
                 if progress is not None:
                     progress.advance(files=1, nbytes=blob.size)
