@@ -9,6 +9,7 @@ values: parameters are a mapping of numbers, and each output is a table given as
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,8 +102,10 @@ def model_output(name: str) -> Callable[[Callable[..., Table]], Callable[..., Ta
     return mark
 
 
-class BaseModel:
-    """A simulation model: ``build_sim`` (no randomness) then ``run_sim`` (all randomness from ``seed``)."""
+class BaseModel(ABC):
+    """A simulation model: ``build_sim`` (no randomness) then ``run_sim`` (all randomness from ``seed``).
+
+    Subclasses implement both (they are abstract: a model missing one cannot even be instantiated)."""
 
     PARAMS: ParameterSpace | None = None
     _discovered_outputs: dict[str, str] = {}
@@ -121,11 +124,13 @@ class BaseModel:
         self.space: ParameterSpace = type(self).PARAMS  # type: ignore[assignment]
         self.base_config = dict(base_config or {})
 
+    @abstractmethod
     def build_sim(self, params: ParameterSet, config: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """Everything deterministic: the model's state for ``params``."""
 
+    @abstractmethod
     def run_sim(self, state: Any, seed: int) -> Any:
-        raise NotImplementedError
+        """One run from ``state``; all randomness comes from ``seed``."""
 
     def list_outputs(self) -> list[str]:
         return sorted(self._discovered_outputs)
