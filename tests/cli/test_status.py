@@ -159,13 +159,19 @@ def test_same_size_edit_is_seen(project: BundleProject) -> None:
 def test_warm_status_hashes_nothing(project: BundleProject, monkeypatch: pytest.MonkeyPatch) -> None:
     assert project.run("status").ok  # warm the cache
     calls: list[str] = []
-    original = Sha256Hasher.digest_fileobj
+    original_fileobj = Sha256Hasher.digest_fileobj
+    original_bytes = Sha256Hasher.digest_bytes
 
-    def counting(self: Sha256Hasher, handle: Any) -> str:
+    def counting_fileobj(self: Sha256Hasher, handle: Any) -> str:
         calls.append(getattr(handle, "name", "?"))
-        return original(self, handle)
+        return original_fileobj(self, handle)
 
-    monkeypatch.setattr(hashing_sha256.Sha256Hasher, "digest_fileobj", counting)
+    def counting_bytes(self: Sha256Hasher, data: bytes) -> str:  # small files are read in one go
+        calls.append("<bytes>")
+        return original_bytes(self, data)
+
+    monkeypatch.setattr(hashing_sha256.Sha256Hasher, "digest_fileobj", counting_fileobj)
+    monkeypatch.setattr(hashing_sha256.Sha256Hasher, "digest_bytes", counting_bytes)
     assert project.run("status", "--json").ok
     assert calls == []
     scan = Workspace(Project(project.root)).scan(Sha256Hasher())

@@ -303,19 +303,48 @@ def test_hash_files_digests_every_job(tmp_path: Path, threads: int) -> None:
     assert progress.closed
 
 
-def test_hash_files_uses_several_threads(tmp_path: Path) -> None:
-    jobs, _ = _jobs(tmp_path, 6)
+def test_hash_files_uses_several_threads_for_large_files(tmp_path: Path) -> None:
+    from modelops_bundle.core.hashing import SMALL_FILE_BYTES
+
+    jobs, _ = _jobs(tmp_path, 6, size=SMALL_FILE_BYTES)
     seen: set[int] = set()
 
     class SlowHasher(Sha256Hasher):
-        def digest_fileobj(self, handle: BinaryIO) -> str:
+        def digest_bytes(self, data: bytes) -> str:  # under 1 MiB a file is read in one go
             seen.add(threading.get_ident())
             time.sleep(0.05)
-            return super().digest_fileobj(handle)
+            return super().digest_bytes(data)
 
     hash_files(jobs, SlowHasher(), threads=3, on_done=lambda *a: None)
     assert len(seen) >= 2
     assert threading.get_ident() not in seen  # the work ran on worker threads
+
+
+def test_small_files_are_hashed_on_the_calling_thread_while_large_ones_use_workers(tmp_path: Path) -> None:
+    """Small files are Python overhead under the GIL: a second thread would only add hand-offs."""
+    from modelops_bundle.core.hashing import SMALL_FILE_BYTES
+
+    small, small_data = _jobs(tmp_path, 20, size=100)
+    (tmp_path / "big").mkdir()
+    large, large_data = _jobs(tmp_path / "big", 2, size=SMALL_FILE_BYTES)
+    threads_of: dict[str, int] = {}
+
+    class Recording(Sha256Hasher):
+        def digest_bytes(self, data: bytes) -> str:
+            threads_of[hashlib.sha256(data).hexdigest()] = threading.get_ident()
+            return super().digest_bytes(data)
+
+        def digest_fileobj(self, handle: BinaryIO) -> str:
+            result = super().digest_fileobj(handle)
+            threads_of[result] = threading.get_ident()
+            return result
+
+    out: dict[str, str] = {}
+    hash_files([*small, *large], Recording(), threads=2, on_done=lambda j, st, h: out.update({j.path: h}))
+    me = threading.get_ident()
+    assert all(threads_of[hashlib.sha256(c).hexdigest()] == me for c in small_data.values())
+    assert all(threads_of[hashlib.sha256(c).hexdigest()] != me for c in large_data.values())
+    assert len(out) == 22
 
 
 def test_hash_files_with_nothing_to_do_never_calls_progress() -> None:
@@ -375,8 +404,8 @@ def test_file_changed_while_hashed_once_is_hashed_again(tmp_path: Path) -> None:
     calls: list[str] = []
 
     class ChangingOnce(Sha256Hasher):
-        def digest_fileobj(self, handle: BinaryIO) -> str:
-            result = super().digest_fileobj(handle)
+        def digest_bytes(self, data: bytes) -> str:  # a small file is read in one go
+            result = super().digest_bytes(data)
             if not calls:
                 path.write_text("second version")
             calls.append(result)
@@ -395,8 +424,8 @@ def test_file_that_keeps_changing_is_reported(tmp_path: Path) -> None:
     path.write_text("v")
 
     class AlwaysChanging(Sha256Hasher):
-        def digest_fileobj(self, handle: BinaryIO) -> str:
-            result = super().digest_fileobj(handle)
+        def digest_bytes(self, data: bytes) -> str:  # a small file is read in one go
+            result = super().digest_bytes(data)
             with open(path, "a") as handle:
                 handle.write("more")
             return result

@@ -33,6 +33,8 @@ RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
 CACHE_VERSION = 1
 READ_CHUNK = 1024 * 1024
+#: Below this, a file is hashed on the calling thread (see :func:`hash_files`).
+SMALL_FILE_BYTES = 65536
 
 
 class Hasher(Protocol):
@@ -217,45 +219,52 @@ def hash_files(
     on_done: Callable[[HashJob, os.stat_result, str], None],
     progress: ProgressSink | None = None,
 ) -> None:
-    """Hash ``jobs`` on ``threads`` threads, largest first; calls ``on_done`` under a lock.
+    """Hash ``jobs``: large files on ``threads`` worker threads (largest first), small files on the calling
+    thread meanwhile; calls ``on_done`` under a lock.
 
-    Each file is fstat-ed before and after hashing on the same descriptor; a file that changes while
-    it is read is hashed again (once) and otherwise reported.
+    Why the split: hashing a large file releases the GIL for most of its time, so threads overlap; a small
+    file is mostly Python overhead under the GIL, where a second thread only adds hand-offs (measured: 10,000
+    1 KiB files take twice as long on two threads as on one). Each file is fstat-ed before and after hashing
+    on the same descriptor; a file that changes while it is read is hashed again (once), else reported.
     """
     if not jobs:
         return
-    ordered = sorted(jobs, key=lambda job: job.size, reverse=True)
-    counter = itertools.count()
+    large = sorted((job for job in jobs if job.size >= SMALL_FILE_BYTES), key=lambda job: job.size, reverse=True)
+    small = [job for job in jobs if job.size < SMALL_FILE_BYTES]
     lock = threading.Lock()
     failures: list[str] = []
     if progress is not None:
-        progress.start(len(ordered), sum(job.size for job in ordered))
+        progress.start(len(jobs), sum(job.size for job in jobs))
 
-    def work() -> None:
+    def hash_one(job: HashJob) -> None:
+        try:
+            st, hexdigest = _hash_one(job, hasher)
+        except BundleError as exc:
+            with lock:
+                failures.append(exc.message)
+            return
+        with lock:
+            on_done(job, st, hexdigest)
+            if progress is not None:
+                progress.advance(1, job.size)
+
+    counter = itertools.count()
+
+    def work_large() -> None:
         while True:
             index = next(counter)  # atomic under the GIL: dynamic load balancing
-            if index >= len(ordered):
+            if index >= len(large):
                 return
-            job = ordered[index]
-            try:
-                st, hexdigest = _hash_one(job, hasher)
-            except BundleError as exc:
-                with lock:
-                    failures.append(exc.message)
-                continue
-            with lock:
-                on_done(job, st, hexdigest)
-                if progress is not None:
-                    progress.advance(1, job.size)
+            hash_one(large[index])
 
-    count = max(1, min(threads, len(ordered)))
+    workers = [threading.Thread(target=work_large, daemon=True) for _ in range(max(1, min(threads, len(large))))]
     try:
-        if count == 1:
-            work()
-        else:
-            workers = [threading.Thread(target=work, daemon=True) for _ in range(count)]
+        if large:
             for worker in workers:
                 worker.start()
+        for job in small:
+            hash_one(job)
+        if large:
             for worker in workers:
                 worker.join()
     finally:
@@ -267,21 +276,40 @@ def hash_files(
         raise BundleError(f"could not hash {len(failures)} file(s):\n  {shown}{more}")
 
 
+# O_NONBLOCK: a FIFO swapped in after the scan must be refused, not block the open forever. It has no
+# effect on regular files (POSIX), so it never needs clearing before the read.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
     for _attempt in range(2):
         try:
-            # O_NONBLOCK: a FIFO swapped in after the scan must be refused, not block the open forever.
-            fd = os.open(job.path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-            with open(fd, "rb", buffering=0, closefd=True) as handle:
-                before = os.fstat(handle.fileno())
-                if not stat_module.S_ISREG(before.st_mode):
-                    raise BundleError(f"{job.rel}: not a regular file")
-                os.set_blocking(fd, True)
-                hexdigest = hasher.digest_fileobj(handle)
-                after = os.fstat(handle.fileno())
+            fd = os.open(job.path, _OPEN_FLAGS)
         except OSError as exc:
             raise BundleError(describe_os_error("read", job.rel, exc)) from exc
-        if signature(before) == signature(after) and before.st_ctime_ns == after.st_ctime_ns:
+        try:
+            before = os.fstat(fd)
+            if not stat_module.S_ISREG(before.st_mode):
+                raise BundleError(f"{job.rel}: not a regular file")
+            if before.st_size < READ_CHUNK:
+                # Small files (most of a project): one read, no file object; a short or long read means
+                # the file changed under us, and the signature check below catches it.
+                data = os.read(fd, before.st_size + 1)  # +1: a file that grew shows as a long read
+                hexdigest = hasher.digest_bytes(data)
+            else:
+                with open(fd, "rb", buffering=0, closefd=False) as handle:
+                    hexdigest = hasher.digest_fileobj(handle)
+            after = os.fstat(fd)
+        except OSError as exc:
+            raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+        finally:
+            os.close(fd)
+        if (
+            before.st_mtime_ns == after.st_mtime_ns
+            and before.st_size == after.st_size
+            and before.st_ctime_ns == after.st_ctime_ns
+            and (before.st_size >= READ_CHUNK or len(data) == after.st_size)
+        ):
             return after, hexdigest
     raise BundleError(f"{job.rel}: file keeps changing while it is being read")
 
