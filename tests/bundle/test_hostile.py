@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -27,12 +26,9 @@ from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource
 from modelops_bundle.plugins.registry_layout import OciLayoutRegistry
 from modelops_bundle.testing import BundleProject
 from tests.bundle.conftest import ok, read_tree, state_of
+from tests.support.indexes import file_entry, sha
 
 REPO = "model"
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def layout(project: BundleProject) -> OciLayoutRegistry:
@@ -42,20 +38,6 @@ def layout(project: BundleProject) -> OciLayoutRegistry:
 def put(registry: OciLayoutRegistry, *blobs: bytes) -> None:
     sources = [BlobSource(sha(b), len(b), lambda b=b: io.BytesIO(b)) for b in blobs]  # type: ignore[misc]
     registry.put_blobs(REPO, sources, jobs=1, progress=None)
-
-
-def file_entry(path: str, data: bytes, layer: str, **changes: Any) -> dict[str, Any]:
-    entry = {
-        "path": path,
-        "size": len(data),
-        "digest": sha(data),
-        "algorithm": "sha256",
-        "storage": "oci",
-        "mode": 0o644,
-        "layer": layer,
-    }
-    entry.update(changes)
-    return entry
 
 
 def publish(

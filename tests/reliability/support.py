@@ -3,7 +3,6 @@ against the registry (never through the fault proxy)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import textwrap
@@ -16,6 +15,7 @@ from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.remote import fetch_version, resolve_digest
 from modelops_bundle.plugins.registry_distribution import OciDistributionRegistry
 from modelops_bundle.testing import BundleProject, CliResult
+from tests.support.indexes import file_entry, sha
 
 #: Retry and timeout settings for environments the suite writes: fast backoff, and a read timeout
 #: short enough that a stalled connection is given up in about a second.
@@ -118,10 +118,6 @@ def complete_version(host: str, repository: str, tag: str) -> str | None:
         backend.close()
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def tree_files(root: Path) -> dict[str, bytes]:
     """Every regular file under ``root`` outside ``.modelops-bundle/``, with its bytes."""
     result: dict[str, bytes] = {}
@@ -179,20 +175,6 @@ def publish(
     data = json.dumps(manifest).encode()
     backend.put_manifest(repository, data, manifest_media_type or OCI_MANIFEST, tag)
     return sha(data)
-
-
-def file_entry(path: str, data: bytes, layer: str, **changes: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "path": path,
-        "size": len(data),
-        "digest": sha(data),
-        "algorithm": "sha256",
-        "storage": "oci",
-        "mode": 0o644,
-        "layer": layer,
-    }
-    entry.update(changes)
-    return entry
 
 
 def raw_files(*items: tuple[str, bytes]) -> tuple[list[dict[str, Any]], list[tuple[Any, bytes]]]:

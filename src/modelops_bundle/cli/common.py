@@ -96,3 +96,11 @@ def positive_int(text: str) -> int:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def report_newly_tracked(ctx: CommandContext, paths: list[str]) -> None:
+    """What registering a model or target started tracking on its behalf."""
+    if paths:
+        ctx.out.line(f"Now tracking {plural(len(paths), 'file')} it depends on:")
+        for rel in paths:
+            ctx.out.line(f"  {rel}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import open_workspace, plural
+from modelops_bundle.cli.common import open_workspace, plural, report_newly_tracked
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -73,10 +73,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         ctx.out.line(f"  code: {plural(len(record.code), 'file')}, data: {plural(len(record.data), 'file')}")
         if record.outputs:
             ctx.out.line(f"  outputs: {', '.join(record.outputs)}")
-    if result.newly_tracked:
-        ctx.out.line(f"Now tracking {plural(len(result.newly_tracked), 'file')} it depends on:")
-        for rel in result.newly_tracked:
-            ctx.out.line(f"  {rel}")
+    report_newly_tracked(ctx, result.newly_tracked)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace, plural
+from modelops_bundle.cli.common import open_workspace, plural, report_newly_tracked
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -57,10 +57,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         verb = "Updated" if updated else "Registered"
         ctx.out.line(f"{verb} target {key} ({record.entrypoint}), model output '{record.model_output}'", style="green")
         ctx.out.line(f"  code: {plural(len(record.code), 'file')}, data: {', '.join(record.data) or 'none'}")
-    if result.newly_tracked:
-        ctx.out.line(f"Now tracking {plural(len(result.newly_tracked), 'file')} it depends on:")
-        for rel in result.newly_tracked:
-            ctx.out.line(f"  {rel}")
+    report_newly_tracked(ctx, result.newly_tracked)
     return 0
 
 

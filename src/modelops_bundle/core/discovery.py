@@ -475,39 +475,35 @@ class DiscoveryResult:
     failures: list[str] = field(default_factory=list)
 
 
-def discover_models(host: PluginHost, source: SourceFile) -> DiscoveryResult:
-    """Models in ``source`` from every discovery plugin; the first report of a class wins."""
+def _discovered(
+    host: PluginHost, hook: str, source: SourceFile, name_of: Callable[[Any], str], what: str
+) -> tuple[list[Any], list[str]]:
+    """Call a discovery hook on ``source``: every plugin's findings (the first report of a name wins, sorted
+    by line) and the failures of the plugins that raised."""
     from modelops_bundle.core.plugins import call_each, describe_plugin
 
-    result = DiscoveryResult()
+    found_items: list[Any] = []
+    failures: list[str] = []
     seen: set[str] = set()
-    for plugin, found, failure in call_each(host, "mops_discover_models", source=source):
+    for plugin, found, failure in call_each(host, hook, source=source):
         if failure is not None:
-            who = describe_plugin(host, plugin)
-            result.failures.append(f"discovery plugin {who} failed on {source.rel}: {failure}")
+            failures.append(f"{what} plugin {describe_plugin(host, plugin)} failed on {source.rel}: {failure}")
             continue
-        for model in found or ():
-            if model.class_name not in seen:
-                seen.add(model.class_name)
-                result.models.append(model)
-    result.models.sort(key=lambda model: (model.line, model.class_name))
-    return result
+        for item in found or ():
+            if name_of(item) not in seen:
+                seen.add(name_of(item))
+                found_items.append(item)
+    found_items.sort(key=lambda item: (item.line, name_of(item)))
+    return found_items, failures
+
+
+def discover_models(host: PluginHost, source: SourceFile) -> DiscoveryResult:
+    """Models in ``source`` from every discovery plugin; the first report of a class wins."""
+    models, failures = _discovered(host, "mops_discover_models", source, lambda m: m.class_name, "discovery")
+    return DiscoveryResult(models=models, failures=failures)
 
 
 def discover_targets(host: PluginHost, source: SourceFile) -> DiscoveryResult:
     """Targets in ``source`` from every discovery plugin; the first report of a function wins."""
-    from modelops_bundle.core.plugins import call_each, describe_plugin
-
-    result = DiscoveryResult()
-    seen: set[str] = set()
-    for plugin, found, failure in call_each(host, "mops_discover_targets", source=source):
-        if failure is not None:
-            who = describe_plugin(host, plugin)
-            result.failures.append(f"target plugin {who} failed on {source.rel}: {failure}")
-            continue
-        for target in found or ():
-            if target.function not in seen:
-                seen.add(target.function)
-                result.targets.append(target)
-    result.targets.sort(key=lambda target: (target.line, target.function))
-    return result
+    targets, failures = _discovered(host, "mops_discover_targets", source, lambda t: t.function, "target")
+    return DiscoveryResult(targets=targets, failures=failures)
