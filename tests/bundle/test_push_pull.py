@@ -170,6 +170,11 @@ def test_ensure_materialises_a_version_and_mirrors(project: BundleProject, tmp_p
     assert state_of(project) == state
     refused = project.run("ensure", "--dest", str(project.root), "--mirror")
     assert refused.exit_code == 2
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    not_a_folder = project.run("ensure", "--dest", str(a_file))
+    assert not_a_folder.exit_code == 2 and "is a file, not a folder" in not_a_folder.stderr
+    assert a_file.read_text() == "keep me"
 
 
 def test_registry_yaml_travels_and_json_is_one_document(

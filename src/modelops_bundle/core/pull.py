@@ -643,6 +643,8 @@ def ensure(
     only the files those models (or targets) need.
     """
     destination = Path(os.path.abspath(destination))
+    if destination.exists() and not destination.is_dir():
+        raise UsageError(f"--dest {destination} is a file, not a folder")
     if mirror and (destination / META_DIR / "config.yaml").exists():
         raise UsageError(f"{destination} is a modelops-bundle project; --mirror would delete its files")
     version = fetch_version(backend, reference)
