@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from modelops_bundle.testing import BundleProject
 from tests.bundle.conftest import ok, read_tree, state_of
 
@@ -251,3 +253,34 @@ def test_unusual_shapes_round_trip(
     other = clone("other")
     ok(other.run("pull", "--ref", pushed["digest"], "--json"))
     assert read_tree(other.root) == read_tree(project.root)
+
+
+def test_a_push_reads_no_manifest_of_earlier_versions_with_other_content(
+    project: BundleProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search for an identical earlier version (to reuse its manifest) fetches only candidates whose
+    index may match: a project that pushed many versions must not read all their manifests per push."""
+    from modelops_bundle.plugins.registry_layout import OciLayoutRegistry
+
+    digests = []
+    for round_ in range(4):
+        project.write("data/round.txt", f"round {round_}\n")
+        ok(project.run("add", "data", "--json"))
+        digests.append(ok(project.run("push", "--json"))["digest"])
+    fetched: list[str] = []
+    original = OciLayoutRegistry.get_manifest
+
+    def counting(self: OciLayoutRegistry, repository: str, reference: str) -> object:
+        fetched.append(reference)
+        return original(self, repository, reference)
+
+    monkeypatch.setattr(OciLayoutRegistry, "get_manifest", counting)
+    project.write("data/round.txt", "round 4\n")
+    ok(project.run("push", "--json"))
+    assert not set(fetched) & set(digests[:-1]), fetched  # only the tag's own version was read
+
+    project.write("data/round.txt", "round 1\n")  # back to an earlier version's content
+    fetched.clear()
+    back = ok(project.run("push", "--json"))
+    assert back["reused_manifest"] and back["digest"] == digests[1]
+    assert set(fetched) & set(digests) == {digests[1]}  # the one candidate whose index matches

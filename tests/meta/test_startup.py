@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata")
 
@@ -41,3 +44,61 @@ def test_help_import_time_is_small() -> None:
             totals[parts[2]] = int(parts[1])
     # Generous bound (a shared CI machine is noisy); an accidental pydantic/rich import costs more than this.
     assert totals.get("modelops_bundle", 0) < 150_000, totals.get("modelops_bundle")
+
+
+COMMAND_PROBE = """
+import io, json, sys
+from modelops_bundle.cli.main import run
+code = run(sys.argv[1:], prog="mops bundle", stdout=io.StringIO(), stderr=io.StringIO())
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _command_modules_loaded(*argv: str, cwd: str) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", COMMAND_PROBE, *argv], capture_output=True, text=True, timeout=60, check=True, cwd=cwd
+    )
+    report = json.loads(done.stdout)
+    from modelops_bundle.cli.builtin_commands import BUILTIN_COMMANDS
+
+    ours = {f"modelops_bundle.cli.{module}" for module, *_ in BUILTIN_COMMANDS}
+    return report["code"], ours & set(report["modules"])
+
+
+def test_a_command_imports_only_its_own_command_module(tmp_path: Path) -> None:
+    code, loaded = _command_modules_loaded("-C", str(tmp_path), "--json", "rm", "nothing", cwd=str(tmp_path))
+    assert code == 2  # not a project: a usage error, after routing to `remove` through its alias
+    assert loaded == {"modelops_bundle.cli.remove"}
+
+
+def test_top_level_help_loads_every_command(tmp_path: Path) -> None:
+    code, loaded = _command_modules_loaded("--help", "status", cwd=str(tmp_path))
+    assert code == 0
+    assert len(loaded) > 15
+
+
+@pytest.mark.parametrize(
+    ("argv", "chosen"),
+    [
+        (["status"], "status"),
+        (["-C", "status", "push"], "push"),  # -C takes a value, even one that looks like a command
+        (["--json", "-q", "rm", "x"], "remove"),
+        (["-Cdir", "pull", "--help"], "pull"),  # a command's own help needs only that command
+        (["--help", "push"], None),
+        (["-h"], None),
+        (["nosuch"], None),
+        (["--", "status"], None),
+        ([], None),
+    ],
+)
+def test_chosen_command(argv: list[str], chosen: str | None) -> None:
+    from modelops_bundle.cli.app import chosen_command
+    from modelops_bundle.core.commands import lazy_command
+
+    commands = [
+        lazy_command("m", "status"),
+        lazy_command("m", "push"),
+        lazy_command("m", "pull"),
+        lazy_command("m", "remove", "rm"),
+    ]
+    assert chosen_command(argv, commands) == chosen

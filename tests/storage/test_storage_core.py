@@ -343,7 +343,7 @@ def test_blob_transfers_serve_push_and_pull(plugin_host: PluginHost, tmp_path: P
             source.write_bytes((root / "data/a.bin").read_bytes())
         entries.append(IndexEntry(path=name, size=size, digest=digest, algorithm="sha256", storage="blob"))
     transfers = BlobTransfers(provider)
-    pointed = [e.model_copy(update={"blobRef": BlobRef(uri=transfers.uri_for(e))}) for e in entries]
+    pointed = [e.replace(blobRef=BlobRef(uri=transfers.uri_for(e))) for e in entries]
     assert pointed[0].blobRef is not None and pointed[0].blobRef.uri.startswith("local://proj/sha256/")
     assert transfers.upload(root, entries, jobs=2) == 73_000  # identical content is sent once
     assert transfers.upload(root, entries, jobs=2) == 0

@@ -99,3 +99,45 @@ def test_a_warm_status_imports_no_pydantic(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+PLAIN = """\
+environment: dev
+registry:
+  provider: docker
+  login_server: 127.0.0.1:5000
+  insecure: true
+storage:
+  provider: s3
+  container: models
+  secret_key: hidden-key
+"""
+
+
+def test_a_file_without_registry_secrets_is_remembered_as_its_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = _env(tmp_path, PLAIN)
+    memo = StatCache(tmp_path / "cache.json")
+    first = registry_environment("dev", environ, memo)
+    assert first.storage_provider == "s3" and first.registry.login_server == "127.0.0.1:5000"
+
+    import modelops_bundle.core.validation as validation
+
+    def no_yaml(*_: object) -> None:
+        raise AssertionError("the environment file was parsed again")
+
+    monkeypatch.setattr(validation, "parse_yaml", no_yaml)
+    assert registry_environment("dev", environ, memo) == first
+    memo.save()
+    assert "hidden-key" not in (tmp_path / "cache.json").read_text()
+
+
+def test_a_registry_secret_is_never_written_to_the_memo(tmp_path: Path) -> None:
+    environ = _env(tmp_path, DEV)
+    memo = StatCache(tmp_path / "cache.json")
+    registry_environment("dev", environ, memo)
+    memo.save()
+    text = (tmp_path / "cache.json").read_text()
+    assert "environment.v2:" in text  # remembered as validated...
+    assert "s3cret" not in text and "chunk_threshold" not in text  # ...but not its contents

@@ -331,3 +331,28 @@ def test_every_hook_is_typed_documented_and_callable(name: str, spec: Callable[.
     pm.register(plugin, name="p")
     result = getattr(pm.hook, name)(**dict.fromkeys(argnames))
     assert result == ("answer" if opts.get("firstresult") else ["answer"])
+
+
+def test_a_lazy_provider_class_imports_its_module_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from modelops_bundle.core.providers import LazyProviderClass\n"
+        "lazy = LazyProviderClass('oci-layout', 'modelops_bundle.plugins.registry_layout:OciLayoutRegistry')\n"
+        "assert lazy.name == 'oci-layout'\n"
+        "assert 'modelops_bundle.plugins.registry_layout' not in sys.modules\n"
+        "assert lazy.handles == lazy.load().handles  # other attributes are the real class's\n"
+        "assert 'modelops_bundle.plugins.registry_layout' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_lazy_provider_class_whose_target_has_another_name_is_refused() -> None:
+    from modelops_bundle.core.providers import LazyProviderClass
+
+    lazy = LazyProviderClass("oci-layout", "modelops_bundle.plugins.registry_distribution:OciDistributionRegistry")
+    with pytest.raises(RuntimeError, match="oci-distribution"):
+        lazy.load()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from modelops_bundle.core.commands import Command
+from modelops_bundle.core.commands import Command, LazyCommand
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
@@ -45,19 +46,33 @@ class CommandApp:
     def __init__(self, prog: str, description: str) -> None:
         self.prog = prog
         self.description = description
-        self.commands: dict[str, Command] = {}
+        self.commands: dict[str, Command | LazyCommand] = {}
 
-    def add(self, command: Command) -> bool:
+    def add(self, command: Command | LazyCommand) -> bool:
         if command.name in self.commands:
             return False
         self.commands[command.name] = command
         return True
 
-    def ordered(self) -> list[Command]:
+    def ordered(self) -> list[Command | LazyCommand]:
         rank = {name: index for index, name in enumerate(PREFERRED_ORDER)}
         return sorted(self.commands.values(), key=lambda c: (rank.get(c.name, len(rank)), c.name))
 
-    def build(self) -> argparse.ArgumentParser:
+    def resolve(self, name: str) -> Command:
+        """The loaded command registered as ``name``."""
+        command = self.commands[name]
+        if isinstance(command, LazyCommand):
+            loaded = command.load()
+            if loaded.name != command.name or tuple(loaded.aliases) != command.aliases:
+                raise RuntimeError(f"command {command.name!r} loaded as {loaded.name!r} {loaded.aliases!r}")
+            self.commands[name] = command = loaded
+        return command
+
+    def build(self, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+        """The parser. Given the ``argv`` it will parse, only the command ``argv`` names is loaded and
+        configured (the others get a bare sub-parser, enough for argparse to route); without ``argv``,
+        or when ``argv`` asks for the top-level help or names no command, every command is."""
+        chosen = chosen_command(argv, self.commands.values()) if argv is not None else None
         parser = argparse.ArgumentParser(
             prog=self.prog,
             description=self.description,
@@ -66,7 +81,11 @@ class CommandApp:
         )
         add_global_options(parser, suppress_defaults=False)
         subparsers = parser.add_subparsers(dest="command_name", metavar="COMMAND", title="commands")
-        for command in self.ordered():
+        for entry in self.ordered():
+            if chosen is not None and entry.name != chosen:
+                subparsers.add_parser(entry.name, aliases=list(getattr(entry, "aliases", ())))
+                continue
+            command = self.resolve(entry.name)
             sub = subparsers.add_parser(
                 command.name,
                 help=command.help,
@@ -80,6 +99,26 @@ class CommandApp:
                 command.configure(sub)
             sub.set_defaults(_command=command)
         return parser
+
+
+def chosen_command(argv: Sequence[str], commands: Iterable[Command | LazyCommand]) -> str | None:
+    """The name of the command ``argv`` runs, or ``None`` when it asks for the top-level help, names no
+    known command, or is too unusual to read without argparse (then every command is loaded)."""
+    names = {alias: command.name for command in commands for alias in (command.name, *command.aliases)}
+    skip_value = False
+    for token in argv:
+        if skip_value:
+            skip_value = False
+            continue
+        if token in ("-h", "--help", "--"):
+            return None
+        if token == "-C":  # the only global option that takes a value
+            skip_value = True
+            continue
+        if token.startswith("-"):
+            continue
+        return names.get(token)
+    return None
 
 
 def build_app(host: PluginHost, prog: str, description: str) -> tuple[CommandApp, list[tuple[str, BaseException]]]:

@@ -1,58 +1,42 @@
-"""Built-in plugin that contributes the built-in commands -- through the same hook third parties use."""
+"""Built-in plugin that contributes the built-in commands -- through the same hook third parties use.
+
+Each is registered lazily (:class:`~modelops_bundle.core.commands.LazyCommand`): its module is imported
+only when that command runs or when every command is listed (tests/meta checks that each module's
+``COMMAND`` carries the name and aliases given here).
+"""
 
 from __future__ import annotations
 
 from modelops_bundle import hookimpl
-from modelops_bundle.core.commands import CommandRegistry
+from modelops_bundle.core.commands import CommandRegistry, lazy_command
+
+#: ``(module under modelops_bundle.cli, command name, aliases...)`` in the order of ``--help``.
+BUILTIN_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("init", "init"),
+    ("add", "add"),
+    ("remove", "remove", "rm"),
+    ("status", "status"),
+    ("diff", "diff"),
+    ("push", "push"),
+    ("pull", "pull"),
+    ("register_model", "register-model"),
+    ("register_target", "register-target"),
+    ("target_set", "target-set"),
+    ("list_models", "list"),
+    ("manifest", "manifest"),
+    ("tags", "tags"),
+    ("ensure", "ensure"),
+    ("env", "env"),
+    ("plugins", "plugins"),
+    ("plugin_new", "plugin"),
+    ("completion", "completion"),
+    ("provenance", "provenance"),
+    ("verify", "verify"),
+    ("gc", "gc"),
+)
 
 
 @hookimpl(trylast=True)
 def mops_add_commands(registry: CommandRegistry) -> None:
-    from modelops_bundle.cli import (
-        add,
-        completion,
-        diff,
-        ensure,
-        env,
-        gc,
-        init,
-        list_models,
-        manifest,
-        plugin_new,
-        plugins,
-        provenance,
-        pull,
-        push,
-        register_model,
-        register_target,
-        remove,
-        status,
-        tags,
-        target_set,
-        verify,
-    )
-
-    for module in (
-        init,
-        add,
-        remove,
-        status,
-        diff,
-        push,
-        pull,
-        register_model,
-        register_target,
-        target_set,
-        list_models,
-        manifest,
-        tags,
-        ensure,
-        env,
-        plugins,
-        plugin_new,
-        completion,
-        provenance,
-        verify,
-        gc,
-    ):
-        registry.add(module.COMMAND)
+    for module, name, *aliases in BUILTIN_COMMANDS:
+        registry.add(lazy_command(f"modelops_bundle.cli.{module}", name, *aliases))

@@ -79,7 +79,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
 
 def _file_or_none(name: str, ctx: CommandContext) -> str | None:
-    from modelops_bundle.core.environment import environment_file
+    from modelops_bundle.core.envfiles import environment_file
 
     path = environment_file(name, ctx.environ)
     return str(path) if path.is_file() else None

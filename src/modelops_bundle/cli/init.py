@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.environment import check_env_name, default_environment_name
+    from modelops_bundle.core.envfiles import check_env_name, default_environment_name
     from modelops_bundle.core.scaffold import init_project
 
     env_name = check_env_name(args.env) if args.env else default_environment_name(ctx.environ)

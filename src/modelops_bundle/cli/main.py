@@ -71,7 +71,7 @@ def run(
     env = dict(os.environ if environ is None else environ)
     host = build_plugin_host(env, extra_plugins=extra_plugins)
     app, add_failures = build_app(host, prog, DESCRIPTION)
-    parser = app.build()
+    parser = app.build(argv)
     try:
         with (
             contextlib.redirect_stdout(stdout or sys.stdout),

@@ -34,7 +34,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                 "annotations": dict(manifest.annotations),
                 "config": manifest.config.to_json(),
                 "layers": [layer.to_json() for layer in manifest.layers],
-                "files": [entry.model_dump(mode="json", exclude_none=True) for entry in index.files],
+                "files": [entry.to_json() for entry in index.files],
             }
         )
         return 0

@@ -69,7 +69,7 @@ _CACHEDIR_TAG = b"Signature: 8a477f597d28d172789f06886806bc55\n# modelops-bundle
 
 def cache_root(environ: Mapping[str, str], configured: str | None = None) -> Path:
     """``$MODELOPS_BUNDLE_CACHE``, else ``configured`` (a project's ``cache_dir``), else ``$MODELOPS_HOME/cache``."""
-    from modelops_bundle.core.environment import expand_path, modelops_home
+    from modelops_bundle.core.envfiles import expand_path, modelops_home
 
     raw = environ.get(CACHE_ENV, "").strip() or (configured or "").strip()
     return expand_path(raw) if raw else modelops_home(environ) / "cache"

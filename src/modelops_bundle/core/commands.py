@@ -37,9 +37,39 @@ class Command:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command known by name (and aliases) whose module is imported only when it is chosen, or when
+    every command must be shown (``--help``, completion). A run builds the parser of its own command
+    alone, so ``mops bundle status`` does not import twenty command modules to run one.
+
+    ``load`` returns the real :class:`Command`; its name and aliases must match these.
+    """
+
+    name: str
+    load: Callable[[], Command]
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+def lazy_command(module: str, name: str, *aliases: str) -> LazyCommand:
+    """A :class:`LazyCommand` for the ``COMMAND`` of ``module`` (imported on first use)."""
+
+    def load() -> Command:
+        import importlib
+
+        command: Command = importlib.import_module(module).COMMAND
+        return command
+
+    return LazyCommand(name, load, tuple(aliases))
+
+
 class CommandRegistry(Protocol):
     """What ``mops_add_commands`` implementations receive."""
 
-    def add(self, command: Command) -> bool:
+    def add(self, command: Command | LazyCommand) -> bool:
         """Register ``command``; returns False when a command of that name was registered first."""
         ...

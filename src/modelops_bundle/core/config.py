@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -48,6 +48,17 @@ class BundleConfig(BaseModel):
 
 def load_config(path: Path) -> BundleConfig:
     return load_yaml_model(path, BundleConfig, what="bundle configuration")
+
+
+def summary_data(config: BundleConfig) -> dict[str, Any]:
+    """The plain values of :class:`~modelops_bundle.core.workspace.ConfigSummary` (memoised per file state)."""
+    return {
+        "registry_ref": config.registry_ref,
+        "default_tag": config.default_tag,
+        "hash_algorithm": config.hash_algorithm,
+        "cache_dir": config.cache_dir,
+        "storage": config.storage.model_dump(mode="json"),
+    }
 
 
 def render_config(config: BundleConfig) -> str:

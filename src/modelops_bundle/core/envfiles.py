@@ -112,6 +112,8 @@ class EnvironmentView:
 
     environment: str
     registry: RegistryView
+    #: ``storage.provider``, when the environment names a blob store
+    storage_provider: str | None = None
 
 
 _REGISTRY_FIELDS = ("provider", "login_server", "path", "username", "password", "requires_auth", "insecure")
@@ -123,7 +125,7 @@ def _as_bool(value: Any) -> bool:
     return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
 
 
-def _view(name: str, registry: Mapping[str, Any]) -> EnvironmentView:
+def _view(name: str, registry: Mapping[str, Any], storage_provider: str | None = None) -> EnvironmentView:
     password = registry.get("password")
     return EnvironmentView(
         name,
@@ -137,6 +139,7 @@ def _view(name: str, registry: Mapping[str, Any]) -> EnvironmentView:
             insecure=_as_bool(registry.get("insecure", False)),
             model_extra={k: v for k, v in registry.items() if k not in _REGISTRY_FIELDS},
         ),
+        storage_provider or None,
     )
 
 
@@ -152,7 +155,7 @@ def _view_of_model(config: EnvironmentConfig) -> EnvironmentView:
         "insecure": registry.insecure,
         "password": registry.password.get_secret_value() if registry.password is not None else None,
     }
-    return _view(config.environment, data)
+    return _view(config.environment, data, config.storage.provider if config.storage is not None else None)
 
 
 def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache | None = None) -> EnvironmentView:
@@ -163,16 +166,46 @@ def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache 
     path = environment_file(name, environ)
     fingerprint = file_fingerprint(path)
     if fingerprint is None and name == LOCAL_ENV:
-        return _view(LOCAL_ENV, {"provider": "oci-layout", "path": str(modelops_home(environ) / "registry")})
-    key = f"environment:{path}"
-    if fingerprint is None or memo is None or memo.memo_get(key, fingerprint) is None:
+        return _view(LOCAL_ENV, {"provider": "oci-layout", "path": str(modelops_home(environ) / "registry")}, "local")
+    key = f"environment.v2:{path}"  # v2 remembers the view itself where it holds no secret
+    remembered = memo.memo_get(key, fingerprint) if memo is not None and fingerprint is not None else None
+    if remembered is None:
         from modelops_bundle.core.environment import load_environment
 
         config = load_environment(name, environ)  # validates; raises naming the file
+        view = _view_of_model(config)
         if memo is not None and fingerprint is not None and file_fingerprint(path) == fingerprint:
-            memo.memo_put(key, fingerprint, True)
-        return _view_of_model(config)
+            memo.memo_put(key, fingerprint, _memo_of(view))
+        return view
+    if isinstance(remembered, dict):  # the view itself: the section holds no secret
+        registry = remembered.get("registry")
+        if isinstance(registry, dict):
+            return _view(str(remembered.get("environment") or name), registry, remembered.get("storage_provider"))
     from modelops_bundle.core.validation import parse_yaml, read_text
 
     data = parse_yaml(read_text(path, what="environment file"), path)
-    return _view(str(data.get("environment") or name), data.get("registry") or {})
+    storage = data.get("storage") or {}
+    return _view(str(data.get("environment") or name), data.get("registry") or {}, storage.get("provider"))
+
+
+#: Registry keys that never hold a secret; a view made of these alone may be remembered in the
+#: project's stat cache (a file on disk), which must never hold a credential.
+_MEMO_SAFE_KEYS = frozenset({"provider", "login_server", "path", "username", "requires_auth", "insecure"})
+
+
+def _memo_of(view: EnvironmentView) -> dict[str, Any] | bool:
+    """What to remember of a validated environment file: its registry view when that holds no secret
+    (so the next run reads neither yaml nor the file), else only that it validated (``True``)."""
+    registry = view.registry
+    if registry.password is not None or registry.model_extra:
+        return True
+    data = {
+        "provider": registry.provider,
+        "login_server": registry.login_server,
+        "path": registry.path,
+        "username": registry.username,
+        "requires_auth": registry.requires_auth,
+        "insecure": registry.insecure,
+    }
+    assert set(data) <= _MEMO_SAFE_KEYS
+    return {"environment": view.environment, "registry": data, "storage_provider": view.storage_provider}

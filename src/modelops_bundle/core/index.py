@@ -24,13 +24,13 @@ problem, before a single file is written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelops_bundle.core.errors import IntegrityError
 from modelops_bundle.core.paths import invalid_reason
@@ -75,21 +75,28 @@ def digest_problem(digest: str, algorithm: str | None = None) -> str | None:
     return None
 
 
-class BlobRef(BaseModel):
+@dataclass(frozen=True, slots=True)
+class BlobRef:
     """Where a blob-stored file lives (``prefix/ab/cd/<hex>`` in the environment's blob store)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    uri: str
 
-    uri: str = Field(min_length=1, max_length=MAX_URI_CHARS)
+    def to_json(self) -> dict[str, Any]:
+        return {"uri": self.uri}
 
 
-class IndexEntry(BaseModel):
-    """One file of a version. ``layer`` is set for registry-stored files, ``blobRef`` for blob-stored."""
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One file of a version. ``layer`` is set for registry-stored files, ``blobRef`` for blob-stored.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A plain frozen dataclass, not a pydantic model: a one-file push builds and serialises the index
+    and must not pay pydantic's import (about 65 ms, decision 0014). Entries are checked by
+    :func:`check_entries` (every index built or parsed goes through it) and :func:`parse_index` checks
+    the JSON types strictly.
+    """
 
     path: str
-    size: int = Field(ge=0, le=MAX_FILE_BYTES)
+    size: int
     digest: str
     algorithm: str
     storage: StorageTier = "oci"
@@ -97,42 +104,67 @@ class IndexEntry(BaseModel):
     layer: str | None = None
     blobRef: BlobRef | None = None  # the upstream JSON key
 
+    def replace(self, **changes: Any) -> IndexEntry:
+        """A copy with ``changes`` applied (``entry.replace(storage="blob")``)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as it appears in the index (absent optional keys left out)."""
+        data: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "digest": self.digest,
+            "algorithm": self.algorithm,
+            "storage": self.storage,
+            "mode": self.mode,
+        }
+        if self.layer is not None:
+            data["layer"] = self.layer
+        if self.blobRef is not None:
+            data["blobRef"] = self.blobRef.to_json()
+        return data
+
     def problem(self) -> str | None:
-        """Why this entry cannot be trusted, or ``None`` (the checks pydantic types cannot express)."""
+        """Why this entry cannot be trusted, or ``None``."""
+        if not isinstance(self.path, str):
+            return f"path {self.path!r} is not a string"
         reason = invalid_reason(self.path)
         if reason:
             return f"path {self.path!r}: {reason}"
         if len(self.path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
             return f"path {self.path[:80]!r}...: longer than {MAX_PATH_BYTES} bytes"
+        if not _is_int(self.size) or not 0 <= self.size <= MAX_FILE_BYTES:
+            return f"{self.path}: size {self.size!r} is not a whole number of bytes up to {MAX_FILE_BYTES}"
         if self.algorithm not in KNOWN_ALGORITHMS:
             return f"{self.path}: unknown hash algorithm {self.algorithm!r}"
-        bad_digest = digest_problem(self.digest, self.algorithm)
+        bad_digest = digest_problem(self.digest, self.algorithm) if isinstance(self.digest, str) else "not a string"
         if bad_digest:
             return f"{self.path}: {bad_digest}"
-        if self.mode not in (MODE_FILE, MODE_EXECUTABLE):
-            return f"{self.path}: mode {self.mode:o} is not 644 or 755"
+        if self.mode not in (MODE_FILE, MODE_EXECUTABLE) or not _is_int(self.mode):
+            return f"{self.path}: mode {self.mode!r} is not 0o644 or 0o755"
         if self.storage == "oci":
             if self.blobRef is not None:
                 return f"{self.path}: a registry-stored file must not carry a blobRef"
-            if self.layer is not None and not _LAYER_DIGEST.match(self.layer):
+            if self.layer is not None and not (isinstance(self.layer, str) and _LAYER_DIGEST.match(self.layer)):
                 return f"{self.path}: malformed layer digest {self.layer!r}"
+        elif self.storage != "blob":
+            return f"{self.path}: storage {self.storage!r} is not 'oci' or 'blob'"
         elif self.blobRef is None:
             return f"{self.path}: a blob-stored file needs a blobRef"
         elif self.layer is not None:
             return f"{self.path}: a blob-stored file must not name a layer"
+        elif not isinstance(self.blobRef.uri, str) or not 0 < len(self.blobRef.uri) <= MAX_URI_CHARS:
+            return f"{self.path}: blobRef uri must be 1 to {MAX_URI_CHARS} characters"
         return None
 
 
-class BundleIndex(BaseModel):
+@dataclass(frozen=True, slots=True)
+class BundleIndex:
     """Every file of one version, sorted by path."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mediaType: Literal["application/vnd.modelops.bundle.index.v1+json"] = (
-        "application/vnd.modelops.bundle.index.v1+json"
-    )
-    schemaVersion: Literal[1] = 1
     files: tuple[IndexEntry, ...] = ()
+    mediaType: str = INDEX_MEDIA_TYPE
+    schemaVersion: int = INDEX_SCHEMA_VERSION
 
     def by_path(self) -> dict[str, IndexEntry]:
         return {entry.path: entry for entry in self.files}
@@ -148,6 +180,17 @@ class BundleIndex(BaseModel):
     @property
     def algorithms(self) -> set[str]:
         return {entry.algorithm for entry in self.files}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mediaType": self.mediaType,
+            "schemaVersion": self.schemaVersion,
+            "files": [entry.to_json() for entry in self.files],
+        }
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def make_index(entries: Iterable[IndexEntry]) -> BundleIndex:
@@ -179,8 +222,7 @@ def check_entries(entries: tuple[IndexEntry, ...], *, source: str) -> None:
 
 def canonical_bytes(index: BundleIndex) -> bytes:
     """The deterministic serialisation pushed as the config blob (sorted keys, compact, UTF-8)."""
-    data = index.model_dump(mode="json", exclude_none=True)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(index.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def bytes_digest(data: bytes) -> str:
@@ -213,18 +255,74 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
             f"{INDEX_SCHEMA_VERSION}",
             hint="it may have been pushed by another tool or a newer modelops-bundle",
         )
-    files = raw.get("files")
-    if isinstance(files, list) and len(files) > MAX_INDEX_FILES:
-        raise IntegrityError(f"{source}: {len(files)} files, more than the limit of {MAX_INDEX_FILES}")
-    try:
-        # JSON mode keeps strictness (no "12" for 12) while accepting arrays for tuples.
-        index = BundleIndex.model_validate_json(data, strict=True)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error.get("loc", ())) or "(top level)"
-        raise IntegrityError(f"{source}: invalid index at {where}: {error['msg']}") from None
+    index = BundleIndex(files=tuple(_entries_from_json(raw, source)))
     check_entries(index.files, source=source)
     for entry in index.files:
         if entry.storage == "oci" and entry.layer is None:
             raise IntegrityError(f"{source}: {entry.path}: a registry-stored file must name its layer")
     return index
+
+
+_TOP_KEYS = frozenset({"mediaType", "schemaVersion", "files"})
+_ENTRY_KEYS = frozenset({"path", "size", "digest", "algorithm", "storage", "mode", "layer", "blobRef"})
+_REQUIRED_ENTRY_KEYS = ("path", "size", "digest", "algorithm")
+
+
+def _entries_from_json(raw: dict[str, Any], source: str) -> Iterable[IndexEntry]:
+    """Entries of a decoded index, every JSON type checked strictly (no ``"12"`` for ``12``, no
+    ``true`` for ``1``, no unknown keys): the first problem raises, naming where it is."""
+
+    def invalid(where: str, why: str) -> IntegrityError:
+        return IntegrityError(f"{source}: invalid index at {where}: {why}")
+
+    extra = sorted(set(raw) - _TOP_KEYS)
+    if extra:
+        raise invalid(extra[0], "unknown key")
+    if not _is_int(raw.get("schemaVersion")):
+        raise invalid("schemaVersion", "must be the whole number 1")
+    files = raw.get("files", [])
+    if not isinstance(files, list):
+        raise invalid("files", "must be a list")
+    if len(files) > MAX_INDEX_FILES:
+        raise IntegrityError(f"{source}: {len(files)} files, more than the limit of {MAX_INDEX_FILES}")
+    for number, item in enumerate(files):
+        where = f"files.{number}"
+        if not isinstance(item, dict):
+            raise invalid(where, "must be an object")
+        unknown = sorted(set(item) - _ENTRY_KEYS)
+        if unknown:
+            raise invalid(f"{where}.{unknown[0]}", "unknown key")
+        for key in _REQUIRED_ENTRY_KEYS:
+            if key not in item:
+                raise invalid(f"{where}.{key}", "missing")
+        for key in ("path", "digest", "algorithm"):
+            if not isinstance(item[key], str):
+                raise invalid(f"{where}.{key}", "must be a string")
+        for key in ("size", "mode"):
+            if key in item and not _is_int(item[key]):
+                raise invalid(f"{where}.{key}", "must be a whole number")
+        if not 0 <= item["size"] <= MAX_FILE_BYTES:
+            raise invalid(f"{where}.size", f"must be between 0 and {MAX_FILE_BYTES}")
+        storage = item.get("storage", "oci")
+        if storage not in ("oci", "blob"):
+            raise invalid(f"{where}.storage", "must be 'oci' or 'blob'")
+        layer = item.get("layer")
+        if layer is not None and not isinstance(layer, str):
+            raise invalid(f"{where}.layer", "must be a string")
+        blob_ref = item.get("blobRef")
+        if blob_ref is not None:
+            if not isinstance(blob_ref, dict) or set(blob_ref) != {"uri"} or not isinstance(blob_ref["uri"], str):
+                raise invalid(f"{where}.blobRef", "must be an object with one string key, uri")
+            if not 0 < len(blob_ref["uri"]) <= MAX_URI_CHARS:
+                raise invalid(f"{where}.blobRef.uri", f"must be 1 to {MAX_URI_CHARS} characters")
+            blob_ref = BlobRef(uri=blob_ref["uri"])
+        yield IndexEntry(
+            path=item["path"],
+            size=item["size"],
+            digest=item["digest"],
+            algorithm=item["algorithm"],
+            storage=storage,
+            mode=item.get("mode", MODE_FILE),
+            layer=layer,
+            blobRef=blob_ref,
+        )

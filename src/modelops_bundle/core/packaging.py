@@ -99,12 +99,15 @@ class StoragePolicyView:
 
     @classmethod
     def from_settings(cls, settings: Any, *, blob_available: bool) -> StoragePolicyView:
-        """From a :class:`~modelops_bundle.core.config.StorageSettings`."""
+        """From a :class:`~modelops_bundle.core.config.StorageSettings` or its plain-dict form (the
+        validated values :class:`~modelops_bundle.core.workspace.ConfigSummary` keeps)."""
+        values = settings if isinstance(settings, Mapping) else settings.model_dump()
+        defaults = cls()
         return cls(
-            mode=settings.mode,
-            threshold_bytes=settings.threshold_bytes,
-            force_blob_patterns=tuple(settings.force_blob_patterns),
-            force_oci_patterns=tuple(settings.force_oci_patterns),
+            mode=values.get("mode", defaults.mode),
+            threshold_bytes=values.get("threshold_bytes", defaults.threshold_bytes),
+            force_blob_patterns=tuple(values.get("force_blob_patterns") or ()),
+            force_oci_patterns=tuple(values.get("force_oci_patterns") or ()),
             blob_available=blob_available,
         )
 

@@ -34,6 +34,7 @@ import json
 import platform
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,42 +210,55 @@ def referrer_manifest(document_bytes: bytes, subject_digest: str, subject_size: 
     return _dumps(manifest)
 
 
-def attach(
-    backend: RegistryBackend,
-    repository: str,
-    *,
-    subject_digest: str,
-    subject_size: int,
-    reference: str,
-    document: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Push the document as a referrer of the version; keep the fallback index where there is no API.
+@dataclass(frozen=True)
+class ReferrerUpload:
+    """A provenance document ready to attach to one version: the blobs its referrer manifest names (a
+    push uploads them while it uploads the version's own blobs), and that manifest."""
 
-    Returns ``{"digest": <referrer manifest>, "method": "referrers-api" | "tag-schema"}``.
-    """
+    subject_digest: str
+    manifest: bytes
+    created: str
+    blobs: tuple[BlobSource, ...]
+
+
+def prepare(document: Mapping[str, Any], *, subject_digest: str, subject_size: int, reference: str) -> ReferrerUpload:
+    """The referrer of version ``subject_digest`` (whose manifest has ``subject_size`` bytes)."""
     import io
 
     full = {**document, "subject": {"digest": subject_digest, "reference": reference}}
     data = _dumps(full)
     created = str(document.get("created") or "")
-    blobs = [
+    blobs = (
         BlobSource(EMPTY_DIGEST, 2, lambda: io.BytesIO(EMPTY_JSON), "empty config"),
         BlobSource("sha256:" + hashlib.sha256(data).hexdigest(), len(data), lambda: io.BytesIO(data), "provenance"),
-    ]
-    backend.put_blobs(repository, blobs, jobs=2, progress=None)
-    manifest = referrer_manifest(data, subject_digest, subject_size, created)
-    digest = backend.put_manifest(repository, manifest, OCI_MANIFEST, None)
+    )
+    return ReferrerUpload(
+        subject_digest, referrer_manifest(data, subject_digest, subject_size, created), created, blobs
+    )
+
+
+def attach(
+    backend: RegistryBackend, repository: str, upload: ReferrerUpload, *, blobs_uploaded: bool = False
+) -> dict[str, Any]:
+    """Push the document as a referrer of the version; keep the fallback index where there is no API.
+
+    ``blobs_uploaded`` says the caller already uploaded ``upload.blobs``. Returns
+    ``{"digest": <referrer manifest>, "method": "referrers-api" | "tag-schema"}``.
+    """
+    if not blobs_uploaded:
+        backend.put_blobs(repository, list(upload.blobs), jobs=2, progress=None)
+    digest = backend.put_manifest(repository, upload.manifest, OCI_MANIFEST, None)
     descriptor = {
         "mediaType": OCI_MANIFEST,
         "digest": digest,
-        "size": len(manifest),
+        "size": len(upload.manifest),
         "artifactType": PROVENANCE_MEDIA_TYPE,
-        "annotations": {ANNOTATION_CREATED: created},
+        "annotations": {ANNOTATION_CREATED: upload.created},
     }
-    listed = _api_referrers(backend, repository, subject_digest)
+    listed = _api_referrers(backend, repository, upload.subject_digest)
     if listed is not None and any(item.get("digest") == digest for item in listed):
         return {"digest": digest, "method": "referrers-api"}
-    _add_to_fallback(backend, repository, subject_digest, descriptor)
+    _add_to_fallback(backend, repository, upload.subject_digest, descriptor)
     return {"digest": digest, "method": "tag-schema"}
 
 

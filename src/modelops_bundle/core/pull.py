@@ -482,7 +482,7 @@ def pull(
     so a later push of the partial tree is refused as a conflict instead of deleting the rest.
     """
     with ws.lock():
-        sweep_leftovers(ws)
+        ws.sweep_leftovers()
         version = fetch_version(backend, reference)
         source = str(version.pinned)
         check_version_paths(version.index, source=source)
@@ -558,6 +558,7 @@ def pull(
             new_state = state.after_sync(
                 digest=version.digest, ref=str(reference), files=version.index.digests(), pushed=False
             )
+            ws.remember_version_config(new_state, version.digest, version.manifest.config.digest)
         else:
             merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in selected}
             merged.update(remote_digests)
@@ -566,25 +567,6 @@ def pull(
         ws.close()
     _notify(host, result, root, result.warnings)
     return result
-
-
-def sweep_leftovers(ws: Workspace) -> None:
-    """Remove what a killed command left in ``.modelops-bundle/``: pull staging folders and the temp files
-    of interrupted atomic writes of the metadata files. Call under the project lock: every writer of
-    those paths holds it, so nothing found here is in use.
-
-    Found by tests/reliability/test_kills.py: a pull SIGKILLed mid-download left ``staging/pull-*`` (with
-    partial downloads) that no later run removed, so the leftovers grew with every interrupted pull.
-    """
-    meta = ws.project.meta
-    staging = meta / "staging"
-    with contextlib.suppress(OSError):
-        for leftover in staging.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
-    with contextlib.suppress(OSError):
-        for leftover in meta.iterdir():
-            if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and leftover.is_file():
-                leftover.unlink()
 
 
 def _notify(host: PluginHost, result: PullResult | EnsureResult, destination: Path, warnings: list[str]) -> None:

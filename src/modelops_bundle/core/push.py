@@ -22,6 +22,7 @@ import hashlib
 import io
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.provenance import ReferrerUpload
     from modelops_bundle.core.workspace import Scan
 
 DEFAULT_JOBS = 5
@@ -187,9 +189,7 @@ class _Packer:
         # temp files of metadata writes it interrupted.
         for leftover in ws.project.cache_dir.glob("push-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        from modelops_bundle.core.pull import sweep_leftovers
-
-        sweep_leftovers(ws)
+        ws.sweep_leftovers()
         self.staging = Path(tempfile.mkdtemp(prefix="push-", dir=ws.project.cache_dir))
         self.cache = PackCache.load(ws.project.cache_dir / "packs.json")
         self.count = 0
@@ -250,10 +250,8 @@ def _push_locked(
     blob_uploader: BlobUploader | None,
     packer: _Packer,
 ) -> PushResult:
-    from modelops_bundle.core.config import load_config
-
     state = ws.state()
-    config = load_config(ws.project.config_path)
+    config = ws.config_summary()
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
     registry = _registry_for_push(host, ws, dry_run=options.dry_run)
     scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
@@ -282,10 +280,10 @@ def _push_locked(
     final: list[IndexEntry] = []
     for entry in entries:
         if entry.storage == "oci":
-            final.append(entry.model_copy(update={"layer": holder[entry.path].content_digest}))
+            final.append(entry.replace(layer=holder[entry.path].content_digest))
         else:
             assert blob_uploader is not None
-            final.append(entry.model_copy(update={"blobRef": BlobRef(uri=blob_uploader.uri_for(entry))}))
+            final.append(entry.replace(blobRef=BlobRef(uri=blob_uploader.uri_for(entry))))
     index = make_index(final)
     index_bytes = canonical_bytes(index)
     config_descriptor = index_descriptor(index_bytes)
@@ -313,7 +311,7 @@ def _push_locked(
         if not options.dry_run and (
             state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
         ):
-            _record_push(ws, state, target, remote.digest, index)
+            _record_push(ws, state, target, remote.digest, index, config_descriptor.digest)
         if not options.dry_run:
             packer.cache.save()
         return result
@@ -324,7 +322,7 @@ def _push_locked(
             raise ConflictError(_moved_message(target, remote_digest, remote, foreign, state), hint=_MOVED_HINT)
         result.forced = True
 
-    manifest_bytes = _reusable_manifest(backend, target, known - {remote_digest}, config_descriptor)
+    manifest_bytes = _reusable_manifest(ws, backend, target, known - {remote_digest}, config_descriptor)
     document: dict[str, Any] | None = None
     if manifest_bytes is not None:
         result.reused_manifest = True
@@ -336,6 +334,11 @@ def _push_locked(
         manifest_bytes = build_manifest(config_descriptor, [layer.descriptor for layer in layers], annotations)
     digest = bytes_digest(manifest_bytes)
     result.digest = digest
+    referrer = None
+    if document is not None and options.provenance:
+        from modelops_bundle.core.provenance import prepare
+
+        referrer = prepare(document, subject_digest=digest, subject_size=len(manifest_bytes), reference=str(target))
 
     uploads: list[BlobSource] = []
     if not result.reused_manifest:  # a reused manifest's blobs were all found in the registry
@@ -359,11 +362,15 @@ def _push_locked(
     sink = progress("uploading") if progress else None
     if sink is not None:
         sink.start(len(unique), sum(blob.size for blob in unique))
+    # The provenance blobs go up beside the version's (on a thread of their own, so that their failure
+    # stays a warning and the version's counts stay its own); only their manifest waits for the tag.
+    referrer_blobs = _start_referrer_blobs(backend, target, referrer)
     try:
         stats = backend.put_blobs(target.repository, unique, jobs=options.jobs, progress=sink)
     finally:
         if sink is not None:
             sink.close()
+        referrer_failure = _finish_referrer_blobs(referrer_blobs)
     stats.skipped_blobs += len(already)
     result.uploaded_blobs, result.uploaded_bytes, result.skipped_blobs = (
         stats.uploaded_blobs,
@@ -392,9 +399,11 @@ def _push_locked(
             f"this version is stored as {digest} but the tag does not point at it",
             hint="pull the other version, then push again",
         )
-    _record_push(ws, state, target, digest, index)
-    if document is not None and options.provenance:
-        result.provenance = _attach_provenance(backend, target, digest, len(manifest_bytes), document, result.warnings)
+    _record_push(ws, state, target, digest, index, config_descriptor.digest)
+    if referrer_failure is not None:
+        result.warnings.append(f"the provenance document could not be attached: {referrer_failure}")
+    elif referrer is not None:
+        result.provenance = _attach_provenance(backend, target, referrer, result.warnings)
     packer.cache.save()
     return result
 
@@ -414,7 +423,7 @@ def tiered_entries(
         tier = host.hook.mops_storage_tier(entry=entry, policy=policy) or "oci"
         if tier not in ("oci", "blob"):
             raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
-        entries.append(entry if tier == "oci" else entry.model_copy(update={"storage": "blob"}))
+        entries.append(entry if tier == "oci" else entry.replace(storage="blob"))
     return entries
 
 
@@ -538,13 +547,19 @@ def _moved_message(
 
 
 def _reusable_manifest(
-    backend: RegistryBackend, target: Reference, candidates: set[str], config: Descriptor
+    ws: Workspace, backend: RegistryBackend, target: Reference, candidates: set[str], config: Descriptor
 ) -> bytes | None:
-    """Bytes of a version this project synced whose index equals ``config`` and whose blobs all exist."""
-    for digest in sorted(candidates):
+    """Bytes of a version this project synced whose index equals ``config`` and whose blobs all exist.
+
+    Only candidates whose index is unknown here or equal to ``config`` are fetched: the project may
+    know dozens of versions, and a one-file push should not read every one of their manifests."""
+    configs = ws.version_configs()
+    for digest in sorted(d for d in candidates if configs.get(d, config.digest) == config.digest):
         with contextlib.suppress(BundleError):
             record = backend.get_manifest(target.repository, digest)
             manifest = parse_manifest(record.data, digest, record.media_type, source=digest)
+            if record.digest == digest:
+                ws.remember_version_config(ws.state(), digest, manifest.config.digest)
             if manifest.config.digest != config.digest or record.digest != digest:
                 continue
             blobs = [manifest.config, *manifest.layers]
@@ -553,26 +568,48 @@ def _reusable_manifest(
     return None
 
 
+def _start_referrer_blobs(
+    backend: RegistryBackend, target: Reference, referrer: ReferrerUpload | None
+) -> tuple[threading.Thread, list[BaseException]] | None:
+    if referrer is None:
+        return None
+    failures: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            backend.put_blobs(target.repository, list(referrer.blobs), jobs=2, progress=None)
+        except BaseException as exc:  # reported by _finish_referrer_blobs, on the pushing thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=upload, name="mops-provenance-blobs", daemon=True)
+    thread.start()
+    return thread, failures
+
+
+def _finish_referrer_blobs(started: tuple[threading.Thread, list[BaseException]] | None) -> str | None:
+    """Waits for the provenance blobs; the reason they failed, or ``None``."""
+    if started is None:
+        return None
+    thread, failures = started
+    thread.join()
+    if not failures:
+        return None
+    failure = failures[0]
+    if isinstance(failure, BundleError):
+        return failure.message
+    if isinstance(failure, Exception):
+        return f"{failure.__class__.__name__}: {failure}"
+    raise failure  # KeyboardInterrupt and the like are not provenance problems
+
+
 def _attach_provenance(
-    backend: RegistryBackend,
-    target: Reference,
-    digest: str,
-    size: int,
-    document: dict[str, Any],
-    warnings: list[str],
+    backend: RegistryBackend, target: Reference, referrer: ReferrerUpload, warnings: list[str]
 ) -> dict[str, Any] | None:
     """The version is pushed either way: a provenance failure is a warning, not a failed push."""
     from modelops_bundle.core.provenance import attach
 
     try:
-        return attach(
-            backend,
-            target.repository,
-            subject_digest=digest,
-            subject_size=size,
-            reference=str(target),
-            document=document,
-        )
+        return attach(backend, target.repository, referrer, blobs_uploaded=True)
     except BundleError as exc:
         warnings.append(f"the provenance document could not be attached: {exc.message}")
         return None
@@ -614,14 +651,18 @@ def _annotations(
     return merged, document
 
 
-def _record_push(ws: Workspace, state: SyncState, target: Reference, digest: str, index: BundleIndex) -> None:
-    ws.save_state(state.after_sync(digest=digest, ref=str(target), files=index.digests(), pushed=True))
+def _record_push(
+    ws: Workspace, state: SyncState, target: Reference, digest: str, index: BundleIndex, config_digest: str
+) -> None:
+    new_state = state.after_sync(digest=digest, ref=str(target), files=index.digests(), pushed=True)
+    ws.save_state(new_state)
+    ws.remember_version_config(new_state, digest, config_digest)
 
 
 def _tag_lock(environ: Mapping[str, str], backend: RegistryBackend, target: Reference) -> Any:
     """An ``flock`` in ``$MODELOPS_HOME/locks/`` for one tag of one registry (pushes on this machine
     move a tag one at a time); a home that cannot hold it only costs this protection."""
-    from modelops_bundle.core.environment import modelops_home
+    from modelops_bundle.core.envfiles import modelops_home
     from modelops_bundle.core.fsutil import exclusive_lock
 
     key = hashlib.sha256(f"{backend.describe()}\0{target.repository}\0{target.tag}".encode()).hexdigest()[:32]

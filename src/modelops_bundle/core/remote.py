@@ -101,6 +101,15 @@ def open_blob_store(
     progress: Any = None,
 ) -> BlobTransfers | None:
     """The blob store of the project's environment and ``storage:`` policy, or ``None`` if it has none."""
+    from modelops_bundle.core.envfiles import registry_environment
+
+    summary = ws.config_summary()
+    if uploading and summary.storage.get("mode") == "oci":
+        return None
+    env_provider = registry_environment(ws.env_name(), environ, ws.cache).storage_provider
+    if not summary.storage.get("provider") and not env_provider:
+        return None  # no blob store anywhere: known without building the storage models (pydantic)
+
     from modelops_bundle.core.config import load_config
     from modelops_bundle.core.environment import load_environment
     from modelops_bundle.core.hashing import resolve_hasher
@@ -121,11 +130,10 @@ def open_blob_store(
 
 def storage_tiers(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[str, str]) -> dict[str, str]:
     """``{path: "oci" | "blob"}``: where a push would put each scanned file under the current policy."""
-    from modelops_bundle.core.config import load_config
     from modelops_bundle.core.packaging import StoragePolicyView
     from modelops_bundle.core.push import tiered_entries
 
-    config = load_config(ws.project.config_path)
+    config = ws.config_summary()
     store = open_blob_store(host, ws, environ, uploading=True)
     if store is not None:
         store.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from modelops_bundle.core.config import BundleConfig, render_config
+from modelops_bundle.core.config import BundleConfig, render_config, summary_data
 from modelops_bundle.core.environment import environment_exists, load_environment
 from modelops_bundle.core.errors import AlreadyInitializedError, BundleError, UsageError
 from modelops_bundle.core.fsutil import describe_os_error
@@ -129,9 +129,7 @@ def init_project(
         os.chmod(staging, 0o755)
         os.rename(staging, root / META_DIR)
         staging = None
-        Workspace(result.project).remember_fresh(
-            ConfigSummary(config.registry_ref, config.default_tag, config.hash_algorithm)
-        )
+        Workspace(result.project).remember_fresh(ConfigSummary(**summary_data(config)))
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -250,7 +250,7 @@ def resolve_settings(
 
 def default_blob_folder(settings: ProviderSettings) -> Path:
     """The ``local`` provider's folder: ``storage.path`` of the environment, else ``$MODELOPS_HOME/blobs``."""
-    from modelops_bundle.core.environment import expand_path, modelops_home
+    from modelops_bundle.core.envfiles import expand_path, modelops_home
 
     if settings.path:
         return expand_path(settings.path)

@@ -7,8 +7,10 @@ re-validates nothing and imports neither pydantic nor pathspec. Writes go throug
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import stat as stat_module
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +33,9 @@ from modelops_bundle.core.project import Project
 from modelops_bundle.core.validation import parse_json, read_text
 from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
 
+#: Memo key of the validated config (``.v2`` added ``cache_dir`` and ``storage``; an older memo is ignored).
+CONFIG_MEMO = "config.v2"
+VERSION_CONFIGS_MEMO = "version-configs"
 ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -87,11 +92,17 @@ class SyncState:
 
 @dataclass
 class ConfigSummary:
-    """The few config values hot paths need, without building the full pydantic model."""
+    """The validated ``config.yaml`` as plain values, so hot paths (status, push) build no pydantic model.
+
+    ``storage`` holds the ``storage:`` section's keys (mode, threshold_bytes, force_*_patterns,
+    provider, container, prefix) with their defaults filled in.
+    """
 
     registry_ref: str
     default_tag: str
     hash_algorithm: str
+    cache_dir: str | None = None
+    storage: dict[str, Any] = field(default_factory=dict)
 
 
 class FileInfo(NamedTuple):
@@ -164,6 +175,24 @@ class Workspace:
         self._tracked = ordered
         self._remember("tracked", self.project.tracked_path, True)
 
+    def sweep_leftovers(self) -> None:
+        """Remove what a killed command left in ``.modelops-bundle/``: pull staging folders and the temp
+        files of interrupted atomic writes of the metadata files. Call under the project lock: every
+        writer of those paths holds it, so nothing found here is in use.
+
+        Found by tests/reliability/test_kills.py: a pull SIGKILLed mid-download left ``staging/pull-*``
+        (with partial downloads) that no later run removed, so the leftovers grew with every interrupted
+        pull.
+        """
+        meta = self.project.meta
+        with contextlib.suppress(OSError):
+            for leftover in (meta / "staging").iterdir():
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+        with contextlib.suppress(OSError):
+            for leftover in meta.iterdir():
+                if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and leftover.is_file():
+                    leftover.unlink()
+
     # ------------------------------------------------------------------ sync state
 
     def state(self) -> SyncState:
@@ -182,23 +211,32 @@ class Workspace:
         self._state = state
         self._remember("state", self.project.state_path, True)
 
+    def version_configs(self) -> dict[str, str]:
+        """``{manifest digest: config (index) digest}`` of versions this project pushed or pulled, so a
+        push that looks for an identical earlier version fetches only the manifests that can match
+        (machine-local and disposable: a version missing here is simply fetched)."""
+        data = self.cache.memo_get(VERSION_CONFIGS_MEMO, 1)
+        return dict(data) if isinstance(data, dict) else {}
+
+    def remember_version_config(self, state: SyncState, digest: str, config_digest: str) -> None:
+        """Record ``digest``'s config digest; versions ``state`` no longer knows are forgotten."""
+        known = state.known()
+        configs = {d: c for d, c in self.version_configs().items() if d in known and isinstance(c, str)}
+        configs[digest] = config_digest
+        self.cache.memo_put(VERSION_CONFIGS_MEMO, 1, configs)
+
     # ------------------------------------------------------------------ config and environment
 
     def config_summary(self) -> ConfigSummary:
         if self._config is None:
-            data = self._memo("config", self.project.config_path, self._load_config_summary)
+            data = self._memo(CONFIG_MEMO, self.project.config_path, self._load_config_summary)
             self._config = ConfigSummary(**data)
         return self._config
 
     def _load_config_summary(self) -> dict[str, Any]:
-        from modelops_bundle.core.config import load_config
+        from modelops_bundle.core.config import load_config, summary_data
 
-        config = load_config(self.project.config_path)
-        return {
-            "registry_ref": config.registry_ref,
-            "default_tag": config.default_tag,
-            "hash_algorithm": config.hash_algorithm,
-        }
+        return summary_data(load_config(self.project.config_path))
 
     def env_name(self) -> str:
         path = self.project.env_path
@@ -228,7 +266,7 @@ class Workspace:
     def remember_fresh(self, summary: ConfigSummary) -> None:
         """Record the metadata files ``init`` just wrote as validated (they were made from validated
         models), so the first command after ``init`` does not validate them again."""
-        self._remember("config", self.project.config_path, summary.__dict__.copy())
+        self._remember(CONFIG_MEMO, self.project.config_path, summary.__dict__.copy())
         self._remember("tracked", self.project.tracked_path, True)
         self._remember("state", self.project.state_path, True)
         self.cache.save()

@@ -1,7 +1,7 @@
 """Built-in plugin ``oci-layout``: the registry backend for an OCI Image Layout directory (the embedded default).
 
 Only the hook lives here; the backend class (``plugins/registry_layout.py``) is imported when a command first
-needs a registry, so loading the plugin at start-up costs nothing.
+uses it, so loading the plugin at start-up costs nothing.
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelops_bundle import hookimpl
+from modelops_bundle.core.providers import LazyProviderClass
 
 
 @hookimpl(trylast=True)
-def mops_registry_backends() -> list[type[Any]]:
-    from modelops_bundle.plugins.registry_layout import OciLayoutRegistry
-
-    return [OciLayoutRegistry]
+def mops_registry_backends() -> list[Any]:
+    return [LazyProviderClass("oci-layout", "modelops_bundle.plugins.registry_layout:OciLayoutRegistry")]

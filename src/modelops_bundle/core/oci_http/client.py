@@ -1,8 +1,10 @@
 """HTTP to one OCI registry: per-worker sessions, authentication, retries, and errors in words.
 
-Sessions come from oras-py (:class:`oras.provider.Registry` sets one up with cookies ignored, which
-some registries need); each worker thread has its own client, because a ``requests.Session`` must not
-be shared between threads. oras-py's ``do_request`` is replaced: it
+Each worker thread has its own ``requests.Session`` (one must not be shared between threads), set up
+as oras-py sets up its own (cookies ignored: some registries take a cookie as a sign of a browser).
+oras-py's client (:class:`OrasClient`, a :class:`oras.provider.Registry`) is built on request, on the
+same thread's session, for oras-py's own methods; importing oras-py costs about 80 ms (it loads
+jsonschema), which a one-file push does not pay (decision 0014). oras-py's ``do_request`` is replaced: it
 cannot replay a streamed body after a 401, retries nothing, and holds one token for every scope.
 Here every request carries the header for its scope from the shared :class:`Authenticator`, a 401
 re-authenticates (a token may expire in the middle of a long transfer) and re-sends a fresh body,
@@ -22,10 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from http.cookiejar import DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import oras.provider
 import requests
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
@@ -88,38 +90,49 @@ def scope_for(repository: str, push: bool) -> str:
     return f"repository:{repository}:{'pull,push' if push else 'pull'}"
 
 
-class OrasClient(oras.provider.Registry):  # type: ignore[misc]
-    """oras-py's registry client with this module's request path (auth, retries) underneath.
+def new_session() -> requests.Session:
+    """A session as oras-py's client makes one: every cookie refused (Harbor, for one, sets CSRF
+    cookies when it sees them kept)."""
+    session = requests.Session()
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return session
 
-    One per worker thread; oras-py's own methods (``get_tags``, ``pull``, ...) also work through it.
-    """
 
-    owner: HttpRegistry
-    session: requests.Session
+if TYPE_CHECKING:
+    from oras.provider import Registry as OrasClient
+else:
+    OrasClient = Any
 
-    def __init__(self, owner: HttpRegistry) -> None:
-        super().__init__(
-            hostname=owner.endpoint.host,
-            insecure=owner.endpoint.scheme == "http",
-            tls_verify=owner.tls_verify,
-            auth_backend="basic",
-        )
-        self.owner = owner
 
-    def do_request(
-        self,
-        url: str,
-        method: str = "GET",
-        data: Any = None,
-        headers: dict[str, str] | None = None,
-        json: Any = None,
-        stream: bool = False,
-    ) -> requests.Response:
-        if json is not None:
-            raise TypeError("JSON bodies are not used with registries")
-        match = _V2_NAME.search(url)
-        scope = scope_for(match.group(1), method not in ("GET", "HEAD")) if match else ""
-        return self.owner.send(self, method, url, scope=scope, headers=headers, body=data, stream=stream)
+def _oras_client(owner: HttpRegistry, session: requests.Session) -> OrasClient:
+    """oras-py's registry client whose requests go through ``owner`` (auth, retries) on ``session``."""
+    import oras.provider
+
+    class _Client(oras.provider.Registry):  # type: ignore[misc]
+        def do_request(
+            self,
+            url: str,
+            method: str = "GET",
+            data: Any = None,
+            headers: dict[str, str] | None = None,
+            json: Any = None,
+            stream: bool = False,
+        ) -> requests.Response:
+            if json is not None:
+                raise TypeError("JSON bodies are not used with registries")
+            match = _V2_NAME.search(url)
+            scope = scope_for(match.group(1), method not in ("GET", "HEAD")) if match else ""
+            return owner.send(method, url, scope=scope, headers=headers, body=data, stream=stream)
+
+    client = _Client(
+        hostname=owner.endpoint.host,
+        insecure=owner.endpoint.scheme == "http",
+        tls_verify=owner.tls_verify,
+        auth_backend="basic",
+    )
+    client.session.close()
+    client.session = session
+    return client
 
 
 class HttpRegistry:
@@ -142,7 +155,7 @@ class HttpRegistry:
             endpoint.host, credentials, realm_allowed=lambda realm: realm_refusal(realm, endpoint)
         )
         self._local = threading.local()
-        self._all: list[OrasClient] = []
+        self._all: list[requests.Session] = []
         self._lock = threading.Lock()
         self._pinged = False
         self._ping_lock = threading.Lock()
@@ -152,23 +165,31 @@ class HttpRegistry:
 
     # --------------------------------------------------------------------------------------- clients
 
-    def client(self) -> OrasClient:
-        """This thread's client: a ``requests.Session`` is not shared between threads, and a streamed
+    def session(self) -> requests.Session:
+        """This thread's session: a ``requests.Session`` is not shared between threads, and a streamed
         response keeps using its thread's session until it is read."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = new_session()
+            self._local.session = session
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def client(self) -> OrasClient:
+        """oras-py's client on this thread's session, its requests sent through :meth:`send`."""
         client: OrasClient | None = getattr(self._local, "client", None)
         if client is None:
-            client = OrasClient(self)
+            client = _oras_client(self, self.session())
             self._local.client = client
-            with self._lock:
-                self._all.append(client)
         return client
 
     def close(self) -> None:
         with self._lock:
-            clients, self._all = self._all, []
+            sessions, self._all = self._all, []
         self._local = threading.local()
-        for client in clients:
-            client.session.close()
+        for session in sessions:
+            session.close()
 
     # -------------------------------------------------------------------------------------- requests
 
@@ -182,7 +203,7 @@ class HttpRegistry:
         with self._ping_lock:
             if self._pinged:
                 return
-            response = self._attempts(self.client(), "GET", self.url("/v2/"), None, {}, None, False, True)
+            response = self._attempts(self.session(), "GET", self.url("/v2/"), None, {}, None, False, True)
             with response:
                 if response.status_code == 401:
                     if self.auth.learn(response.headers.get("WWW-Authenticate")) is None:
@@ -206,13 +227,10 @@ class HttpRegistry:
     ) -> requests.Response:
         """One logical request (with auth and, if ``retry``, retries); ``body`` may be a factory that
         returns a fresh streaming body for every send."""
-        return self.send(
-            self.client(), method, self.url(path), scope=scope, headers=headers, body=body, stream=stream, retry=retry
-        )
+        return self.send(method, self.url(path), scope=scope, headers=headers, body=body, stream=stream, retry=retry)
 
     def send(
         self,
-        client: OrasClient,
         method: str,
         url: str,
         *,
@@ -223,11 +241,12 @@ class HttpRegistry:
         retry: bool = True,
     ) -> requests.Response:
         self.ping()
+        session = self.session()
         auth_tries = 0
         while True:
-            auth_headers = self.auth.header(scope, self._token_fetcher(client)) if scope else {}
+            auth_headers = self.auth.header(scope, self._token_fetcher(session)) if scope else {}
             response = self._attempts(
-                client, method, url, scope, {**(headers or {}), **auth_headers}, body, stream, retry
+                session, method, url, scope, {**(headers or {}), **auth_headers}, body, stream, retry
             )
             if response.status_code != 401:
                 return response
@@ -242,7 +261,7 @@ class HttpRegistry:
 
     def _attempts(
         self,
-        client: OrasClient,
+        session: requests.Session,
         method: str,
         url: str,
         scope: str | None,
@@ -255,7 +274,7 @@ class HttpRegistry:
         while True:
             data = body() if callable(body) else body
             try:
-                response = client.session.request(
+                response = session.request(
                     method,
                     url,
                     headers=headers,
@@ -301,13 +320,13 @@ class HttpRegistry:
             attempt += 1
 
     def _token_fetcher(
-        self, client: OrasClient
+        self, session: requests.Session
     ) -> Callable[[str, str, dict[str, str], dict[str, str], dict[str, str] | None], tuple[int, Any]]:
         def fetch(
             method: str, url: str, headers: dict[str, str], params: dict[str, str], form: dict[str, str] | None
         ) -> tuple[int, Any]:
             try:
-                response = client.session.request(
+                response = session.request(
                     method, url, headers=headers, params=params, data=form, timeout=self.timeout, verify=self.tls_verify
                 )
             except requests.exceptions.RequestException as exc:
