@@ -253,6 +253,8 @@ def _push_locked(
     state = ws.state()
     config = ws.config_summary()
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
+    # Where the tag stands does not depend on the working tree: ask while the tree is scanned.
+    remote_lookup = _Background(lambda: _tag_and_version(backend, target))
     registry = _registry_for_push(host, ws, dry_run=options.dry_run)
     scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
     problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
@@ -298,9 +300,8 @@ def _push_locked(
         total_bytes=index.total_size,
         layers=len(layers),
     )
-    remote_digest = resolve_digest(backend, target)
+    remote_digest, remote, foreign = remote_lookup.result()
     result.previous_digest = remote_digest
-    remote, foreign = _remote_version(backend, target, remote_digest)
     result.changes = diff_indexes(remote.index, index) if remote else diff_maps({}, index.digests())
 
     if remote is not None and remote.manifest.config.digest == config_descriptor.digest:
@@ -515,6 +516,38 @@ def _build_missing_packs(
                 "the pack cache does not match the files (cleared it)", hint="run 'mops bundle push' again"
             )
         layer.source = _pack_source(info, path, layer.planned.title)
+
+
+class _Background:
+    """Runs ``work`` on a daemon thread (a hung registry must not keep the process alive after an
+    error elsewhere); :meth:`result` waits and returns its value or raises its exception."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), name="mops-push-lookup", daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], Any]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # re-raised on the calling thread by result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _tag_and_version(
+    backend: RegistryBackend, target: Reference
+) -> tuple[str | None, RemoteVersion | None, str | None]:
+    """The digest the tag points at, that version (``None`` when missing or not a bundle), and why not."""
+    digest = resolve_digest(backend, target)
+    remote, foreign = _remote_version(backend, target, digest)
+    return digest, remote, foreign
 
 
 def _remote_version(
