@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # the bench folder is not a package
     MIB,
     READ_CHUNK,
+    compile_bytecode,
     fmt_time,
     log,
     make_work_dir,
@@ -252,6 +253,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     project, home = work / "project", work / "home"
     project.mkdir()
     home.mkdir()
+    compile_bytecode()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOPS_", "GIT_"))}
     env.update(HOME=str(home), MODELOPS_HOME=str(work / "modelops-home"), GIT_CONFIG_NOSYSTEM="1")
     runner = Runner(project, env)
