@@ -2,8 +2,9 @@
 provider's own fsspec ``put``/``get`` of the same files, side by side in one run.
 
 For every provider -- ``local`` (a folder), ``azure`` (Azurite), ``s3`` (moto's server) and ``gcs``
-(fake-gcs-server) -- and every round, it starts a fresh registry and a fresh storage service on
-127.0.0.1 (so nothing is skipped because it already exists), then times as child processes:
+(fake-gcs-server) -- every round gives each tool a fresh registry and a fresh storage service on
+127.0.0.1 (so nothing is skipped because it already exists, and no tool works on a server another tool
+has filled: fake-gcs-server slows down as it fills), then times as child processes:
 
 * ``mops bundle push`` of a project whose 4 large files (1 GiB in all) go to blob storage
   (``storage: {mode: auto, threshold_bytes: 1 MiB}``, the environment file naming the provider), and
@@ -276,6 +277,40 @@ class StorageBench:
 
     # ---------------------------------------------------------------------------------------- rounds
 
+    def push_and_pull(
+        self,
+        tool: str,
+        provider: str,
+        number: int,
+        result: ProviderResult,
+        svc: dict[str, str],
+        root: Path,
+        paths: list[Path],
+        rels: list[str],
+        files: list[list[object]],
+    ) -> None:
+        """One tool's push, then its pull into ``<round folder>/pull-<tool>``, on the current server."""
+        dest = self.work / f"{provider}-r{number}" / f"pull-{tool}"
+        log(f"{provider} round {number}: {tool} push and pull")
+        if tool == "mops":
+            measured = result.push["mops"].add(self.run([self.mops, "bundle", "--json", "push"], cwd=root))
+            report = json.loads(measured.stdout)
+            if int(report["layers"]) >= len(paths):
+                result.cli_blob_tier = False
+            argv = [self.mops, "bundle", "--json", "ensure", "--dest", str(dest), "--ref", str(report["digest"])]
+            result.pull["mops"].add(self.run(argv, cwd=root))
+        elif tool == "fsspec":
+            base = f"{svc['root']}" if provider == "local" else BUCKET
+            remote = [f"{base}/fsspec-r{number}/{Path(rel).name}" for rel in rels]
+            result.push["fsspec"].add(self.fsspec(svc, "put", [str(p) for p in paths], remote))
+            dest.mkdir(parents=True)
+            result.pull["fsspec"].add(self.fsspec(svc, "get", [str(dest / Path(rel).name) for rel in rels], remote))
+        else:
+            env_name = f"bench-{provider}"
+            result.push["api"].add(self.api(env_name, "put", f"api-r{number}", files, None))
+            dest.mkdir(parents=True)
+            result.pull["api"].add(self.api(env_name, "get", f"api-r{number}", files, dest))
+
     def bench_provider(
         self, provider: str, root: Path, paths: list[Path], rels: list[str], facts: list[tuple[str, int]]
     ) -> None:
@@ -286,52 +321,29 @@ class StorageBench:
         files = [[str(path), digest, size] for path, (digest, size) in zip(paths, facts, strict=True)]
         for number in range(1, self.args.rounds + 1):
             folder = self.work / f"{provider}-r{number}"
-            registry = start_distribution(folder / "registry")
+            # Every tool pushes to a storage server of its own, fresh, and pulls back from it: some
+            # emulators slow down as they fill (fake-gcs-server's resumable uploads did), and a tool
+            # measured on a server another tool already filled would pay for it.
+            tools = ["mops", "fsspec"] if number % 2 else ["fsspec", "mops"]
+            if self.use_api or not result.cli_blob_tier:
+                tools.append("api")
             try:
-                with self.service(provider, folder / "service") as svc:
-                    result.service = svc["describe"]
-                    self.write_env(env_name, registry, svc)
-                    self.configure_project(root, env_name, registry, f"bench/{provider}-r{number}", f"mops-r{number}")
-                    base = f"{svc['root']}" if provider == "local" else BUCKET
-                    remote = [f"{base}/fsspec-r{number}/{Path(rel).name}" for rel in rels]
-                    order = ["mops", "fsspec"] if number % 2 else ["fsspec", "mops"]
-                    digest = ""
-                    for tool in order:
-                        log(f"{provider} round {number}: {tool} push")
-                        if tool == "mops":
-                            measured = result.push["mops"].add(
-                                self.run([self.mops, "bundle", "--json", "push"], cwd=root)
+                for tool in tools:
+                    registry = start_distribution(folder / f"registry-{tool}")
+                    try:
+                        with self.service(provider, folder / f"service-{tool}") as svc:
+                            result.service = svc["describe"]
+                            self.write_env(env_name, registry, svc)
+                            self.configure_project(
+                                root, env_name, registry, f"bench/{provider}-r{number}", f"mops-r{number}"
                             )
-                            report = json.loads(measured.stdout)
-                            digest = str(report["digest"])
-                            if int(report["layers"]) >= n:
-                                result.cli_blob_tier = False
-                        else:
-                            result.push["fsspec"].add(self.fsspec(svc, "put", [str(p) for p in paths], remote))
-                    if self.use_api or not result.cli_blob_tier:
-                        log(f"{provider} round {number}: provider API upload_many")
-                        result.push["api"].add(self.api(env_name, "put", f"api-r{number}", files, None))
-                    for tool in order:
-                        log(f"{provider} round {number}: {tool} pull")
-                        dest = folder / f"pull-{tool}"
-                        if tool == "mops":
-                            argv = [self.mops, "bundle", "--json", "ensure", "--dest", str(dest), "--ref", digest]
-                            result.pull["mops"].add(self.run(argv, cwd=root))
-                        else:
-                            dest.mkdir(parents=True)
-                            local = [str(dest / Path(rel).name) for rel in rels]
-                            result.pull["fsspec"].add(self.fsspec(svc, "get", local, remote))
-                        check_tree(dest, n, total, tool)
-                        shutil.rmtree(dest)
-                    if self.use_api or not result.cli_blob_tier:
-                        log(f"{provider} round {number}: provider API download_many")
-                        dest = folder / "pull-api"
-                        dest.mkdir(parents=True)
-                        result.pull["api"].add(self.api(env_name, "get", f"api-r{number}", files, dest))
-                        check_tree(dest, n, total, "api")
-                        shutil.rmtree(dest)
+                            self.push_and_pull(tool, provider, number, result, svc, root, paths, rels, files)
+                            dest = folder / f"pull-{tool}"
+                            check_tree(dest, n, total, tool)
+                            shutil.rmtree(dest)
+                    finally:
+                        registry.stop()
             finally:
-                registry.stop()
                 shutil.rmtree(folder, ignore_errors=True)
         if not result.cli_blob_tier:
             result.note = (
@@ -453,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds = args.rounds
         report = (
             f"{args.files} files, {fmt_bytes(total)} in all, blob tier (threshold {fmt_bytes(THRESHOLD)}); "
-            f"median of {rounds} round{'s' * (rounds > 1)}, each on a fresh registry and storage server\n"
+            f"median of {rounds} round{'s' * (rounds > 1)}, each tool on a fresh registry and storage server\n"
             f"{versions()}\n{machine_line()} (at the start: {', '.join(f'{x:.2f}' for x in load)}); "
             f"{describe_code()}; whole run {elapsed / 60:.1f} min\n\n{bench.report()}\n"
         )
