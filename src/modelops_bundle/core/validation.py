@@ -28,12 +28,38 @@ def read_text(path: Path, *, what: str = "file") -> str:
         raise ConfigError(describe_os_error("read", path, exc)) from exc
 
 
+def _strict_loader() -> Any:
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently, so
+    a hand-edited file with a second ``storage:`` block would lose the first without a word)."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                self.flatten_mapping(node)  # merge keys (<<) first, as the base class does
+                first: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        line = first.setdefault(key, key_node.start_mark.line + 1)
+                    except TypeError:
+                        continue  # an unhashable key: the base class explains that one
+                    if line != key_node.start_mark.line + 1:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first given on line {line})", key_node.start_mark
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def parse_yaml(text: str, path: Path) -> Any:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)
+        return yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
