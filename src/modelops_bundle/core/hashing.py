@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, Protocol
 
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
+from modelops_bundle.core.walk import ListingCache
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
@@ -92,6 +93,7 @@ class StatCache:
         self.algorithm = algorithm
         self.entries: dict[str, list[Any]] = {}
         self.memo: dict[str, Any] = {}
+        self.listings = ListingCache()
         self.scan_start_ns = time.time_ns()
         self.dirty = False
 
@@ -113,6 +115,7 @@ class StatCache:
             cache.entries = {rel: entry for rel, entry in raw["entries"].items() if _valid_entry(entry)}
             memo = raw.get("memo")
             cache.memo = memo if isinstance(memo, dict) else {}
+            cache.listings = ListingCache.from_json(raw.get("listings"))
         return cache
 
     def use_algorithm(self, algorithm: str) -> None:
@@ -162,7 +165,7 @@ class StatCache:
 
     def save(self) -> None:
         """Write the cache, smudging entries too recent to be trusted (racy-clean rule)."""
-        if not self.dirty:
+        if not (self.dirty or self.listings.dirty):
             return
         limit = self.scan_start_ns - racy_margin(self.entries.values())
         entries = {
@@ -174,6 +177,7 @@ class StatCache:
             "algorithm": self.algorithm,
             "entries": entries,
             "memo": self.memo,
+            "listings": self.listings.to_json(),
         }
         try:
             self.path.parent.mkdir(exist_ok=True)
@@ -181,6 +185,7 @@ class StatCache:
         except (BundleError, OSError):
             return  # a cache that cannot be written only costs speed next time
         self.dirty = False
+        self.listings.dirty = False
 
 
 def racy_margin(entries: Iterable[list[Any]]) -> int:

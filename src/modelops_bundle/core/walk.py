@@ -5,17 +5,31 @@ Symlink policy (documented in docs/formats.md):
 * a symlink to a file is followed only when its real target lies inside the project; the bundle then
   holds the target's bytes under the link's path;
 * a symlink that points outside the project, or nowhere, is skipped and reported -- never followed.
+
+Folder listings are cached (:class:`ListingCache`, kept in the stat cache) the way git's untracked
+cache does it: a folder whose change time and inode are those of its last listing holds the same names
+(creating, deleting or renaming an entry updates the folder's mtime and ctime; a ``chmod`` its ctime),
+so it is ``lstat``-ed instead of listed again. Only folders of plain files and folders are cached (a
+symlink's verdict depends on its target, which can change without touching the folder), only listings
+made when the folder's ctime was at least :data:`LISTING_MARGIN_NS` old (a change within the same
+timestamp tick would go unseen), and only under the ignore rules they were filtered by.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_module
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelops_bundle.core.ignore import IgnoreRules
 from modelops_bundle.core.paths import is_within
+
+#: A folder listed less than this after its last change is not cached (covers coarse timestamps: FAT 2 s).
+LISTING_MARGIN_NS = 2_000_000_000
+_NAME_SEP = "\0"  # cannot occur in a file name
 
 
 @dataclass
@@ -24,6 +38,71 @@ class WalkResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     ignored: list[str] = field(default_factory=list)  # only collected when asked
     stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstat of the files in ``want``
+    folders: list[str] = field(default_factory=list)  # every folder walked: real folders, no symlinks
+
+
+class ListingCache:
+    """Folder listings of earlier walks: ``{rel_dir: [ctime_ns, inode, files, folders]}``, names joined
+    by NUL (one JSON string per folder loads fast), valid only under the ignore rules ``rules``."""
+
+    def __init__(self, rules: str = "", folders: dict[str, list[Any]] | None = None) -> None:
+        self.rules = rules
+        self.folders: dict[str, list[Any]] = folders or {}
+        self.dirty = False
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ListingCache:
+        """Entries in their exact shape only; anything else is dropped (the cache is disposable)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("rules"), str) or not isinstance(raw.get("dirs"), dict):
+            return cls()
+        folders = {
+            rel: entry
+            for rel, entry in raw["dirs"].items()
+            if type(entry) is list
+            and len(entry) == 4
+            and type(entry[0]) is int
+            and type(entry[1]) is int
+            and type(entry[2]) is str
+            and type(entry[3]) is str
+        }
+        return cls(raw["rules"], folders)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rules": self.rules, "dirs": self.folders}
+
+    def use_rules(self, fingerprint: str) -> None:
+        """Listings filtered by other ignore rules are dropped."""
+        if fingerprint != self.rules:
+            self.rules = fingerprint
+            self.dirty = self.dirty or bool(self.folders)
+            self.folders = {}
+
+    def get(self, rel_dir: str, st: os.stat_result) -> tuple[str, str] | None:
+        entry = self.folders.get(rel_dir)
+        if entry is not None and entry[0] == st.st_ctime_ns and entry[1] == st.st_ino:
+            return entry[2], entry[3]
+        return None
+
+    def put(self, rel_dir: str, st: os.stat_result, files: list[str], folders: list[str], now_ns: int) -> None:
+        if now_ns - st.st_ctime_ns < LISTING_MARGIN_NS:  # racy: a change in this tick would not show
+            self.forget(rel_dir)
+            return
+        entry = [st.st_ctime_ns, st.st_ino, _NAME_SEP.join(files), _NAME_SEP.join(folders)]
+        if self.folders.get(rel_dir) != entry:
+            self.folders[rel_dir] = entry
+            self.dirty = True
+
+    def forget(self, rel_dir: str) -> None:
+        if self.folders.pop(rel_dir, None) is not None:
+            self.dirty = True
+
+    def keep_only(self, walked: Collection[str]) -> None:
+        """Drop listings of folders a whole-tree walk no longer reached."""
+        reached = walked if isinstance(walked, (set, frozenset, dict)) else set(walked)
+        stale = [rel for rel in self.folders if rel not in reached]
+        for rel in stale:
+            del self.folders[rel]
+        self.dirty = self.dirty or bool(stale)
 
 
 def symlink_verdict(root_real: str, absolute: str) -> str | None:
@@ -53,13 +132,17 @@ def walk(
     honour_ignores: bool = True,
     collect_ignored: bool = False,
     want: Collection[str] = (),
+    listings: ListingCache | None = None,
 ) -> WalkResult:
     """Every includable file below ``start_rel`` ('' for the whole project), sorted.
 
-    Folders are opened by descriptor and entries stat-ed relative to it (``fstatat``), which saves
-    resolving the full path again for every file; files named in ``want`` get their ``lstat`` result
-    recorded, so a status needs one pass over the tree.
+    With ``listings`` (honoured only with the ignore rules on and nothing ignored to collect), an
+    unchanged folder is not listed again (see the module docstring). Otherwise folders are opened by
+    descriptor and entries stat-ed relative to it (``fstatat``), which saves resolving the full path
+    again for every file; files named in ``want`` get their ``lstat`` result recorded.
     """
+    if listings is not None and honour_ignores and not collect_ignored:
+        return _walk_cached(root, start_rel, rules, want, listings)
     result = WalkResult()
     root_real = os.path.realpath(root)
     matches = rules.matches if honour_ignores else rules.is_hard_excluded
@@ -130,3 +213,91 @@ def walk(
 
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _walk_cached(
+    root: str, start_rel: str, rules: IgnoreRules, want: Collection[str], listings: ListingCache
+) -> WalkResult:
+    """:func:`walk` with folder listings reused where the folder is unchanged (whole folders at a time:
+    one ``lstat`` per folder instead of opening and listing it)."""
+    result = WalkResult()
+    files, folders, stats, skipped = result.files, result.folders, result.stats, result.skipped
+    wanted = want if isinstance(want, (set, frozenset, dict)) else set(want)
+    matches = rules.matches
+    root_real = os.path.realpath(root)
+    now_ns = time.time_ns()
+    lstat = os.lstat
+    base = root + os.sep
+    stack = [start_rel]
+    while stack:
+        rel_dir = stack.pop()
+        path = base + rel_dir if rel_dir else root
+        try:
+            st = lstat(path) if rel_dir else os.stat(path)
+        except OSError as exc:
+            skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        if not stat_module.S_ISDIR(st.st_mode):  # replaced by a file or a symlink since it was listed
+            listings.forget(rel_dir)
+            skipped.append((rel_dir or ".", "not a folder any more"))
+            continue
+        folders.append(rel_dir)
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        cached = listings.get(rel_dir, st)
+        if cached is not None:
+            names, subfolders = cached
+            if names:
+                files.extend([prefix + name for name in names.split(_NAME_SEP)])
+            if subfolders:
+                stack.extend([prefix + name for name in subfolders.split(_NAME_SEP)])
+            continue
+        try:
+            with os.scandir(path) as iterator:
+                entries = list(iterator)
+        except OSError as exc:
+            listings.forget(rel_dir)
+            skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        plain = True  # only plain files and folders: the listing can be cached
+        listed_files: list[str] = []
+        listed_folders: list[str] = []
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                plain = False
+                continue
+            if is_dir:
+                if not matches(rel, True):
+                    listed_folders.append(entry.name)
+                continue
+            if matches(rel, False):
+                continue
+            if entry.is_symlink():
+                plain = False
+                reason = symlink_verdict(root_real, os.path.join(root, rel))
+                if reason:
+                    skipped.append((rel, reason))
+                    continue
+            elif not entry.is_file(follow_symlinks=False):
+                plain = False
+                skipped.append((rel, "not a regular file"))
+                continue
+            else:
+                listed_files.append(entry.name)
+            files.append(rel)
+            if rel in wanted:
+                try:
+                    stats[rel] = entry.stat(follow_symlinks=False)
+                except OSError:
+                    pass
+        stack.extend(prefix + name for name in listed_folders)
+        if plain:
+            listings.put(rel_dir, st, listed_files, listed_folders, now_ns)
+        else:
+            listings.forget(rel_dir)
+    if not start_rel:
+        listings.keep_only(folders)
+    files.sort()
+    return result

@@ -137,6 +137,7 @@ class Workspace:
         self._state: SyncState | None = None
         self._config: ConfigSummary | None = None
         self._rules: IgnoreRules | None = None
+        self._rules_key = ""
 
     # ------------------------------------------------------------------ locking and persistence
 
@@ -252,7 +253,7 @@ class Workspace:
             from modelops_bundle.core.ignore import read_ignore_file
 
             text = read_ignore_file(self.project.ignore_path)
-            key = rules_fingerprint(text)
+            key = self._rules_key = rules_fingerprint(text)
             cached = self.cache.memo.get("ignore")
             if isinstance(cached, dict) and cached.get("fp") == key:
                 hard, soft = cached["data"]
@@ -279,12 +280,16 @@ class Workspace:
     # ------------------------------------------------------------------ scanning
 
     def walk(self, start_rel: str = "", *, honour_ignores: bool = True, want: set[str] | None = None) -> WalkResult:
+        rules = self.ignore_rules()
+        listings = self.cache.listings
+        listings.use_rules(self._rules_key)
         return walk(
             str(self.project.root),
             start_rel,
-            self.ignore_rules(),
+            rules,
             honour_ignores=honour_ignores,
             want=want or (),
+            listings=listings,
         )
 
     def scan(
@@ -313,7 +318,8 @@ class Workspace:
         skipped: list[tuple[str, str]] = []
         jobs: list[HashJob] = []
         entries = self.cache.entries
-        checked_parents: dict[str, bool] = {}
+        # Folders the walk went through are real folders of the project (never through a symlink).
+        checked_parents: dict[str, bool] = dict.fromkeys(walked.folders, True) if walked is not None else {}
         prefix = root + os.sep
         for rel in wanted:
             st = known.get(rel)
