@@ -154,7 +154,7 @@ def test_corrupt_stat_cache_never_breaks_status(project: BundleProject) -> None:
     cache = project.meta / "cache" / "stat-cache.json"
     assert project.run("status").ok
     data = json.loads(cache.read_text())
-    data["entries"]["a.txt"] = 5
+    data["digests"][data["paths"].index("a.txt")] = 5  # a digest of the wrong type: the cache is dropped
     cache.write_text(json.dumps(data))
     result = project.run("status", "--json")
     assert result.exit_code == 0, result

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import array
+import base64
 import hashlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -138,9 +140,46 @@ def test_racy_clean_entries_are_smudged_on_save(tmp_path: Path) -> None:
     reloaded = StatCache.load(cache_path)
     assert reloaded.lookup("fresh.txt", os.stat(fresh)) is None
     assert reloaded.lookup("old.txt", os.stat(old)) == "o"
-    stored = json.loads(cache_path.read_text())["entries"]
-    assert stored["fresh.txt"][2] == -1
-    assert stored["old.txt"][2] == old_st.st_size
+    raw = json.loads(cache_path.read_text())
+    sizes = array.array("q", base64.b64decode(raw["signatures"]))[2::4]
+    stored = dict(zip(raw["paths"], sizes, strict=True))
+    assert stored["fresh.txt"] == -1
+    assert stored["old.txt"] == old_st.st_size
+
+
+def test_a_cache_of_the_earlier_format_is_still_read(tmp_path: Path) -> None:
+    """Version 1 kept entries as an object of lists; reading it spares a full re-hash after an upgrade."""
+    path = tmp_path / "a.txt"
+    path.write_text("a")
+    st = _old(path, seconds=10)
+    cache_path = tmp_path / "c.json"
+    entry = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, "ab" * 32]
+    cache_path.write_text(json.dumps({"version": 1, "algorithm": "sha256", "entries": {"a.txt": entry, "b": [1]}}))
+    loaded = StatCache.load(cache_path)
+    assert loaded.lookup("a.txt", os.stat(path)) == "ab" * 32
+    assert set(loaded.entries) == {"a.txt"}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: raw.update(paths=raw["paths"][1:]),
+        lambda raw: raw.update(signatures="!!"),
+        lambda raw: raw["digests"].__setitem__(0, 12),
+        lambda raw: raw.pop("digests"),
+    ],
+)
+def test_a_damaged_columnar_cache_is_discarded(tmp_path: Path, damage: Any) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("a")
+    cache_path = tmp_path / "c.json"
+    cache = StatCache(cache_path)
+    cache.store("a.txt", _old(path, seconds=10), "ab" * 32)
+    cache.save()
+    raw = json.loads(cache_path.read_text())
+    damage(raw)
+    cache_path.write_text(json.dumps(raw))
+    assert StatCache.load(cache_path).entries == {}
 
 
 @pytest.mark.parametrize(

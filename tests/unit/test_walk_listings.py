@@ -3,9 +3,11 @@ always returns what a fresh walk returns."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -128,10 +130,33 @@ def test_a_folder_replaced_by_a_file_is_reported(tmp_path: Path, no_margin: None
     assert "src/m.py" not in result.files
 
 
-def test_a_cache_of_the_wrong_shape_is_dropped() -> None:
-    good = [1, 2, "a", ""]
-    loaded = ListingCache.from_json({"rules": "r", "dirs": {"ok": good, "bad": [1, "2", "a", ""], "short": [1]}})
-    assert loaded.folders == {"ok": good}
+@pytest.mark.usefixtures("no_margin")
+def test_listings_survive_their_json_form(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    listings = ListingCache()
+    listings.use_rules("r")
+    cached(tmp_path, listings)
+    again = ListingCache.from_json(json.loads(json.dumps(listings.to_json())))
+    assert again.folders == listings.folders and again.rules == "r"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: raw.update(dirs=raw["dirs"][1:]),  # columns of different lengths
+        lambda raw: raw.update(signatures="not base64!"),
+        lambda raw: raw.update(signatures=raw["signatures"][:8]),  # too few numbers
+        lambda raw: raw["files"].__setitem__(0, 7),  # a name list that is not a string
+        lambda raw: raw.pop("folders"),
+    ],
+)
+def test_a_damaged_listing_cache_is_dropped(tmp_path: Path, no_margin: None, damage: Callable[[dict], None]) -> None:
+    make_tree(tmp_path)
+    listings = ListingCache()
+    cached(tmp_path, listings)
+    raw = json.loads(json.dumps(listings.to_json()))
+    damage(raw)
+    assert ListingCache.from_json(raw).folders == {}
     assert ListingCache.from_json(["nonsense"]).folders == {}
 
 

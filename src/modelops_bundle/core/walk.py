@@ -17,8 +17,11 @@ timestamp tick would go unseen), and only under the ignore rules they were filte
 
 from __future__ import annotations
 
+import array
+import base64
 import os
 import stat as stat_module
+import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from modelops_bundle.core.paths import is_within
 
 #: A folder listed less than this after its last change is not cached (covers coarse timestamps: FAT 2 s).
 LISTING_MARGIN_NS = 2_000_000_000
-_NAME_SEP = "\0"  # cannot occur in a file name
+_NAME_SEP = "/"  # cannot occur in a file name
 
 
 @dataclass
@@ -41,34 +44,63 @@ class WalkResult:
     folders: list[str] = field(default_factory=list)  # every folder walked: real folders, no symlinks
 
 
-class ListingCache:
-    """Folder listings of earlier walks: ``{rel_dir: [ctime_ns, inode, files, folders]}``, names joined
-    by NUL (one JSON string per folder loads fast), valid only under the ignore rules ``rules``."""
+def all_strings(values: list[Any]) -> bool:
+    """Whether every item of a decoded JSON list is a string (``map`` and ``set`` run in C: a cache
+    column holds tens of thousands of items)."""
+    return not values or set(map(type, values)) == {str}
 
-    def __init__(self, rules: str = "", folders: dict[str, list[Any]] | None = None) -> None:
+
+class ListingCache:
+    """Folder listings of earlier walks: ``{rel_dir: (ctime_ns, inode, files, folders)}``, the names of a
+    folder's files and of its sub-folders each joined by ``/`` (which no name contains), valid only under
+    the ignore rules ``rules``. Stored as columns, like the stat cache's entries (one string per folder
+    and field, and the numbers as one base64 string), since a warm status reads it on every run."""
+
+    def __init__(self, rules: str = "", folders: dict[str, tuple[int, int, str, str]] | None = None) -> None:
         self.rules = rules
-        self.folders: dict[str, list[Any]] = folders or {}
+        self.folders: dict[str, tuple[int, int, str, str]] = folders or {}
         self.dirty = False
 
     @classmethod
     def from_json(cls, raw: Any) -> ListingCache:
-        """Entries in their exact shape only; anything else is dropped (the cache is disposable)."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("rules"), str) or not isinstance(raw.get("dirs"), dict):
+        """The listings, or none at all when the columns do not fit together (the cache is disposable)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("rules"), str):
             return cls()
-        folders = {
-            rel: entry
-            for rel, entry in raw["dirs"].items()
-            if type(entry) is list
-            and len(entry) == 4
-            and type(entry[0]) is int
-            and type(entry[1]) is int
-            and type(entry[2]) is str
-            and type(entry[3]) is str
-        }
-        return cls(raw["rules"], folders)
+        dirs, files, folders, packed = raw.get("dirs"), raw.get("files"), raw.get("folders"), raw.get("signatures")
+        if not (isinstance(dirs, list) and isinstance(files, list) and isinstance(folders, list)):
+            return cls()
+        if not isinstance(packed, str) or not len(dirs) == len(files) == len(folders):
+            return cls()
+        numbers = array.array("q")
+        try:
+            numbers.frombytes(base64.b64decode(packed, validate=True))
+        except ValueError:
+            return cls()
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        if len(numbers) != 2 * len(dirs) or not (all_strings(dirs) and all_strings(files) and all_strings(folders)):
+            return cls()
+        signatures = iter(numbers)
+        return cls(raw["rules"], dict(zip(dirs, zip(signatures, signatures, files, folders, strict=True), strict=True)))
 
     def to_json(self) -> dict[str, Any]:
-        return {"rules": self.rules, "dirs": self.folders}
+        dirs: list[str] = []
+        files: list[str] = []
+        folders: list[str] = []
+        numbers = array.array("q")
+        for rel, (ctime, inode, names, subfolders) in self.folders.items():
+            try:
+                numbers.extend((ctime, inode))
+            except OverflowError:  # an inode beyond int64: that folder is listed every time
+                del numbers[len(numbers) - len(numbers) % 2 :]
+                continue
+            dirs.append(rel)
+            files.append(names)
+            folders.append(subfolders)
+        if sys.byteorder != "little":
+            numbers.byteswap()
+        signatures = base64.b64encode(numbers.tobytes()).decode("ascii")
+        return {"rules": self.rules, "dirs": dirs, "files": files, "folders": folders, "signatures": signatures}
 
     def use_rules(self, fingerprint: str) -> None:
         """Listings filtered by other ignore rules are dropped."""
@@ -87,7 +119,7 @@ class ListingCache:
         if now_ns - st.st_ctime_ns < LISTING_MARGIN_NS:  # racy: a change in this tick would not show
             self.forget(rel_dir)
             return
-        entry = [st.st_ctime_ns, st.st_ino, _NAME_SEP.join(files), _NAME_SEP.join(folders)]
+        entry = (st.st_ctime_ns, st.st_ino, _NAME_SEP.join(files), _NAME_SEP.join(folders))
         if self.folders.get(rel_dir) != entry:
             self.folders[rel_dir] = entry
             self.dirty = True
