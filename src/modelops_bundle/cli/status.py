@@ -178,6 +178,10 @@ def _model_report(ctx: CommandContext, ws: Any, scan: Any, state: Any, remote: A
     Uses the scan's digests only (nothing is re-hashed or parsed). The remote side is judged from the
     files of the version the tag points at; the local registry stands in for the remote one's records.
     """
+    path = ws.project.registry_path
+    if not (path.exists() or path.is_symlink()):
+        return None  # no models: the model code (5 ms of imports) is not needed
+
     from modelops_bundle.core.model_registry import code_fingerprinter, load_registry
     from modelops_bundle.core.model_status import apply_cloud_states, compute_status
 

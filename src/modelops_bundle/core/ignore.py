@@ -12,7 +12,6 @@ so that a warm ``status`` does not import pathspec at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -81,9 +80,11 @@ RULES_FORMAT = "rules-v3"  # bump when the compiled form changes: cached rule se
 
 
 def rules_fingerprint(file_text: str) -> str:
-    """Cache key of a compiled rule set: the file's text and the built-in lists."""
-    material = "\0".join((RULES_FORMAT, *ALWAYS_EXCLUDED, "|", *DEFAULT_PATTERNS, "|", file_text))
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+    """Cache key of a compiled rule set: the format, the built-in lists and the file's text themselves.
+
+    The key is the text, not a hash of it: exact, a few kilobytes in the stat cache, and a warm status
+    need not load OpenSSL (``hashlib``: 3-4 ms) to compare it."""
+    return "\0".join((RULES_FORMAT, *ALWAYS_EXCLUDED, "|", *DEFAULT_PATTERNS, "|", file_text))
 
 
 # A compiled rule: (kind, text, include, dir_only). Kinds, cheapest first:

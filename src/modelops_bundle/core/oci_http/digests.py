@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -66,6 +65,8 @@ def verify_bytes(data: bytes, digest: str, size: int | None, what: str) -> bytes
 
 def partial_file(destination: Path) -> tuple[BinaryIO, Path]:
     """An open, uniquely named hidden file beside ``destination`` (same filesystem, so rename is atomic)."""
+    import tempfile  # here: it loads random and more, which a status reading one tag never needs
+
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".partial")
     os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; blobs and pulled files should be readable as usual

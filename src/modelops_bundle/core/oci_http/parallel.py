@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,6 +17,9 @@ def run_parallel(function: Callable[[T], R], items: Sequence[T], jobs: int, *, n
     """
     if jobs <= 1 or len(items) <= 1:
         return [function(item) for item in items]
+    # Imported here: concurrent.futures (and the logging it loads) costs a status that reads one tag 5 ms.
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     with ThreadPoolExecutor(max_workers=min(jobs, len(items)), thread_name_prefix=name) as pool:
         futures = [pool.submit(function, item) for item in items]
         wait(futures, return_when=FIRST_EXCEPTION)
