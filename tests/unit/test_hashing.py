@@ -497,3 +497,35 @@ def test_a_file_written_just_before_a_scan_is_trusted_after_the_fine_margin(tmp_
     cache.store("f.txt", st, "h")
     cache.save()
     assert StatCache.load(cache_path).lookup("f.txt", os.stat(path)) == ("h" if fine else None)
+
+
+def test_a_small_file_changed_after_the_scan_saw_it_is_hashed_as_it_now_is(tmp_path: Path) -> None:
+    """The quick path trusts the scan's lstat only when the descriptor shows the very same file."""
+    hasher = resolve_hasher(build_plugin_host({}).hook, "sha256")
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"before")
+    seen = os.stat(path)
+    path.write_bytes(b"after!")  # same size, new content (and new mtime/ctime)
+    results: dict[str, tuple[os.stat_result, str]] = {}
+    stale = HashJob("f.txt", str(path), seen.st_size, (seen.st_ino, seen.st_mtime_ns - 1, seen.st_ctime_ns - 1))
+    hash_files(
+        [stale], hasher, threads=1, on_done=lambda job, st, hexdigest: results.update({job.rel: (st, hexdigest)})
+    )
+    st, hexdigest = results["f.txt"]
+    assert hexdigest == hashlib.sha256(b"after!").hexdigest()
+    assert st.st_mtime_ns == os.stat(path).st_mtime_ns
+
+
+def test_a_small_file_as_the_scan_saw_it_takes_the_quick_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hasher = resolve_hasher(build_plugin_host({}).hook, "sha256")
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"content")
+    st = os.stat(path)
+    fstats: list[int] = []
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: fstats.append(fd) or real_fstat(fd))
+    results: dict[str, str] = {}
+    job = HashJob("f.txt", str(path), st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+    hash_files([job], hasher, threads=1, on_done=lambda job, st, hexdigest: results.update({job.rel: hexdigest}))
+    assert results["f.txt"] == hashlib.sha256(b"content").hexdigest()
+    assert len(fstats) == 1  # after the read only

@@ -263,6 +263,9 @@ class HashJob:
     rel: str
     path: str
     size: int
+    #: ``(st_ino, st_mtime_ns, st_ctime_ns)`` of the scan's ``lstat``, when it made one: a small file then
+    #: needs no ``fstat`` before it is read (the one after the read must match this).
+    seen: tuple[int, int, int] | None = None
 
 
 def hash_files(
@@ -335,7 +338,36 @@ def hash_files(
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+def _hash_small_as_seen(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str] | None:
+    """One open, one read and one ``fstat`` for a small file the scan has just ``lstat``-ed: the digest
+    stands when the descriptor shows a regular file with the scan's inode, size, mtime and ctime (then
+    nothing changed between the ``lstat`` and the read). ``None`` sends the file the careful way."""
+    assert job.seen is not None
+    try:
+        fd = os.open(job.path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+    try:
+        data = os.read(fd, job.size + 1)  # +1: a file that grew shows as a long read
+        after = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if (
+        stat_module.S_ISREG(after.st_mode)
+        and len(data) == job.size == after.st_size
+        and (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == job.seen
+    ):
+        return after, hasher.digest_bytes(data)
+    return None
+
+
 def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
+    if job.seen is not None and job.size < SMALL_FILE_BYTES:
+        quick = _hash_small_as_seen(job, hasher)
+        if quick is not None:
+            return quick
     for _attempt in range(2):
         try:
             fd = os.open(job.path, _OPEN_FLAGS)

@@ -138,6 +138,7 @@ class Workspace:
         self._config: ConfigSummary | None = None
         self._rules: IgnoreRules | None = None
         self._rules_key = ""
+        self._real_folders: set[str] = set()  # folders walks of this command went through
 
     # ------------------------------------------------------------------ locking and persistence
 
@@ -283,7 +284,7 @@ class Workspace:
         rules = self.ignore_rules()
         listings = self.cache.listings
         listings.use_rules(self._rules_key)
-        return walk(
+        result = walk(
             str(self.project.root),
             start_rel,
             rules,
@@ -291,6 +292,8 @@ class Workspace:
             want=want or (),
             listings=listings,
         )
+        self._real_folders.update(result.folders)
+        return result
 
     def scan(
         self,
@@ -320,8 +323,9 @@ class Workspace:
         entries = self.cache.entries
         new_info = FileInfo._make  # a tenth of the cost of calling the class, once per tracked file
         prefix_digest = f"{algorithm}:"
-        # Folders the walk went through are real folders of the project (never through a symlink).
-        checked_parents: dict[str, bool] = dict.fromkeys(walked.folders, True) if walked is not None else {}
+        # Folders a walk went through (this scan's, or the one ``add`` made to find the files) are real
+        # folders of the project, never reached through a symlink: no lstat per folder to check that.
+        checked_parents: dict[str, bool] = dict.fromkeys(self._real_folders, True)
         prefix = root + os.sep
         for rel in wanted:
             st = known.get(rel)
@@ -363,7 +367,7 @@ class Workspace:
             ):
                 files[rel] = new_info((rel, st.st_size, st.st_mode & 0o7777, prefix_digest + entry[4]))
             else:
-                jobs.append(HashJob(rel, prefix + rel, st.st_size))
+                jobs.append(HashJob(rel, prefix + rel, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
 
         def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
             self.cache.store(job.rel, st, hexdigest)
