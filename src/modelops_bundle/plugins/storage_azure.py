@@ -23,6 +23,8 @@ from modelops_bundle.plugins.storage_fsspec import (
     option_int,
 )
 
+#: The first GET of a download (the Azure SDK's own default, which adlfs keeps).
+SINGLE_GET_SIZE = 32 * MIB
 AZURITE_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key, published in its documentation: not a secret.
@@ -80,6 +82,7 @@ class AzureProvider(ObjectStoreProvider):
                 "or account_name (AZURE_STORAGE_ACCOUNT_NAME) with a key or an Azure login",
             )
         self.retries = option_int(settings, "retries", RETRIES)
+        self.single_get_size = option_int(settings, "single_get_mib", SINGLE_GET_SIZE // MIB) * MIB
         self.connect_timeout = option_float(settings, "connect_timeout", CONNECT_TIMEOUT)
         self.read_timeout = option_float(settings, "read_timeout", READ_TIMEOUT)
 
@@ -105,7 +108,10 @@ class AzureProvider(ObjectStoreProvider):
             # default sends files up to 64 MiB in one request, read into memory).
             "max_single_put_size": self.part_size,
             "max_block_size": self.part_size,
-            "max_single_get_size": self.part_size,
+            # Downloads as the SDK (and so adlfs) makes them by default: a first GET of up to 32 MiB,
+            # then parts. It is the faster way (Azurite: 1.15x fsspec's get against 1.23x with 4 MiB
+            # first GETs) at about 50 MiB more per transfer; ``single_get_mib`` trades that back.
+            "max_single_get_size": self.single_get_size,
             "max_chunk_get_size": self.part_size,
         }
 
