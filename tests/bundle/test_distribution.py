@@ -58,3 +58,25 @@ def test_plain_oras_pull_unpacks_files_at_their_paths(
     out.mkdir()
     client.pull(target=f"{distribution.host}/{http_project.root.name}:latest", outdir=str(out))
     assert read_tree(out) == read_tree(http_project.root)
+
+
+def test_an_environment_whose_login_server_names_its_scheme(
+    distribution: RunningRegistry, mops_env: dict[str, str], make_project: Callable[..., BundleProject]
+) -> None:
+    """``login_server: http://host:port`` (the scheme spelled out): init writes a valid reference without
+    it, and push and pull still speak plain HTTP to that host."""
+    env_dir = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
+    env_dir.mkdir(parents=True, exist_ok=True)
+    (env_dir / "plain.yaml").write_text(
+        f"environment: plain\nregistry:\n  provider: docker\n  login_server: http://{distribution.host}\n"
+    )
+    name = f"scheme-{uuid.uuid4().hex[:8]}"
+    project = make_project(name, "--env", "plain")
+    config = (project.meta / "config.yaml").read_text()
+    assert f"registry_ref: {distribution.host}/{name}" in config
+    project.write("data/a.csv", "x,y\n1,2\n")
+    ok(project.run("add", ".", "--json"))
+    pushed = ok(project.run("push", "--json"))
+    assert "plain HTTP" in pushed["registry"]
+    status = ok(project.run("status", "--json"))
+    assert status["remote"]["state"] == "synced"

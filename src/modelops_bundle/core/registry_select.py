@@ -74,7 +74,11 @@ def backend_name(environment: EnvironmentConfig, reference: Reference, environ: 
 
 def registry_address(environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]) -> str:
     """Where an HTTP registry is: the reference's host, ``$REGISTRY_URL``, or ``registry.login_server``."""
-    address = reference.registry or environ.get(REGISTRY_URL_ENV, "").strip() or environment.registry.login_server
+    login_server = environment.registry.login_server
+    address = reference.registry or environ.get(REGISTRY_URL_ENV, "").strip() or login_server
+    if address and login_server and "://" in login_server and address.lower() == _host_of(login_server):
+        # The reference names the environment's own host (references carry no scheme): keep its scheme.
+        return f"{login_server.split('://', 1)[0]}://{address}"
     if not address:
         raise ConfigError(
             f"environment {environment.environment!r} names no registry: registry.login_server is missing",

@@ -49,8 +49,13 @@ def available_templates() -> list[str]:
 
 
 def registry_ref_for(name: str, login_server: str | None) -> str:
-    """``<login_server>/<name>`` for HTTP registries; just ``<name>`` for the embedded OCI layout."""
-    return f"{login_server.rstrip('/')}/{name}" if login_server else name
+    """``<login_server>/<name>`` for HTTP registries; just ``<name>`` for the embedded OCI layout.
+
+    A reference names no scheme: ``http://host:5000`` becomes ``host:5000/<name>``, and the environment's
+    ``login_server`` keeps saying plain HTTP for that host (``core.registry_select.registry_address``)."""
+    if not login_server:
+        return name
+    return f"{login_server.split('://', 1)[-1].rstrip('/')}/{name}"
 
 
 def _template_files(template: str) -> list[tuple[str, bytes]]:
