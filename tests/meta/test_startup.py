@@ -102,3 +102,31 @@ def test_chosen_command(argv: list[str], chosen: str | None) -> None:
         lazy_command("m", "remove", "rm"),
     ]
     assert chosen_command(argv, commands) == chosen
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "stream", "text"),
+    [
+        (["--version"], 0, "stdout", "mops (modelops-bundle)"),
+        (["bundle", "nosuch"], 2, "stderr", "invalid choice"),
+    ],
+)
+def test_the_executable_exits_with_the_command_code_and_flushed_output(
+    tmp_path: Path, argv: list[str], code: int, stream: str, text: str
+) -> None:
+    """``mops_console`` ends the process itself (os._exit after the exit handlers and a flush)."""
+    probe = (
+        "import atexit, sys\n"
+        "marker = sys.argv[1]\n"
+        "atexit.register(lambda: open(marker, 'w').write('handlers ran'))\n"
+        "sys.argv = ['mops', *sys.argv[2:]]\n"
+        "from modelops_bundle.cli.main import mops_console\n"
+        "mops_console()\n"
+    )
+    marker = tmp_path / "marker"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(marker), *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == code
+    assert text in getattr(done, stream)
+    assert marker.read_text() == "handlers ran"

@@ -69,6 +69,12 @@ def _run_as_process(main: Callable[[], int]) -> None:
 
     gc.set_threshold(100_000, 50, 100)
     code = main()
+    threading = sys.modules.get("threading")
+    if threading is not None and any(
+        thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
+        for thread in threading.enumerate()
+    ):
+        sys.exit(code)  # a thread still working (a plugin's, say): let the interpreter wait for it as usual
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
