@@ -15,13 +15,10 @@ What does need hashing is streamed (bounded memory) on several threads;
 
 from __future__ import annotations
 
-import array
-import base64
 import itertools
 import json
 import os
 import stat as stat_module
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
-from modelops_bundle.core.walk import ListingCache, all_strings
+from modelops_bundle.core.walk import ListingCache
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
@@ -204,46 +202,26 @@ def _valid_entry(entry: Any) -> bool:
     return len(entry) == 5 and type(entry[4]) is str
 
 
-# The file keeps entries as columns -- a list of paths, a list of digests, and the four signature numbers
-# of every entry as one base64 string of little-endian int64s -- because a JSON object of 10,000 small
-# lists takes three times as long to read, and a warm status reads it on every run.
-
-
 def _entries_to_columns(entries: Mapping[str, Sequence[Any]], racy_limit: int) -> dict[str, Any]:
-    """Entries as columns; a signature too recent to trust (mtime at or after ``racy_limit``) is
-    smudged (size -1, which no file has), so the next run hashes that file again."""
-    paths: list[str] = []
-    digests: list[str] = []
-    numbers = array.array("q")
-    for rel, (dev, ino, size, mtime, hexdigest) in entries.items():
-        row = (dev, ino, size if mtime < racy_limit else -1, mtime)
-        try:
-            numbers.extend(row)
-        except OverflowError:  # a number beyond int64 (an exotic inode): that file is hashed next time
-            del numbers[len(numbers) - len(numbers) % 4 :]
-            continue
-        paths.append(rel)
-        digests.append(hexdigest)
-    if sys.byteorder != "little":
-        numbers.byteswap()
-    return {"paths": paths, "digests": digests, "signatures": base64.b64encode(numbers.tobytes()).decode("ascii")}
+    """Entries as columns (:mod:`.columns`); a signature too recent to trust (mtime at or after
+    ``racy_limit``) is smudged (size -1, which no file has), so the next run hashes that file again."""
+    items = list(entries.items())
+    rows = ((dev, ino, size if mtime < racy_limit else -1, mtime) for _, (dev, ino, size, mtime, _hex) in items)
+    signatures, kept = pack_rows(rows, 4)
+    return {
+        "paths": [items[i][0] for i in kept],
+        "digests": [items[i][1][4] for i in kept],
+        "signatures": signatures,
+    }
 
 
 def _entries_from_columns(raw: Mapping[str, Any]) -> dict[str, tuple[Any, ...]] | None:
     """The entries of a columnar cache, or ``None`` when the columns do not fit together."""
-    paths, digests, packed = raw.get("paths"), raw.get("digests"), raw.get("signatures")
-    if not (isinstance(paths, list) and isinstance(digests, list) and isinstance(packed, str)):
+    paths, digests = raw.get("paths"), raw.get("digests")
+    if not (all_strings(paths) and all_strings(digests) and len(paths) == len(digests)):
         return None
-    numbers = array.array("q")
-    try:
-        numbers.frombytes(base64.b64decode(packed, validate=True))
-    except ValueError:
-        return None
-    if sys.byteorder != "little":
-        numbers.byteswap()
-    if not (len(paths) == len(digests) and len(numbers) == 4 * len(paths)):
-        return None
-    if not (all_strings(digests) and all_strings(paths)):
+    numbers = unpack_numbers(raw.get("signatures"), 4 * len(paths))
+    if numbers is None:
         return None
     signatures = iter(numbers)
     return dict(zip(paths, zip(signatures, signatures, signatures, signatures, digests, strict=True), strict=True))

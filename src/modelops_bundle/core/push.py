@@ -254,7 +254,7 @@ def _push_locked(
     config = ws.config_summary()
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
     # Where the tag stands does not depend on the working tree: ask while the tree is scanned.
-    remote_lookup = _Background(lambda: _tag_and_version(backend, target))
+    remote_lookup = _Background(lambda: _tag_and_version(backend, target), name="mops-push-lookup")
     registry = _registry_for_push(host, ws, dry_run=options.dry_run)
     scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
     problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
@@ -365,13 +365,18 @@ def _push_locked(
         sink.start(len(unique), sum(blob.size for blob in unique))
     # The provenance blobs go up beside the version's (on a thread of their own, so that their failure
     # stays a warning and the version's counts stay its own); only their manifest waits for the tag.
-    referrer_blobs = _start_referrer_blobs(backend, target, referrer)
+    referrer_blobs = None
+    if referrer is not None:
+        blobs = list(referrer.blobs)
+        referrer_blobs = _Background(
+            lambda: backend.put_blobs(target.repository, blobs, jobs=2, progress=None), name="mops-provenance-blobs"
+        )
     try:
         stats = backend.put_blobs(target.repository, unique, jobs=options.jobs, progress=sink)
     finally:
         if sink is not None:
             sink.close()
-        referrer_failure = _finish_referrer_blobs(referrer_blobs)
+        referrer_failure = _provenance_blobs_failure(referrer_blobs)
     stats.skipped_blobs += len(already)
     result.uploaded_blobs, result.uploaded_bytes, result.skipped_blobs = (
         stats.uploaded_blobs,
@@ -522,10 +527,10 @@ class _Background:
     """Runs ``work`` on a daemon thread (a hung registry must not keep the process alive after an
     error elsewhere); :meth:`result` waits and returns its value or raises its exception."""
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[[], Any], *, name: str) -> None:
         self._value: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(work,), name="mops-push-lookup", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
         self._thread.start()
 
     def _run(self, work: Callable[[], Any]) -> None:
@@ -539,6 +544,11 @@ class _Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+    def failure(self) -> BaseException | None:
+        """Waits; the exception the work raised, or ``None``."""
+        self._thread.join()
+        return self._error
 
 
 def _tag_and_version(
@@ -601,33 +611,11 @@ def _reusable_manifest(
     return None
 
 
-def _start_referrer_blobs(
-    backend: RegistryBackend, target: Reference, referrer: ReferrerUpload | None
-) -> tuple[threading.Thread, list[BaseException]] | None:
-    if referrer is None:
+def _provenance_blobs_failure(upload: _Background | None) -> str | None:
+    """Waits for the provenance blobs; why they could not be uploaded, or ``None``."""
+    failure = upload.failure() if upload is not None else None
+    if failure is None:
         return None
-    failures: list[BaseException] = []
-
-    def upload() -> None:
-        try:
-            backend.put_blobs(target.repository, list(referrer.blobs), jobs=2, progress=None)
-        except BaseException as exc:  # reported by _finish_referrer_blobs, on the pushing thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=upload, name="mops-provenance-blobs", daemon=True)
-    thread.start()
-    return thread, failures
-
-
-def _finish_referrer_blobs(started: tuple[threading.Thread, list[BaseException]] | None) -> str | None:
-    """Waits for the provenance blobs; the reason they failed, or ``None``."""
-    if started is None:
-        return None
-    thread, failures = started
-    thread.join()
-    if not failures:
-        return None
-    failure = failures[0]
     if isinstance(failure, BundleError):
         return failure.message
     if isinstance(failure, Exception):

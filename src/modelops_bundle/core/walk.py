@@ -17,16 +17,14 @@ timestamp tick would go unseen), and only under the ignore rules they were filte
 
 from __future__ import annotations
 
-import array
-import base64
 import os
 import stat as stat_module
-import sys
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.ignore import IgnoreRules
 from modelops_bundle.core.paths import is_within
 
@@ -44,17 +42,11 @@ class WalkResult:
     folders: list[str] = field(default_factory=list)  # every folder walked: real folders, no symlinks
 
 
-def all_strings(values: list[Any]) -> bool:
-    """Whether every item of a decoded JSON list is a string (``map`` and ``set`` run in C: a cache
-    column holds tens of thousands of items)."""
-    return not values or set(map(type, values)) == {str}
-
-
 class ListingCache:
     """Folder listings of earlier walks: ``{rel_dir: (ctime_ns, inode, files, folders)}``, the names of a
     folder's files and of its sub-folders each joined by ``/`` (which no name contains), valid only under
     the ignore rules ``rules``. Stored as columns, like the stat cache's entries (one string per folder
-    and field, and the numbers as one base64 string), since a warm status reads it on every run."""
+    and field, see :mod:`.columns`), since a warm status reads it on every run."""
 
     def __init__(self, rules: str = "", folders: dict[str, tuple[int, int, str, str]] | None = None) -> None:
         self.rules = rules
@@ -66,41 +58,27 @@ class ListingCache:
         """The listings, or none at all when the columns do not fit together (the cache is disposable)."""
         if not isinstance(raw, dict) or not isinstance(raw.get("rules"), str):
             return cls()
-        dirs, files, folders, packed = raw.get("dirs"), raw.get("files"), raw.get("folders"), raw.get("signatures")
-        if not (isinstance(dirs, list) and isinstance(files, list) and isinstance(folders, list)):
+        dirs, files, folders = raw.get("dirs"), raw.get("files"), raw.get("folders")
+        if not (all_strings(dirs) and all_strings(files) and all_strings(folders)):
             return cls()
-        if not isinstance(packed, str) or not len(dirs) == len(files) == len(folders):
+        if not len(dirs) == len(files) == len(folders):
             return cls()
-        numbers = array.array("q")
-        try:
-            numbers.frombytes(base64.b64decode(packed, validate=True))
-        except ValueError:
-            return cls()
-        if sys.byteorder != "little":
-            numbers.byteswap()
-        if len(numbers) != 2 * len(dirs) or not (all_strings(dirs) and all_strings(files) and all_strings(folders)):
+        numbers = unpack_numbers(raw.get("signatures"), 2 * len(dirs))
+        if numbers is None:
             return cls()
         signatures = iter(numbers)
         return cls(raw["rules"], dict(zip(dirs, zip(signatures, signatures, files, folders, strict=True), strict=True)))
 
     def to_json(self) -> dict[str, Any]:
-        dirs: list[str] = []
-        files: list[str] = []
-        folders: list[str] = []
-        numbers = array.array("q")
-        for rel, (ctime, inode, names, subfolders) in self.folders.items():
-            try:
-                numbers.extend((ctime, inode))
-            except OverflowError:  # an inode beyond int64: that folder is listed every time
-                del numbers[len(numbers) - len(numbers) % 2 :]
-                continue
-            dirs.append(rel)
-            files.append(names)
-            folders.append(subfolders)
-        if sys.byteorder != "little":
-            numbers.byteswap()
-        signatures = base64.b64encode(numbers.tobytes()).decode("ascii")
-        return {"rules": self.rules, "dirs": dirs, "files": files, "folders": folders, "signatures": signatures}
+        items = list(self.folders.items())
+        signatures, kept = pack_rows(((ctime, inode) for _, (ctime, inode, _f, _d) in items), 2)
+        return {
+            "rules": self.rules,
+            "dirs": [items[i][0] for i in kept],
+            "files": [items[i][1][2] for i in kept],
+            "folders": [items[i][1][3] for i in kept],
+            "signatures": signatures,
+        }
 
     def use_rules(self, fingerprint: str) -> None:
         """Listings filtered by other ignore rules are dropped."""
