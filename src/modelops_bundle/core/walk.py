@@ -37,7 +37,6 @@ _NAME_SEP = "/"  # cannot occur in a file name
 class WalkResult:
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    ignored: list[str] = field(default_factory=list)  # only collected when asked
     stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstat of the files in ``want``
     folders: list[str] = field(default_factory=list)  # every folder walked: real folders, no symlinks
 
@@ -140,100 +139,20 @@ def walk(
     rules: IgnoreRules,
     *,
     honour_ignores: bool = True,
-    collect_ignored: bool = False,
     want: Collection[str] = (),
     listings: ListingCache | None = None,
 ) -> WalkResult:
-    """Every includable file below ``start_rel`` ('' for the whole project), sorted.
+    """Every includable file below ``start_rel`` ('' for the whole project), sorted; files named in
+    ``want`` get their ``lstat`` result recorded when their folder is listed.
 
-    With ``listings`` (honoured only with the ignore rules on and nothing ignored to collect), an
-    unchanged folder is not listed again (see the module docstring). Otherwise folders are opened by
-    descriptor and entries stat-ed relative to it (``fstatat``), which saves resolving the full path
-    again for every file; files named in ``want`` get their ``lstat`` result recorded.
+    With ``listings`` (used with the ignore rules on: they are what a listing was filtered by), a folder
+    that is unchanged since its last listing is ``lstat``-ed, not listed again (see the module docstring).
     """
-    if listings is not None and honour_ignores and not collect_ignored:
-        return _walk_cached(root, start_rel, rules, want, listings)
-    result = WalkResult()
-    root_real = os.path.realpath(root)
-    matches = rules.matches if honour_ignores else rules.is_hard_excluded
-    files = result.files
-    stats = result.stats
-    wanted = want if isinstance(want, (set, frozenset, dict)) else set(want)
-
-    def visit(dir_fd: int, rel_dir: str) -> None:
-        try:
-            with os.scandir(dir_fd) as iterator:
-                entries = list(iterator)
-        except OSError as exc:
-            result.skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
-            return
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        for entry in entries:
-            rel = prefix + entry.name
-            try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-            except OSError:
-                continue
-            if is_dir:
-                if matches(rel, True):
-                    if collect_ignored:
-                        result.ignored.append(rel + "/")
-                    continue
-                try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
-                except OSError as exc:
-                    result.skipped.append((rel, f"cannot open folder: {exc.strerror or exc}"))
-                    continue
-                try:
-                    visit(child, rel)
-                finally:
-                    os.close(child)
-                continue
-            if matches(rel, False):
-                if collect_ignored:
-                    result.ignored.append(rel)
-                continue
-            if entry.is_symlink():
-                reason = symlink_verdict(root_real, os.path.join(root, rel))
-                if reason:
-                    result.skipped.append((rel, reason))
-                    continue
-            elif not entry.is_file(follow_symlinks=False):
-                result.skipped.append((rel, "not a regular file"))
-                continue
-            files.append(rel)
-            if rel in wanted:
-                try:
-                    stats[rel] = entry.stat(follow_symlinks=False)
-                except OSError:
-                    pass
-
-    start = os.path.join(root, start_rel) if start_rel else root
-    try:
-        top = os.open(start, _DIR_FLAGS)
-    except OSError as exc:
-        result.skipped.append((start_rel or ".", f"cannot open folder: {exc.strerror or exc}"))
-        return result
-    try:
-        visit(top, start_rel)
-    finally:
-        os.close(top)
-    files.sort()
-    return result
-
-
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _walk_cached(
-    root: str, start_rel: str, rules: IgnoreRules, want: Collection[str], listings: ListingCache
-) -> WalkResult:
-    """:func:`walk` with folder listings reused where the folder is unchanged (whole folders at a time:
-    one ``lstat`` per folder instead of opening and listing it)."""
+    cache = listings if honour_ignores else None
     result = WalkResult()
     files, folders, stats, skipped = result.files, result.folders, result.stats, result.skipped
     wanted = want if isinstance(want, (set, frozenset, dict)) else set(want)
-    matches = rules.matches
+    matches = rules.matches if honour_ignores else rules.is_hard_excluded
     root_real = os.path.realpath(root)
     now_ns = time.time_ns()
     lstat = os.lstat
@@ -242,18 +161,21 @@ def _walk_cached(
     while stack:
         rel_dir = stack.pop()
         path = base + rel_dir if rel_dir else root
-        try:
-            st = lstat(path) if rel_dir else os.stat(path)
-        except OSError as exc:
-            skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
-            continue
-        if not stat_module.S_ISDIR(st.st_mode):  # replaced by a file or a symlink since it was listed
-            listings.forget(rel_dir)
-            skipped.append((rel_dir or ".", "not a folder any more"))
-            continue
+        st = None
+        if cache is not None or rel_dir == start_rel:  # the listing's key; the start folder's own check
+            try:
+                st = lstat(path) if rel_dir else os.stat(path)
+            except OSError as exc:
+                skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
+                continue
+            if not stat_module.S_ISDIR(st.st_mode):  # replaced by a file or a symlink since it was listed
+                if cache is not None:
+                    cache.forget(rel_dir)
+                skipped.append((rel_dir or ".", "not a folder (any more)"))
+                continue
         folders.append(rel_dir)
         prefix = f"{rel_dir}/" if rel_dir else ""
-        cached = listings.get(rel_dir, st)
+        cached = cache.get(rel_dir, st) if cache is not None and st is not None else None
         if cached is not None:
             names, subfolders = cached
             if names:
@@ -265,7 +187,8 @@ def _walk_cached(
             with os.scandir(path) as iterator:
                 entries = list(iterator)
         except OSError as exc:
-            listings.forget(rel_dir)
+            if cache is not None:
+                cache.forget(rel_dir)
             skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
             continue
         plain = True  # only plain files and folders: the listing can be cached
@@ -303,11 +226,12 @@ def _walk_cached(
                 except OSError:
                     pass
         stack.extend(prefix + name for name in listed_folders)
-        if plain:
-            listings.put(rel_dir, st, listed_files, listed_folders, now_ns)
-        else:
-            listings.forget(rel_dir)
-    if not start_rel:
-        listings.keep_only(folders)
+        if cache is not None and st is not None:
+            if plain:
+                cache.put(rel_dir, st, listed_files, listed_folders, now_ns)
+            else:
+                cache.forget(rel_dir)
+    if cache is not None and not start_rel:
+        cache.keep_only(folders)
     files.sort()
     return result
