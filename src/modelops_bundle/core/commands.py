@@ -59,9 +59,9 @@ def lazy_command(module: str, name: str, *aliases: str) -> LazyCommand:
     """A :class:`LazyCommand` for the ``COMMAND`` of ``module`` (imported on first use)."""
 
     def load() -> Command:
-        import importlib
+        from modelops_bundle.core.entrypoints import load_object
 
-        command: Command = importlib.import_module(module).COMMAND
+        command: Command = load_object(f"{module}:COMMAND")
         return command
 
     return LazyCommand(name, load, tuple(aliases))

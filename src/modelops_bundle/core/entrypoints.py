@@ -25,11 +25,16 @@ class EntryPointRecord:
     version: str
 
     def load(self) -> Any:
-        module_name, _, attr = self.value.partition(":")
-        target: Any = importlib.import_module(module_name.strip())
-        for part in filter(None, attr.strip().split(".")):
-            target = getattr(target, part)
-        return target
+        return load_object(self.value)
+
+
+def load_object(value: str) -> Any:
+    """The object ``"package.module:attr.path"`` names (the module itself for ``"package.module"``)."""
+    module_name, _, attr = value.partition(":")
+    target: Any = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        target = getattr(target, part)
+    return target
 
 
 def _normalise(name: str) -> str:

@@ -190,7 +190,7 @@ def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache 
 
 #: Registry keys that never hold a secret; a view made of these alone may be remembered in the
 #: project's stat cache (a file on disk), which must never hold a credential.
-_MEMO_SAFE_KEYS = frozenset({"provider", "login_server", "path", "username", "requires_auth", "insecure"})
+_MEMO_SAFE_KEYS = ("provider", "login_server", "path", "username", "requires_auth", "insecure")
 
 
 def _memo_of(view: EnvironmentView) -> dict[str, Any] | bool:
@@ -199,13 +199,5 @@ def _memo_of(view: EnvironmentView) -> dict[str, Any] | bool:
     registry = view.registry
     if registry.password is not None or registry.model_extra:
         return True
-    data = {
-        "provider": registry.provider,
-        "login_server": registry.login_server,
-        "path": registry.path,
-        "username": registry.username,
-        "requires_auth": registry.requires_auth,
-        "insecure": registry.insecure,
-    }
-    assert set(data) <= _MEMO_SAFE_KEYS
+    data = {key: getattr(registry, key) for key in _MEMO_SAFE_KEYS}
     return {"environment": view.environment, "registry": data, "storage_provider": view.storage_provider}

@@ -46,10 +46,9 @@ class LazyProviderClass:
 
     def load(self) -> Any:
         if self._cls is None:
-            import importlib
+            from modelops_bundle.core.entrypoints import load_object
 
-            module, _, attribute = self._target.partition(":")
-            cls = getattr(importlib.import_module(module), attribute)
+            cls = load_object(self._target)
             if getattr(cls, "name", None) != self.name:
                 raise RuntimeError(f"{self._target} is named {getattr(cls, 'name', None)!r}, not {self.name!r}")
             self._cls = cls
