@@ -119,7 +119,7 @@ def test_a_folder_changed_within_the_margin_is_not_cached(tmp_path: Path) -> Non
     assert listings.folders == {}
 
 
-def test_a_folder_replaced_by_a_file_is_reported(tmp_path: Path, no_margin: None) -> None:
+def test_a_folder_replaced_by_a_symlink_is_reported_not_followed(tmp_path: Path, no_margin: None) -> None:
     make_tree(tmp_path)
     listings = ListingCache()
     cached(tmp_path, listings)
@@ -128,6 +128,7 @@ def test_a_folder_replaced_by_a_file_is_reported(tmp_path: Path, no_margin: None
     result = cached(tmp_path, listings)
     assert result.files == fresh(tmp_path).files
     assert "src/m.py" not in result.files
+    assert dict(result.skipped)["src"] == "symlink to a directory (not followed)"
 
 
 @pytest.mark.usefixtures("no_margin")
