@@ -303,11 +303,11 @@ def test_digests_of_plugin_algorithms_are_verified_by_the_plugin(plugin_host: Pl
     digest = "xsum:" + _XorHasher().digest_bytes(b"payload")
     key = blob_key("", digest)
     provider.put_file(key, source, 7)
-    provider.get_to_file(key, tmp_path / "out", 7, digest, hasher=_XorHasher())
-    assert (tmp_path / "out").read_bytes() == b"payload"
     with pytest.raises(IntegrityError, match="unknown digest algorithm"):
         provider.get_to_file(key, tmp_path / "out2", 7, digest)
     assert not (tmp_path / "out2").exists()
+    provider.get_to_file(key, tmp_path / "out", 7, digest, hasher=_XorHasher())
+    assert (tmp_path / "out").read_bytes() == b"payload"
 
 
 def test_generic_provider_refuses_unknown_protocols(plugin_host: PluginHost, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The light registry view of an environment: the same answers as the validated model, without pydantic
-once a file has validated, and never trusting a file that changed since."""
+"""The light registry and storage views of an environment: the same answers as the validated model,
+without pydantic once a file has validated, never trusting a file that changed since, and never
+writing a credential into the memo."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops_bundle.core.envfiles import registry_environment
+from modelops_bundle.core.envfiles import StorageView, registry_environment, storage_section
 from modelops_bundle.core.environment import load_environment
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.hashing import StatCache
@@ -128,9 +129,13 @@ def test_a_file_without_registry_secrets_is_remembered_as_its_view(
         raise AssertionError("the environment file was parsed again")
 
     monkeypatch.setattr(validation, "parse_yaml", no_yaml)
-    assert registry_environment("dev", environ, memo) == first
+    again = registry_environment("dev", environ, memo)
+    assert (again.registry, again.storage_provider) == (first.registry, "s3")
     memo.save()
     assert "hidden-key" not in (tmp_path / "cache.json").read_text()
+    # The storage section holds a secret: it is read from the file whenever it is needed.
+    with pytest.raises(AssertionError, match="parsed again"):
+        storage_section("dev", environ, memo)
 
 
 def test_a_registry_secret_is_never_written_to_the_memo(tmp_path: Path) -> None:
@@ -139,5 +144,69 @@ def test_a_registry_secret_is_never_written_to_the_memo(tmp_path: Path) -> None:
     registry_environment("dev", environ, memo)
     memo.save()
     text = (tmp_path / "cache.json").read_text()
-    assert "environment.v2:" in text  # remembered as validated...
+    assert "environment.v3:" in text  # remembered as validated...
     assert "s3cret" not in text and "chunk_threshold" not in text  # ...but not its contents
+
+
+STORE = """\
+environment: lab
+registry:
+  provider: oci-layout
+  path: /srv/registry
+storage:
+  provider: azure
+  container: models
+  account_name: lab
+  part_size_mib: 8
+"""
+
+
+def test_a_storage_section_without_secrets_is_remembered_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = _env(tmp_path, STORE)
+    (Path(environ["MODELOPS_HOME"]) / "bundle-env" / "dev.yaml").write_text(STORE)
+    memo = StatCache(tmp_path / "cache.json")
+    first = storage_section("dev", environ, memo)
+    model = load_environment("dev", environ).storage
+    assert model is not None and first is not None
+    assert (first.provider, first.container, first.model_extra) == (
+        model.provider,
+        model.container,
+        {"account_name": "lab", "part_size_mib": 8},
+    )
+
+    import modelops_bundle.core.validation as validation
+
+    def no_yaml(*_: object) -> None:
+        raise AssertionError("the environment file was parsed again")
+
+    monkeypatch.setattr(validation, "parse_yaml", no_yaml)
+    assert storage_section("dev", environ, memo) == first
+
+
+@pytest.mark.parametrize(
+    "secret_lines",
+    [
+        "  connection_string: DefaultEndpointsProtocol=http;AccountKey=c2VjcmV0LWtleQ==\n",
+        "  secret_key: aws-secret-value\n",
+        "  account_key: c2VjcmV0LWtleQ==\n",
+        "  storage_options:\n    anything: aws-secret-value\n",
+    ],
+)
+def test_a_storage_credential_is_never_written_to_the_memo(tmp_path: Path, secret_lines: str) -> None:
+    environ = _env(tmp_path, STORE + secret_lines)
+    memo = StatCache(tmp_path / "cache.json")
+    section = storage_section("dev", environ, memo)
+    assert section is not None and section.container == "models"
+    memo.save()
+    text = (tmp_path / "cache.json").read_text()
+    assert "environment.v3:" in text
+    assert "c2VjcmV0LWtleQ" not in text and "aws-secret-value" not in text
+    # ...and the next run reads the section, credential included, from the file.
+    again = storage_section("dev", environ, StatCache.load(tmp_path / "cache.json"))
+    assert again is not None and again == storage_section("dev", environ)  # the validated model's values
+
+
+def test_the_embedded_local_environment_has_a_local_store(tmp_path: Path) -> None:
+    environ = _env(tmp_path, None)
+    home = Path(environ["MODELOPS_HOME"])
+    assert storage_section("local", environ) == StorageView(provider="local", path=str(home / "blobs"))

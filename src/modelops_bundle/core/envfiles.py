@@ -1,9 +1,11 @@
-"""Environment names and files, and a light view of an environment's registry section.
+"""Environment names and files, and a light view of an environment's registry and storage sections.
 
 Everything here avoids pydantic: ``status`` asks the registry where the project's tag stands on every run,
-and that needs only the ``registry:`` section. The full, validated models are in :mod:`.environment`;
-:func:`registry_environment` uses them the first time it sees an environment file in a given state and
-remembers (in the project's stat cache) that the file validated, so later runs read it with yaml alone.
+and push and pull open the blob store; importing and building the pydantic models costs more than
+100 ms. The full, validated models are in :mod:`.environment`; :func:`registry_environment` uses them
+the first time it sees an environment file in a given state and remembers (in the project's stat
+cache) that the file validated -- and the view itself where it holds no secret --, so later runs read
+the file with yaml alone, or not at all.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +93,12 @@ class Secret:
     def __repr__(self) -> str:
         return "Secret('**********')"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
 
 @dataclass(frozen=True)
 class RegistryView:
@@ -107,16 +115,38 @@ class RegistryView:
 
 
 @dataclass(frozen=True)
+class StorageView:
+    """The ``storage:`` section, as :class:`~.environment.StorageEnvSettings` reads it."""
+
+    provider: str | None = None
+    container: str | None = None
+    path: str | None = None
+    connection_string: Secret | None = None
+    endpoint: str | None = None
+    access_key: str | None = None
+    secret_key: Secret | None = None
+    model_extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EnvironmentView:
-    """What selecting a registry backend needs of an environment."""
+    """What selecting a registry backend and opening the blob store need of an environment.
+
+    ``storage`` is the ``storage:`` section (``None`` when absent -- or, from :func:`registry_environment`,
+    when it was not read); ``storage_provider`` is always known.
+    """
 
     environment: str
     registry: RegistryView
-    #: ``storage.provider``, when the environment names a blob store
+    storage: StorageView | None = None
     storage_provider: str | None = None
 
 
 _REGISTRY_FIELDS = ("provider", "login_server", "path", "username", "password", "requires_auth", "insecure")
+_STORAGE_FIELDS = ("provider", "container", "path", "connection_string", "endpoint", "access_key", "secret_key")
+_STORAGE_SECRETS = ("connection_string", "secret_key")
+#: Extra ``storage:`` keys whose names say they may hold a credential (the providers scrub them too).
+_SECRET_NAME = re.compile(r"(key|secret|token|password|sas|credential|connection)", re.I)
 _TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
 
 
@@ -125,7 +155,22 @@ def _as_bool(value: Any) -> bool:
     return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
 
 
-def _view(name: str, registry: Mapping[str, Any], storage_provider: str | None = None) -> EnvironmentView:
+def _secret(value: Any) -> Secret | None:
+    return Secret(str(value)) if value is not None else None
+
+
+def _storage_view(storage: Mapping[str, Any] | None) -> StorageView | None:
+    if storage is None:
+        return None
+    return StorageView(
+        **{key: storage.get(key) for key in _STORAGE_FIELDS if key not in _STORAGE_SECRETS},
+        connection_string=_secret(storage.get("connection_string")),
+        secret_key=_secret(storage.get("secret_key")),
+        model_extra={k: v for k, v in storage.items() if k not in _STORAGE_FIELDS},
+    )
+
+
+def _view(name: str, registry: Mapping[str, Any], storage: Mapping[str, Any] | None = None) -> EnvironmentView:
     password = registry.get("password")
     return EnvironmentView(
         name,
@@ -139,7 +184,8 @@ def _view(name: str, registry: Mapping[str, Any], storage_provider: str | None =
             insecure=_as_bool(registry.get("insecure", False)),
             model_extra={k: v for k, v in registry.items() if k not in _REGISTRY_FIELDS},
         ),
-        storage_provider or None,
+        _storage_view(storage),
+        (storage.get("provider") or None) if storage is not None else None,
     )
 
 
@@ -155,19 +201,53 @@ def _view_of_model(config: EnvironmentConfig) -> EnvironmentView:
         "insecure": registry.insecure,
         "password": registry.password.get_secret_value() if registry.password is not None else None,
     }
-    return _view(config.environment, data, config.storage.provider if config.storage is not None else None)
+    storage: dict[str, Any] | None = None
+    if config.storage is not None:
+        section = config.storage
+        storage = {**(section.model_extra or {}), **{key: getattr(section, key) for key in _STORAGE_FIELDS}}
+        for key in _STORAGE_SECRETS:
+            if storage[key] is not None:
+                storage[key] = storage[key].get_secret_value()
+    return _view(config.environment, data, storage)
+
+
+def _local_view(environ: Mapping[str, str]) -> EnvironmentView:
+    """The embedded ``local`` environment (:func:`.environment.embedded_local`), without pydantic."""
+    home = modelops_home(environ)
+    return _view(
+        LOCAL_ENV,
+        {"provider": "oci-layout", "path": str(home / "registry")},
+        {
+            "provider": "local",
+            "path": str(home / "blobs"),
+        },
+    )
 
 
 def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache | None = None) -> EnvironmentView:
-    """The registry side of environment ``name``: validated with the full model the first time a file is
-    seen in a given state (``memo`` remembers that), read with yaml alone afterwards."""
+    """Environment ``name`` for selecting its registry: validated with the full model the first time a
+    file is seen in a given state (``memo`` remembers that, and the registry view where it holds no
+    secret), read with yaml alone -- or not at all -- afterwards. Its ``storage`` may be left unread:
+    :func:`storage_section` reads that."""
+    return _environment(name, environ, memo, need_storage=False)
+
+
+def storage_section(name: str, environ: Mapping[str, str], memo: StatCache | None = None) -> StorageView | None:
+    """The ``storage:`` section of environment ``name`` (``None`` when it has none), on the same terms as
+    :func:`registry_environment`: a section holding a credential is read from the file each time."""
+    return _environment(name, environ, memo, need_storage=True).storage
+
+
+def _environment(
+    name: str, environ: Mapping[str, str], memo: StatCache | None, *, need_storage: bool
+) -> EnvironmentView:
     from modelops_bundle.core.hashing import file_fingerprint
 
     path = environment_file(name, environ)
     fingerprint = file_fingerprint(path)
     if fingerprint is None and name == LOCAL_ENV:
-        return _view(LOCAL_ENV, {"provider": "oci-layout", "path": str(modelops_home(environ) / "registry")}, "local")
-    key = f"environment.v2:{path}"  # v2 remembers the view itself where it holds no secret
+        return _local_view(environ)
+    key = f"environment.v3:{path}"  # v3 remembers the storage section too, where it holds no secret
     remembered = memo.memo_get(key, fingerprint) if memo is not None and fingerprint is not None else None
     if remembered is None:
         from modelops_bundle.core.environment import load_environment
@@ -177,15 +257,18 @@ def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache 
         if memo is not None and fingerprint is not None and file_fingerprint(path) == fingerprint:
             memo.memo_put(key, fingerprint, _memo_of(view))
         return view
-    if isinstance(remembered, dict):  # the view itself: the section holds no secret
-        registry = remembered.get("registry")
-        if isinstance(registry, dict):
-            return _view(str(remembered.get("environment") or name), registry, remembered.get("storage_provider"))
+    if isinstance(remembered, dict):
+        registry, storage = remembered.get("registry"), remembered.get("storage", False)
+        if isinstance(registry, dict) and (not need_storage or storage is None or isinstance(storage, dict)):
+            view = _view(str(remembered.get("environment") or name), registry, storage or None)
+            provider = remembered.get("storage_provider")
+            if view.storage is None and isinstance(provider, str):
+                view = replace(view, storage_provider=provider)
+            return view
     from modelops_bundle.core.validation import parse_yaml, read_text
 
     data = parse_yaml(read_text(path, what="environment file"), path)
-    storage = data.get("storage") or {}
-    return _view(str(data.get("environment") or name), data.get("registry") or {}, storage.get("provider"))
+    return _view(str(data.get("environment") or name), data.get("registry") or {}, data.get("storage"))
 
 
 #: Registry keys that never hold a secret; a view made of these alone may be remembered in the
@@ -193,11 +276,32 @@ def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache 
 _MEMO_SAFE_KEYS = ("provider", "login_server", "path", "username", "requires_auth", "insecure")
 
 
-def _memo_of(view: EnvironmentView) -> dict[str, Any] | bool:
-    """What to remember of a validated environment file: its registry view when that holds no secret
-    (so the next run reads neither yaml nor the file), else only that it validated (``True``)."""
-    registry = view.registry
-    if registry.password is not None or registry.model_extra:
-        return True
-    data = {key: getattr(registry, key) for key in _MEMO_SAFE_KEYS}
-    return {"environment": view.environment, "registry": data, "storage_provider": view.storage_provider}
+def _memo_of(view: EnvironmentView) -> dict[str, Any]:
+    """What to remember of a validated environment file: each section's view when it holds no secret
+    (``registry``: ``None`` when it does; ``storage``: ``False`` when it does, ``None`` when absent), so
+    the next run reads neither yaml nor the file for what it needs."""
+    registry, storage = view.registry, view.storage
+    remembered_registry: dict[str, Any] | None = None
+    if registry.password is None and not registry.model_extra:
+        remembered_registry = {key: getattr(registry, key) for key in _MEMO_SAFE_KEYS}
+    remembered_storage: dict[str, Any] | bool | None = None
+    if storage is not None:
+        secret = storage.connection_string is not None or storage.secret_key is not None
+        secret = secret or any(_SECRET_NAME.search(k) or not _plain(v) for k, v in storage.model_extra.items())
+        remembered_storage = False
+        if not secret:
+            remembered_storage = {
+                **storage.model_extra,
+                **{key: getattr(storage, key) for key in _STORAGE_FIELDS if key not in _STORAGE_SECRETS},
+            }
+    return {
+        "environment": view.environment,
+        "registry": remembered_registry,
+        "storage_provider": view.storage_provider,
+        "storage": remembered_storage,
+    }
+
+
+def _plain(value: Any) -> bool:
+    """A scalar: a nested mapping (``storage_options``) may hide a credential under any name."""
+    return value is None or isinstance(value, (str, int, float, bool))

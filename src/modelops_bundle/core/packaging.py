@@ -139,8 +139,16 @@ class BlobUploader(Protocol):
         """Where ``entry``'s bytes live (content-addressed, so known before the upload)."""
         ...
 
-    def upload(self, root: Path, entries: Sequence[IndexEntry], *, jobs: int) -> int:
-        """Upload the files the store lacks (streaming); returns the bytes sent."""
+    def upload(
+        self,
+        root: Path,
+        entries: Sequence[IndexEntry],
+        *,
+        jobs: int,
+        hashed_at: Mapping[str, tuple[int, int, int, int]] | None = None,
+    ) -> int:
+        """Upload the files the store lacks (streaming); returns the bytes sent. ``hashed_at``: each
+        path's ``(device, inode, size, mtime_ns)`` when its digest was computed, where known."""
         ...
 
 

@@ -358,7 +358,8 @@ def _push_locked(
         return result
 
     if blob_uploader is not None and blob_entries:
-        blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs)
+        hashed_at = ws.hashed_signatures({entry.path: entry.digest for entry in blob_entries})
+        blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs, hashed_at=hashed_at)
     unique = _unique(uploads)
     sink = progress("uploading") if progress else None
     if sink is not None:

@@ -101,29 +101,27 @@ def open_blob_store(
     progress: Any = None,
 ) -> BlobTransfers | None:
     """The blob store of the project's environment and ``storage:`` policy, or ``None`` if it has none."""
-    from modelops_bundle.core.envfiles import registry_environment
+    from modelops_bundle.core.envfiles import storage_section
 
     summary = ws.config_summary()
     if uploading and summary.storage.get("mode") == "oci":
         return None
-    env_provider = registry_environment(ws.env_name(), environ, ws.cache).storage_provider
-    if not summary.storage.get("provider") and not env_provider:
-        return None  # no blob store anywhere: known without building the storage models (pydantic)
+    env_storage = storage_section(ws.env_name(), environ, ws.cache)
+    if not summary.storage.get("provider") and (env_storage is None or not env_storage.provider):
+        return None  # no blob store anywhere
 
-    from modelops_bundle.core.config import load_config
-    from modelops_bundle.core.environment import load_environment
     from modelops_bundle.core.hashing import resolve_hasher
-    from modelops_bundle.core.storage import open_blob_transfers
+    from modelops_bundle.core.storage import BlobPolicy, open_blob_transfers
 
-    config = load_config(ws.project.config_path)
-    environment = load_environment(ws.env_name(), environ)
+    # Both views were validated by the pydantic models when their files were first seen in this
+    # state (config summary, environment memo): opening the store builds no model.
     return open_blob_transfers(
         host,
-        environment.storage,
-        config.storage,
+        env_storage,
+        BlobPolicy.from_values(summary.storage),
         environ,
         progress=progress,
-        hasher=resolve_hasher(host.hook, config.hash_algorithm),
+        hasher=resolve_hasher(host.hook, summary.hash_algorithm),
         uploading=uploading,
     )
 

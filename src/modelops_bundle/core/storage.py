@@ -32,18 +32,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, PluginError, StorageError, UsageError
 from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.hashing import signature as stat_signature
 from modelops_bundle.core.hashing import split_digest
 from modelops_bundle.core.registry import TransferProgress, TransferStats
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
-    from modelops_bundle.core.config import StorageSettings
-    from modelops_bundle.core.environment import StorageEnvSettings
+    from modelops_bundle.core.blob_seals import BlobSeals
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.index import IndexEntry
     from modelops_bundle.core.plugins import PluginHost
@@ -143,12 +141,18 @@ class BlobPointer:
 
 @dataclass(frozen=True)
 class BlobUpload:
-    """One file to store: its path, digest and size as hashed; ``label`` names it in messages."""
+    """One file to store: its path, digest and size as hashed; ``label`` names it in messages.
+
+    ``hashed_at`` is the file's ``(device, inode, size, mtime_ns)`` when its digest was computed, when
+    known: a file that still has it before and after the upload changed nothing since, so a store with
+    seals may vouch for the object it became.
+    """
 
     path: Path
     digest: str
     size: int
     label: str = ""
+    hashed_at: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,67 @@ class BlobDownload:
 
 
 # ------------------------------------------------------------------------------------------ settings
+
+
+class SecretValue(Protocol):
+    """A credential that hides itself in reprs (pydantic's ``SecretStr``, ``envfiles.Secret``)."""
+
+    def get_secret_value(self) -> str: ...
+
+
+class StorageSection(Protocol):
+    """An environment's ``storage:`` section: :class:`~.environment.StorageEnvSettings` (validated) or
+    :class:`~.envfiles.StorageView` (the same values, read without pydantic)."""
+
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def container(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def connection_string(self) -> SecretValue | None: ...
+    @property
+    def endpoint(self) -> str | None: ...
+    @property
+    def access_key(self) -> str | None: ...
+    @property
+    def secret_key(self) -> SecretValue | None: ...
+    @property
+    def model_extra(self) -> dict[str, Any] | None: ...
+
+
+class StoragePolicy(Protocol):
+    """What opening a store needs of the project's ``storage:`` policy: a
+    :class:`~.config.StorageSettings` or a :class:`BlobPolicy`."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def container(self) -> str | None: ...
+    @property
+    def prefix(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BlobPolicy:
+    """The project's ``storage:`` policy from its validated plain values (``ConfigSummary.storage``)."""
+
+    mode: str = "auto"
+    provider: str | None = None
+    container: str | None = None
+    prefix: str = ""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> BlobPolicy:
+        return cls(
+            mode=values.get("mode") or "auto",
+            provider=values.get("provider"),
+            container=values.get("container"),
+            prefix=values.get("prefix") or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -181,9 +246,9 @@ class ProviderSettings:
     prefix: str = ""
     path: str | None = None
     endpoint: str | None = None
-    connection_string: SecretStr | None = None
+    connection_string: SecretValue | None = None
     access_key: str | None = None
-    secret_key: SecretStr | None = None
+    secret_key: SecretValue | None = None
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     scheme_owners: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -212,8 +277,8 @@ def canonical_provider(name: str) -> str:
 
 
 def resolve_settings(
-    env_storage: StorageEnvSettings | None,
-    policy: StorageSettings,
+    env_storage: StorageSection | None,
+    policy: StoragePolicy,
     environ: Mapping[str, str],
     *,
     scheme_owners: Mapping[str, str] | None = None,
@@ -225,9 +290,9 @@ def resolve_settings(
     to the environment's provider: they apply only when both name the same provider (after aliases),
     otherwise the chosen provider falls back to its standard credential chain.
     """
-    from modelops_bundle.core.environment import StorageEnvSettings
+    from modelops_bundle.core.envfiles import StorageView
 
-    env = env_storage or StorageEnvSettings()
+    env: StorageSection = env_storage if env_storage is not None else StorageView()
     requested = (policy.provider or env.provider or DEFAULT_PROVIDER).strip()
     if not requested:
         raise ConfigError("storage provider name is empty")
@@ -280,6 +345,9 @@ class StorageProvider(ABC):
         self.settings = settings
         self.prefix = normalise_prefix(settings.prefix)
         self._secrets = settings.secret_values()
+        #: Remembered verifications of this store's objects (:mod:`.blob_seals`): only a provider whose
+        #: objects are local files can have them; a download of a sealed, unchanged object is not re-hashed.
+        self.seals: BlobSeals | None = None
 
     # ------------------------------------------------------------------ primitives (subclasses)
 
@@ -305,7 +373,7 @@ class StorageProvider(ABC):
 
     @abstractmethod
     def _download(self, key: str, partial: Path, size: int, on_bytes: ByteCounter) -> None:
-        """Stream the object at ``key`` into the local file ``partial`` (which exists, empty)."""
+        """Stream the object at ``key`` into the local file ``partial`` (a fresh name: create the file)."""
 
     def _container_exists(self) -> bool | None:
         """Whether the configured container/bucket exists (``None``: cannot tell). Used only to explain
@@ -341,24 +409,33 @@ class StorageProvider(ABC):
         except Exception as exc:
             raise self._failure("check", key, exc) from exc
 
-    def put_file(self, key: str, path: Path, size: int, *, on_bytes: ByteCounter | None = None) -> bool:
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        size: int,
+        *,
+        on_bytes: ByteCounter | None = None,
+        digest: str | None = None,
+        hashed_at: tuple[int, int, int, int] | None = None,
+    ) -> bool:
         """Upload ``path`` to ``key`` unless an object of ``size`` bytes is already there.
 
         Returns ``True`` when bytes were sent, ``False`` when the upload was skipped. The local file
-        must still have ``size`` bytes (it was hashed at that size), and the stored object is checked
-        for it afterwards.
+        must still have ``size`` bytes (it was hashed at that size) -- and the signature ``hashed_at``
+        when given --, and the stored object is checked for its size afterwards. With ``digest`` and
+        ``hashed_at`` a store with seals seals the new object when the file kept its signature throughout.
         """
         self._require_blob_tier()
         check_key(key)
         counter = on_bytes or _ignore_bytes
         try:
-            local_size = os.stat(path).st_size
+            st = os.stat(path)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if local_size != size:
-            raise IntegrityError(
-                f"{path} changed since it was hashed ({local_size} bytes now, {size} expected); run the command again"
-            )
+        if st.st_size != size or (hashed_at is not None and stat_signature(st) != hashed_at):
+            now = f"{st.st_size} bytes now, {size} expected" if st.st_size != size else "modified"
+            raise IntegrityError(f"{path} changed since it was hashed ({now}); run the command again")
         try:
             if self._stat_size(key) == size:
                 return False
@@ -373,6 +450,12 @@ class StorageProvider(ABC):
             raise StorageError(
                 self._scrub(f"{self.name}: upload to {self.uri(key)} left {found}, expected {size} bytes")
             )
+        if self.seals is not None and digest is not None and hashed_at is not None:
+            with contextlib.suppress(OSError):
+                if stat_signature(os.stat(path)) == hashed_at:
+                    sealed = self.seals.signature(key)
+                    if sealed is not None and sealed[2] == size:
+                        self.seals.record(key, digest, sealed)
         return True
 
     def get_to_file(
@@ -399,9 +482,15 @@ class StorageProvider(ABC):
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, partial_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
             os.close(fd)
+            # The name is ours (random, and proven writable); the file itself is left for the download
+            # to create. An SDK opening an existing empty file with O_TRUNC trips ext4's auto_da_alloc,
+            # which writes the whole file back to disk when it is closed: 2x the time of a local copy.
+            os.unlink(partial_name)
         except OSError as exc:
             raise StorageError(f"cannot write into {dest.parent}: {exc.strerror or exc}") from exc
         partial = Path(partial_name)
+        seals = self.seals
+        before = seals.signature(key) if seals is not None else None
         try:
             try:
                 self._download(key, partial, size, on_bytes or _ignore_bytes)
@@ -420,14 +509,24 @@ class StorageProvider(ABC):
                         "the download was discarded"
                     )
                 )
-            got = _file_digest(partial, algorithm, hasher)
-            if got != expected:
-                raise IntegrityError(
-                    self._scrub(
-                        f"{self.name}: {self.uri(key)} does not match its digest "
-                        f"(expected {algorithm}:{expected}, got {algorithm}:{got}); the download was discarded"
+            # The object kept one signature throughout the copy: the bytes copied are the object's as
+            # it stood then, so a seal made (or held) for that signature speaks for the copy.
+            steady = trusted = False
+            if seals is not None and before is not None:
+                steady = seals.signature(key) == before
+                trusted = steady and seals.vouches(key, digest, before)
+            if not trusted:
+                got = _file_digest(partial, algorithm, hasher)
+                if got != expected:
+                    raise IntegrityError(
+                        self._scrub(
+                            f"{self.name}: {self.uri(key)} does not match its digest "
+                            f"(expected {algorithm}:{expected}, got {algorithm}:{got}); the download was discarded"
+                        )
                     )
-                )
+                if steady:
+                    assert seals is not None and before is not None
+                    seals.record(key, digest, before)
             try:
                 os.replace(partial, dest)
             except OSError as exc:
@@ -453,7 +552,9 @@ class StorageProvider(ABC):
         lock = threading.Lock()
 
         def upload(key: str, item: BlobUpload, counter: ByteCounter) -> None:
-            sent = self.put_file(key, item.path, item.size, on_bytes=counter)
+            sent = self.put_file(
+                key, item.path, item.size, on_bytes=counter, digest=item.digest, hashed_at=item.hashed_at
+            )
             with lock:
                 if sent:
                     stats.uploaded_blobs += 1
@@ -464,7 +565,10 @@ class StorageProvider(ABC):
         tasks = [
             _Task(item.size, item.label or str(item.path), _bind(upload, key, item)) for key, item in unique.items()
         ]
-        _run_tasks(tasks, jobs=jobs, progress=progress)
+        try:
+            _run_tasks(tasks, jobs=jobs, progress=progress)
+        finally:
+            self.save_seals()
         return stats
 
     def download_many(
@@ -495,8 +599,16 @@ class StorageProvider(ABC):
             _Task(item.pointer.size, item.label or str(item.dest), _bind(download, key, item))
             for key, item in zip(keys, items, strict=True)
         ]
-        _run_tasks(tasks, jobs=jobs, progress=progress)
+        try:
+            _run_tasks(tasks, jobs=jobs, progress=progress)
+        finally:
+            self.save_seals()
         return stats
+
+    def save_seals(self) -> None:
+        """Keep what this process verified about the store's objects (see :mod:`.blob_seals`)."""
+        if self.seals is not None:
+            self.seals.save()
 
     # ------------------------------------------------------------------------------- helpers
 
@@ -582,8 +694,8 @@ def scheme_owners(providers: Mapping[str, type[StorageProvider]]) -> dict[str, s
 
 def open_storage(
     host: PluginHost,
-    env_storage: StorageEnvSettings | None,
-    policy: StorageSettings,
+    env_storage: StorageSection | None,
+    policy: StoragePolicy,
     environ: Mapping[str, str],
 ) -> StorageProvider:
     """The provider for a project in an environment, selected by name among the plugins' providers.
@@ -607,8 +719,8 @@ def open_storage(
 
 def open_blob_transfers(
     host: PluginHost,
-    env_storage: StorageEnvSettings | None,
-    policy: StorageSettings,
+    env_storage: StorageSection | None,
+    policy: StoragePolicy,
     environ: Mapping[str, str],
     *,
     progress: TransferProgress | None = None,
@@ -656,9 +768,23 @@ class BlobTransfers:
     def close(self) -> None:
         self.provider.close()
 
-    def upload(self, root: Path, entries: Sequence[IndexEntry], *, jobs: int = DEFAULT_JOBS) -> int:
-        """Upload the entries' files below ``root``; returns the bytes actually sent."""
-        items = [BlobUpload(root / entry.path, entry.digest, entry.size, label=entry.path) for entry in entries]
+    def upload(
+        self,
+        root: Path,
+        entries: Sequence[IndexEntry],
+        *,
+        jobs: int = DEFAULT_JOBS,
+        hashed_at: Mapping[str, tuple[int, int, int, int]] | None = None,
+    ) -> int:
+        """Upload the entries' files below ``root``; returns the bytes actually sent. ``hashed_at`` maps
+        paths to the signatures their digests were computed at (:attr:`BlobUpload.hashed_at`)."""
+        signatures = hashed_at or {}
+        items = [
+            BlobUpload(
+                root / entry.path, entry.digest, entry.size, label=entry.path, hashed_at=signatures.get(entry.path)
+            )
+            for entry in entries
+        ]
         return self.provider.upload_many(items, jobs=jobs, progress=self.progress).uploaded_bytes
 
     def __call__(self, entry: IndexEntry, dest: Path) -> None:

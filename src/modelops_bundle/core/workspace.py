@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import stat as stat_module
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,6 +27,7 @@ from modelops_bundle.core.hashing import (
     file_fingerprint,
     format_digest,
     hash_files,
+    racy_margin,
 )
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
 from modelops_bundle.core.project import Project
@@ -294,6 +295,20 @@ class Workspace:
         )
         self._real_folders.update(result.folders)
         return result
+
+    def hashed_signatures(self, digests: Mapping[str, str]) -> dict[str, tuple[int, int, int, int]]:
+        """``(device, inode, size, mtime_ns)`` at which each path's digest (``digests``) was computed, from
+        the stat cache; a path whose cached digest differs, or whose signature is too recent to trust
+        (the racy-clean rule the cache applies when saved), is left out."""
+        entries = self.cache.entries
+        limit = self.cache.scan_start_ns - racy_margin(entries.values())
+        signatures: dict[str, tuple[int, int, int, int]] = {}
+        for rel, digest in digests.items():
+            entry = entries.get(rel)
+            if entry is None or entry[3] >= limit or f"{self.cache.algorithm}:{entry[4]}" != digest:
+                continue
+            signatures[rel] = (entry[0], entry[1], entry[2], entry[3])
+        return signatures
 
     def scan(
         self,

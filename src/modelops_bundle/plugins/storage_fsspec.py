@@ -253,6 +253,11 @@ class ObjectStoreProvider(FsspecProvider):
         return bool(self.fs.exists(self.bucket))
 
 
+#: ``storage: {verify: ...}`` of a local store: ``seal`` (default) re-hashes an object only when it changed
+#: since it was last verified (:mod:`modelops_bundle.core.blob_seals`); ``always`` hashes every download.
+VERIFY_MODES = ("seal", "always")
+
+
 class LocalProvider(FsspecProvider):
     """Blobs in a local (or mounted) folder: ``storage.path`` of the environment, default
     ``$MODELOPS_HOME/blobs``. Pointers are ``local://<key>``: the folder is machine-specific, so it is
@@ -265,6 +270,21 @@ class LocalProvider(FsspecProvider):
         super().__init__(settings)
         self.root = default_blob_folder(settings).absolute()
         self.atomic_rename = True
+        verify = str(settings.options.get("verify", "seal")).strip().lower()
+        if verify not in VERIFY_MODES:
+            raise ConfigError(
+                f"storage option 'verify' must be one of {', '.join(VERIFY_MODES)}, not {settings.options['verify']!r}"
+            )
+        if verify == "seal":
+            from modelops_bundle.core.blob_seals import BlobSeals, seals_path
+            from modelops_bundle.core.envfiles import modelops_home
+
+            home = modelops_home(settings.environ)
+            self.seals = BlobSeals(seals_path(home, self.root), self.fs_path)
+
+    def close(self) -> None:
+        self.save_seals()
+        super().close()
 
     def _make_filesystem(self) -> Any:
         from fsspec.implementations.local import LocalFileSystem
