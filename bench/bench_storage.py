@@ -16,8 +16,11 @@ has filled: fake-gcs-server slows down as it fills), then times as child process
   provider API of ``modelops_bundle.core.storage`` directly: ``open_storage(...).upload_many`` and
   ``download_many``, each in its own process like the others.
 
-Every timed step starts alike (:meth:`StorageBench.settle`): ``sync``, the page cache dropped (as root),
-then the step's inputs and the tool's registry and storage folders read back into it.
+Each round points the project at its fresh servers (``env switch``, which validates the environment
+file, and an edit of ``config.yaml``, validated by an untimed ``status --offline``): the timed push is
+not the first command after an edit. Every timed step starts alike (:meth:`StorageBench.settle`):
+``sync``, the page cache dropped (as root), then the step's inputs, the tool's registry and storage
+folders and both tools' code read back into it.
 
 Target: mops / fsspec <= 1.2 for push and for pull. mops's figures include what fsspec does not do:
 interpreter start-up and plugin loading, hashing nothing (the files were added before) but checking the
@@ -296,6 +299,9 @@ class StorageBench:
         header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
         config_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         (root / ".modelops-bundle" / "cache" / "packs.json").unlink(missing_ok=True)
+        # The edited config.yaml is validated by the next command, once (pydantic, about 60 ms): here,
+        # so that the timed push is a push like every one after the first following an edit.
+        self.run([self.mops, "bundle", "status", "--offline"], cwd=root)
 
     # ---------------------------------------------------------------------------------------- peers
 

@@ -195,3 +195,29 @@ def test_init_then_status_works_with_no_server(bundle_project: BundleProject) ->
     assert payload["environment"] == "local"
     assert payload["bundle"] == "project:latest"
     assert payload["tracked_files"] == 0
+
+
+def test_env_switch_validates_pins_and_remembers_the_file(
+    run_cli: CliRunner, mops_env: dict[str, str], tmp_path: Path
+) -> None:
+    envs = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
+    envs.mkdir(parents=True)
+    (envs / "broken.yaml").write_text("environment: broken\nregistry: {provider: docker, insecure: maybe}\n")
+    (envs / "lab.yaml").write_text(
+        "environment: lab\nregistry:\n  provider: oci-layout\n  path: /srv/registry\n"
+        "storage:\n  provider: local\n  path: /srv/blobs\n"
+    )
+    assert run_cli("init", "proj", "--env", "local").exit_code == 0
+    meta = tmp_path / "proj" / ".modelops-bundle"
+
+    refused = run_cli("env", "switch", "broken", cwd=tmp_path / "proj")
+    assert refused.exit_code == 2 and "broken.yaml" in refused.stderr
+    assert (meta / "env").read_text().strip() == "local"
+
+    switched = run_cli("env", "switch", "lab", "--json", cwd=tmp_path / "proj")
+    assert switched.exit_code == 0, switched
+    assert switched.json() == {"previous": "local", "pinned": "lab"}
+    assert (meta / "env").read_text().strip() == "lab"
+    # Validated now, so the next push or status reads the file without building the models.
+    cache = (meta / "cache" / "stat-cache.json").read_text()
+    assert f"environment.v3:{envs / 'lab.yaml'}" in cache and '"/srv/blobs"' in cache

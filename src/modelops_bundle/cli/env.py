@@ -64,13 +64,18 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if not args.name:
         raise UsageError("env switch needs an environment name", hint="mops bundle env list")
     name = envs.check_env_name(args.name)
-    envs.load_environment(name, ctx.environ)  # must exist and be valid before it is pinned
     ws = open_workspace(ctx)
+    # Must exist and be valid before it is pinned: validated with the full model, and remembered in the
+    # project's stat cache as validated, so the next push or status starts without pydantic.
+    from modelops_bundle.core.envfiles import registry_environment
+
+    registry_environment(name, ctx.environ, ws.cache)
     from modelops_bundle.core.fsutil import atomic_write_text
 
     with ws.lock():
         previous = ws.env_name()
         atomic_write_text(ws.project.env_path, name + "\n")
+        ws.close()
     if ctx.out.json_mode:
         ctx.out.emit_json({"previous": previous, "pinned": name})
     else:
