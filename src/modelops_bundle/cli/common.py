@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.hashing import Hasher, ProgressSink, resolve_hasher
@@ -67,8 +66,9 @@ def fetch_session(ctx: CommandContext, ws: Workspace, ref: str | None) -> Iterat
         backend.close()
 
 
-@dataclass(frozen=True)
-class FetchSession:
+class FetchSession(NamedTuple):
+    """What a command that fetches versions holds: the reference, its registry and a blob fetcher."""
+
     reference: Reference
     backend: RegistryBackend
     fetcher: LazyBlobFetcher

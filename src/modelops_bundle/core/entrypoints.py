@@ -13,12 +13,12 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class EntryPointRecord:
+class EntryPointRecord(NamedTuple):
+    """One entry point of the plugin group, with the distribution that declares it."""
+
     name: str
     value: str  # "module:attr" or "module"
     distribution: str

@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelops_bundle.core.errors import UsageError
 
@@ -100,8 +99,14 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True)
-class RegistryView:
+#: The default of ``model_extra`` below: shared, so never mutated (views are built with their own dict).
+_NO_EXTRA: dict[str, Any] = {}
+
+# The views are NamedTuples, not frozen dataclasses: a frozen dataclass costs 0.3-0.4 ms to define
+# (generated methods, each compiled), a NamedTuple 0.06 ms, and every status defines them.
+
+
+class RegistryView(NamedTuple):
     """The ``registry:`` section, as :class:`~.environment.RegistrySettings` reads it."""
 
     provider: str = "docker"
@@ -111,11 +116,10 @@ class RegistryView:
     password: Secret | None = None
     requires_auth: bool = False
     insecure: bool = False
-    model_extra: dict[str, Any] = field(default_factory=dict)
+    model_extra: dict[str, Any] = _NO_EXTRA
 
 
-@dataclass(frozen=True)
-class StorageView:
+class StorageView(NamedTuple):
     """The ``storage:`` section, as :class:`~.environment.StorageEnvSettings` reads it."""
 
     provider: str | None = None
@@ -125,11 +129,10 @@ class StorageView:
     endpoint: str | None = None
     access_key: str | None = None
     secret_key: Secret | None = None
-    model_extra: dict[str, Any] = field(default_factory=dict)
+    model_extra: dict[str, Any] = _NO_EXTRA
 
 
-@dataclass(frozen=True)
-class EnvironmentView:
+class EnvironmentView(NamedTuple):
     """What selecting a registry backend and opening the blob store need of an environment.
 
     ``storage`` is the ``storage:`` section (``None`` when absent -- or, from :func:`registry_environment`,
@@ -263,7 +266,7 @@ def _environment(
             view = _view(str(remembered.get("environment") or name), registry, storage or None)
             provider = remembered.get("storage_provider")
             if view.storage is None and isinstance(provider, str):
-                view = replace(view, storage_provider=provider)
+                view = view._replace(storage_provider=provider)
             return view
     from modelops_bundle.core.validation import parse_yaml, read_text
 

@@ -67,6 +67,8 @@ class ManifestRecord:
 
 @dataclass
 class TransferStats:
+    """Counts of what a batch of transfers moved and skipped (``extra``: a backend's own counters)."""
+
     uploaded_blobs: int = 0
     uploaded_bytes: int = 0
     skipped_blobs: int = 0

@@ -290,8 +290,10 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
     reference = project_reference(ws)
     state = ws.state()
     known = state.known()
-    local = {rel: info.digest for rel, info in scan.files.items()}
-    local_changed = local != state.last_synced_files
+    last_synced = state.last_synced_files
+    local_changed = len(scan.files) != len(last_synced) or any(
+        last_synced.get(rel) != info.digest for rel, info in scan.files.items()
+    )
     synced = state.synced_digest
     status = RemoteStatus(str(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
     try:
@@ -305,8 +307,9 @@ def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[
         status.remote_digest = digest
         if digest is None:
             status.state = "not-pushed"
-            status.push = {"action": "create", "files": len(local)}
+            status.push = {"action": "create", "files": len(scan.files)}
             return status
+        local = {rel: info.digest for rel, info in scan.files.items()}
         if digest == synced:
             # The tag is where this project left it: the last synced files *are* the remote side,
             # so no manifest or index needs fetching (a status stays one cheap tag lookup).

@@ -13,6 +13,8 @@ from modelops_bundle.core.workspace import Scan, SyncState
 
 @dataclass
 class LocalChanges:
+    """Tracked files by how they differ from the last synced version."""
+
     added: list[str] = field(default_factory=list)  # tracked, not in the last synced version
     modified: list[str] = field(default_factory=list)  # content differs from the last synced version
     deleted: list[str] = field(default_factory=list)  # tracked but missing from the working tree

@@ -35,6 +35,8 @@ _NAME_SEP = "/"  # cannot occur in a file name
 
 @dataclass
 class WalkResult:
+    """What a walk found: includable files (sorted), skipped paths, the stats it took, the folders it went through."""
+
     files: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstat of the files in ``want``
@@ -86,12 +88,6 @@ class ListingCache:
             self.dirty = self.dirty or bool(self.folders)
             self.folders = {}
 
-    def get(self, rel_dir: str, st: os.stat_result) -> tuple[str, str] | None:
-        entry = self.folders.get(rel_dir)
-        if entry is not None and entry[0] == st.st_ctime_ns and entry[1] == st.st_ino:
-            return entry[2], entry[3]
-        return None
-
     def put(self, rel_dir: str, st: os.stat_result, files: list[str], folders: list[str], now_ns: int) -> None:
         if now_ns - st.st_ctime_ns < LISTING_MARGIN_NS:  # racy: a change in this tick would not show
             self.forget(rel_dir)
@@ -112,6 +108,10 @@ class ListingCache:
         for rel in stale:
             del self.folders[rel]
         self.dirty = self.dirty or bool(stale)
+
+
+_S_IFMT = stat_module.S_IFMT(0o177777)
+_S_IFDIR = stat_module.S_IFDIR
 
 
 def symlink_verdict(root_real: str, absolute: str) -> str | None:
@@ -157,7 +157,9 @@ def walk(
     now_ns = time.time_ns()
     lstat = os.lstat
     base = root + os.sep
+    listed = cache.folders if cache is not None else {}
     stack = [start_rel]
+    # Locals and inlined tests: a warm status goes round this loop once per folder of the project.
     while stack:
         rel_dir = stack.pop()
         path = base + rel_dir if rel_dir else root
@@ -168,20 +170,22 @@ def walk(
             except OSError as exc:
                 skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
                 continue
-            if not stat_module.S_ISDIR(st.st_mode):  # replaced by a file or a symlink since it was listed
+            if st.st_mode & _S_IFMT != _S_IFDIR:  # replaced by a file or a symlink since it was listed
                 if cache is not None:
                     cache.forget(rel_dir)
                 skipped.append((rel_dir or ".", "not a folder (any more)"))
                 continue
         folders.append(rel_dir)
         prefix = f"{rel_dir}/" if rel_dir else ""
-        cached = cache.get(rel_dir, st) if cache is not None and st is not None else None
-        if cached is not None:
-            names, subfolders = cached
+        # The folder's listing, still valid while its ctime and inode are those it was listed at.
+        listing = listed.get(rel_dir) if st is not None else None
+        if listing is not None and st is not None and listing[0] == st.st_ctime_ns and listing[1] == st.st_ino:
+            _, _, names, subfolders = listing
+            # "a/b" -> ["<prefix>a", "<prefix>b"] in two C calls (no name holds "/" or NUL)
             if names:
-                files.extend([prefix + name for name in names.split(_NAME_SEP)])
+                files.extend((prefix + names.replace(_NAME_SEP, "\0" + prefix)).split("\0"))
             if subfolders:
-                stack.extend([prefix + name for name in subfolders.split(_NAME_SEP)])
+                stack.extend((prefix + subfolders.replace(_NAME_SEP, "\0" + prefix)).split("\0"))
             continue
         try:
             with os.scandir(path) as iterator:

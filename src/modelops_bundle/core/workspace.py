@@ -8,9 +8,10 @@ re-validates nothing and imports neither pydantic nor pathspec. Writes go throug
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import operator
 import os
-import shutil
 import stat as stat_module
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,8 @@ class Workspace:
         (with partial downloads) that no later run removed, so the leftovers grew with every interrupted
         pull.
         """
+        import shutil  # here: a status never needs it
+
         meta = self.project.meta
         with contextlib.suppress(OSError):
             for leftover in (meta / "staging").iterdir():
@@ -342,26 +345,30 @@ class Workspace:
         # folders of the project, never reached through a symlink: no lstat per folder to check that.
         checked_parents: dict[str, bool] = dict.fromkeys(self._real_folders, True)
         prefix = root + os.sep
+        # Locals and inlined tests below: this loop runs once per tracked file on every status.
+        known_get = known.get if known else None
+        lstat = os.lstat
         for rel in wanted:
-            st = known.get(rel)
+            st = known_get(rel) if known_get is not None else None
             if st is None:
-                parent_rel = rel.rpartition("/")[0]
-                # a dict hit for every folder the walk went through; the function for the others
-                real_parent = checked_parents.get(parent_rel) if parent_rel else True
-                if real_parent is None:
-                    real_parent = _real_parent_ok(root, parent_rel, checked_parents)
-                if not real_parent:
-                    skipped.append((rel, "path goes through a symlinked folder"))
-                    continue
+                slash = rel.rfind("/")
+                if slash > 0:
+                    # a dict hit for every folder the walk went through; the function for the others
+                    real_parent = checked_parents.get(rel[:slash])
+                    if real_parent is None:
+                        real_parent = _real_parent_ok(root, rel[:slash], checked_parents)
+                    if not real_parent:
+                        skipped.append((rel, "path goes through a symlinked folder"))
+                        continue
                 try:
-                    st = os.lstat(prefix + rel)
+                    st = lstat(prefix + rel)
                 except FileNotFoundError:
                     missing.append(rel)
                     continue
                 except OSError as exc:
                     skipped.append((rel, exc.strerror or str(exc)))
                     continue
-            if not stat_module.S_ISREG(st.st_mode):
+            if st.st_mode & _S_IFMT != _S_IFREG:
                 absolute = prefix + rel
                 if stat_module.S_ISLNK(st.st_mode):
                     reason = symlink_verdict(root_real, absolute)
@@ -399,7 +406,7 @@ class Workspace:
             self.cache.forget(self.tracked())
         scan = Scan(
             algorithm,
-            dict(sorted(files.items())),
+            files if not jobs and _is_sorted(wanted) else dict(sorted(files.items())),
             missing,
             skipped,
             hashed_files=len(jobs),
@@ -409,6 +416,14 @@ class Workspace:
             tracked = set(self.tracked())
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
+
+
+_S_IFMT = stat_module.S_IFMT(0o177777)
+_S_IFREG = stat_module.S_IFREG
+
+
+def _is_sorted(items: list[str]) -> bool:
+    return all(map(operator.le, items, itertools.islice(items, 1, None)))
 
 
 def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> bool:

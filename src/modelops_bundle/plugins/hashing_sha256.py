@@ -1,8 +1,11 @@
-"""Built-in content hasher: SHA-256, streamed with a reusable 1 MiB buffer per thread."""
+"""Built-in content hasher: SHA-256, streamed with a reusable 1 MiB buffer per thread.
+
+``hashlib`` (OpenSSL, 2-3 ms to load) is imported when something is first hashed: a warm ``status``
+resolves the hasher and hashes nothing.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import BinaryIO
 
@@ -29,6 +32,8 @@ class Sha256Hasher:
             return self.digest_fileobj(handle)
 
     def digest_fileobj(self, handle: BinaryIO) -> str:
+        import hashlib
+
         digest = hashlib.sha256()
         view = self._buffer()
         readinto = handle.readinto  # type: ignore[attr-defined]
@@ -40,6 +45,8 @@ class Sha256Hasher:
         return digest.hexdigest()
 
     def digest_bytes(self, data: bytes) -> str:
+        import hashlib
+
         return hashlib.sha256(data).hexdigest()
 
 

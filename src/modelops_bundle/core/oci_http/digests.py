@@ -7,14 +7,16 @@ and digest match, so a destination path either holds verified bytes or does not 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from modelops_bundle.core.errors import IntegrityError, RegistryError
 from modelops_bundle.core.reference import DIGEST_RE
+
+if TYPE_CHECKING:
+    import hashlib
 
 
 def _current_umask() -> int:
@@ -39,12 +41,19 @@ def split_digest(digest: str) -> tuple[str, str]:
     return algorithm, hexpart
 
 
+# hashlib (OpenSSL, 2-3 ms to load) is imported on first use: a status that only reads a tag needs none.
+
+
 def new_hash(digest: str) -> hashlib._Hash:
     """A fresh hash object for the algorithm ``digest`` is made with."""
+    import hashlib
+
     return hashlib.new(split_digest(digest)[0])
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
