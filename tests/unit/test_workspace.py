@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 import pytest
 
+from modelops_bundle import hookimpl
 from modelops_bundle.core.config import BundleConfig, load_config, render_config, save_config
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.project import Project
@@ -326,3 +327,23 @@ def test_walk_symlink_policy(linked_tree: Path) -> None:
     assert reasons["outside_dir_link"] == "symlink points outside the project"
     assert reasons["dangling"] == "dangling symlink"
     assert reasons["data/loop"] == "symlink to a directory (not followed)"  # a cycle, never descended
+
+
+class _ExtraFiles:
+    """A plugin naming extra files that travel in every version (one tracked, one not)."""
+
+    @hookimpl
+    def mops_extra_files(self, project: Project) -> list[str]:
+        return ["b/extra.txt", "a/tracked.txt"]
+
+
+@pytest.mark.parametrize("tracked_lines", [["a/tracked.txt", "c.txt", "z/last"], ["z/last", "c.txt", "a/tracked.txt"]])
+def test_bundle_paths_are_tracked_plus_extra_files_sorted(
+    bundle_project: BundleProject, tracked_lines: list[str]
+) -> None:
+    from modelops_bundle.core.bundle_files import bundle_paths
+    from modelops_bundle.core.plugins import build_plugin_host
+
+    (bundle_project.meta / "tracked.txt").write_text("".join(f"{rel}\n" for rel in tracked_lines))  # by hand
+    host = build_plugin_host({"MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}, extra_plugins=[("extra", _ExtraFiles())])
+    assert bundle_paths(host, _ws(bundle_project)) == ["a/tracked.txt", "b/extra.txt", "c.txt", "z/last"]

@@ -36,5 +36,16 @@ def extra_files(host: PluginHost, project: Project) -> list[str]:
 
 
 def bundle_paths(host: PluginHost, ws: Workspace) -> list[str]:
-    """Everything a version of the working tree holds: the tracked files plus the extra files."""
-    return sorted(set(ws.tracked()) | set(extra_files(host, ws.project)))
+    """Everything a version of the working tree holds, sorted: the tracked files plus the extra files."""
+    import bisect
+
+    from modelops_bundle.core.paths import is_sorted
+
+    tracked = ws.tracked()  # validated: no duplicates; sorted unless edited by hand
+    extra = extra_files(host, ws.project)
+    if not is_sorted(tracked):
+        return sorted(set(tracked) | set(extra))
+    # The usual case, on every status: a few extra files, already tracked or not, and no set or sort
+    # of the (tens of thousands of) tracked paths.
+    missing = [rel for rel in extra if (i := bisect.bisect_left(tracked, rel)) == len(tracked) or tracked[i] != rel]
+    return sorted([*tracked, *missing]) if missing else list(tracked)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from modelops_bundle.core.context import CommandContext
@@ -37,8 +37,7 @@ class Command:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
-class LazyCommand:
+class LazyCommand(NamedTuple):
     """A command known by name (and aliases) whose module is imported only when it is chosen, or when
     every command must be shown (``--help``, completion). A run builds the parser of its own command
     alone, so ``mops bundle status`` does not import twenty command modules to run one.
@@ -48,7 +47,7 @@ class LazyCommand:
 
     name: str
     load: Callable[[], Command]
-    aliases: tuple[str, ...] = field(default_factory=tuple)
+    aliases: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -6,6 +6,8 @@ and never contains ``.``/``..`` segments, a leading ``/``, NUL or control charac
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 from pathlib import Path
 
@@ -60,3 +62,8 @@ def user_path_to_relpath(root: Path, cwd: Path, user_path: str) -> str:
 def is_within(root_real: str, candidate: str) -> bool:
     """True when the real path ``candidate`` is ``root_real`` or below it."""
     return candidate == root_real or candidate.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def is_sorted(paths: list[str]) -> bool:
+    """Whether ``paths`` is in ascending order (one C-level pass; a sort of sorted input still copies)."""
+    return all(map(operator.le, paths, itertools.islice(paths, 1, None)))

@@ -8,9 +8,7 @@ re-validates nothing and imports neither pydantic nor pathspec. Writes go throug
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
-import operator
 import os
 import stat as stat_module
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +29,7 @@ from modelops_bundle.core.hashing import (
     racy_margin,
 )
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
+from modelops_bundle.core.paths import is_sorted
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.validation import parse_json, read_text
 from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
@@ -406,7 +405,7 @@ class Workspace:
             self.cache.forget(self.tracked())
         scan = Scan(
             algorithm,
-            files if not jobs and _is_sorted(wanted) else dict(sorted(files.items())),
+            files if not jobs and is_sorted(wanted) else dict(sorted(files.items())),
             missing,
             skipped,
             hashed_files=len(jobs),
@@ -420,10 +419,6 @@ class Workspace:
 
 _S_IFMT = stat_module.S_IFMT(0o177777)
 _S_IFREG = stat_module.S_IFREG
-
-
-def _is_sorted(items: list[str]) -> bool:
-    return all(map(operator.le, items, itertools.islice(items, 1, None)))
 
 
 def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> bool:
