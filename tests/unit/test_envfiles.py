@@ -210,3 +210,36 @@ def test_the_embedded_local_environment_has_a_local_store(tmp_path: Path) -> Non
     environ = _env(tmp_path, None)
     home = Path(environ["MODELOPS_HOME"])
     assert storage_section("local", environ) == StorageView(provider="local", path=str(home / "blobs"))
+
+
+def test_a_status_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Start-up of a fresh process, as the executables run it: a warm `status` (registry check
+    included) loads no pydantic, yaml, OpenSSL (`hashlib`), `tempfile` or `shutil`; one that re-hashes
+    an edited file and saves its stat cache loads `hashlib` for the hash and still no `tempfile`."""
+    env = {**os.environ, **_env(tmp_path, None), "MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "data.csv").write_text("a,b\n1,2\n")
+    heavy = ("pydantic", "yaml", "hashlib", "tempfile", "shutil")
+    setup = (
+        "from modelops_bundle.cli.main import run\n"
+        f"assert run(['-C', {str(project)!r}, 'init', '.', '-q'], prog='m') == 0\n"
+        f"assert run(['-C', {str(project)!r}, 'add', '.', '-q'], prog='m') == 0\n"
+    )
+    probe = (
+        "import io, sys\n"
+        "from modelops_bundle.cli.main import run\n"
+        f"assert run(['-C', {str(project)!r}, 'status'], prog='m', stdout=io.StringIO()) == 0\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))\n"
+    )
+
+    def imported() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert subprocess.run([sys.executable, "-c", setup], env=env, timeout=60).returncode == 0
+    imported()  # the first status after init may validate what init did not write itself
+    assert imported() == "[]"
+    (project / "data.csv").write_text("a,b\n3,4\n")
+    assert imported() == "['hashlib']"

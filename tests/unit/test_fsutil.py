@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -177,3 +178,19 @@ def test_waiting_lock_waits_for_the_holder(tmp_path: Path) -> None:
 def test_lock_in_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot lock the project"), exclusive_lock(tmp_path / "no" / "lock"):
         pass
+
+
+def test_temp_files_are_new_private_and_uniquely_named(tmp_path: Path) -> None:
+    from modelops_bundle.core.fsutil import create_temp_file
+
+    made = []
+    for _ in range(50):
+        fd, name = create_temp_file(tmp_path, ".state.json.", ".tmp")
+        os.write(fd, b"x")
+        os.close(fd)
+        made.append(name)
+    assert len(set(made)) == 50
+    for name in made:
+        path = Path(name)
+        assert path.parent == tmp_path and path.name.startswith(".state.json.") and path.name.endswith(".tmp")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == b"x"

@@ -40,13 +40,25 @@ def describe_os_error(action: str, path: Path | str, exc: OSError) -> str:
     return f"cannot {action} {path}: {reason}"
 
 
+def create_temp_file(directory: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp`` without :mod:`tempfile`: a new file (mode 0600) under a random name in
+    ``directory``, opened for writing; returns ``(fd, path)``. Importing ``tempfile`` loads ``random``
+    (and with it OpenSSL) and ``shutil`` -- about 10 ms of every command that saves its stat cache."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _attempt in range(100):
+        name = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync folder)."""
-    import tempfile  # lazily: it pulls in random and shutil, which read-only commands never need
-
     directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = create_temp_file(directory, f".{path.name}.", ".tmp")
     except OSError as exc:
         raise BundleError(describe_os_error("write", path, exc)) from exc
     try:

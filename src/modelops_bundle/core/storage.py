@@ -26,7 +26,6 @@ import itertools
 import os
 import re
 import socket
-import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, PluginError, StorageError, UsageError
-from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.fsutil import create_temp_file, describe_os_error
 from modelops_bundle.core.hashing import signature as stat_signature
 from modelops_bundle.core.hashing import split_digest
 from modelops_bundle.core.registry import TransferProgress, TransferStats
@@ -480,7 +479,7 @@ class StorageProvider(ABC):
         dest = Path(dest)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, partial_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+            fd, partial_name = create_temp_file(dest.parent, f".{dest.name}.", ".partial")
             os.close(fd)
             # The name is ours (random, and proven writable); the file itself is left for the download
             # to create. An SDK opening an existing empty file with O_TRUNC trips ext4's auto_da_alloc,

@@ -74,10 +74,10 @@ def verify_bytes(data: bytes, digest: str, size: int | None, what: str) -> bytes
 
 def partial_file(destination: Path) -> tuple[BinaryIO, Path]:
     """An open, uniquely named hidden file beside ``destination`` (same filesystem, so rename is atomic)."""
-    import tempfile  # here: it loads random and more, which a status reading one tag never needs
+    from modelops_bundle.core.fsutil import create_temp_file
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".partial")
+    fd, name = create_temp_file(destination.parent, f".{destination.name}.", ".partial")
     os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; blobs and pulled files should be readable as usual
     return os.fdopen(fd, "wb"), Path(name)
 
