@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -189,15 +188,15 @@ class _OsProxy:
 
 
 def _failing_mkstemp(monkeypatch: pytest.MonkeyPatch, root: Path, code: int) -> None:
-    """Temp files below ``root`` cannot be created (fsutil imports ``tempfile`` lazily)."""
-    original = tempfile.mkstemp
+    """Temp files below ``root`` cannot be created (every atomic write makes one with ``create_temp_file``)."""
+    original = fsutil.create_temp_file
 
-    def mkstemp(*args: Any, **kwargs: Any) -> Any:
-        if str(kwargs.get("dir", "")).startswith(str(root)):
+    def create_temp_file(directory: Path, prefix: str, suffix: str) -> tuple[int, str]:
+        if str(directory).startswith(str(root)):
             raise OSError(code, os.strerror(code))
-        return original(*args, **kwargs)
+        return original(directory, prefix, suffix)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(fsutil, "create_temp_file", create_temp_file)
 
 
 def test_read_only_project(
