@@ -329,9 +329,11 @@ class Workspace:
         wanted = list(self.tracked() if paths is None else paths)
         walked: WalkResult | None = None
         known: dict[str, os.stat_result] = {}
+        wanted_set: set[str] = set()
         if include_untracked:
             # One pass over the tree lists untracked files and stats the tracked ones on the way.
-            walked = self.walk(want=set(wanted))
+            wanted_set = set(wanted)
+            walked = self.walk(want=wanted_set)
             known = walked.stats
         files: dict[str, FileInfo] = {}
         missing: list[str] = []
@@ -347,6 +349,7 @@ class Workspace:
         # Locals and inlined tests below: this loop runs once per tracked file on every status.
         known_get = known.get if known else None
         lstat = os.lstat
+        s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
         for rel in wanted:
             st = known_get(rel) if known_get is not None else None
             if st is None:
@@ -367,7 +370,7 @@ class Workspace:
                 except OSError as exc:
                     skipped.append((rel, exc.strerror or str(exc)))
                     continue
-            if st.st_mode & _S_IFMT != _S_IFREG:
+            if st.st_mode & s_ifmt != s_ifreg:
                 absolute = prefix + rel
                 if stat_module.S_ISLNK(st.st_mode):
                     reason = symlink_verdict(root_real, absolute)
@@ -412,7 +415,8 @@ class Workspace:
             hashed_bytes=sum(job.size for job in jobs),
         )
         if walked is not None:
-            tracked = set(self.tracked())
+            tracked_list = self.tracked()
+            tracked = wanted_set if tracked_list == wanted else set(tracked_list)  # usually the same paths
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
 
