@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import stat as stat_module
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,6 +31,7 @@ from modelops_bundle.core.hashing import (
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
 from modelops_bundle.core.paths import is_sorted
 from modelops_bundle.core.project import Project
+from modelops_bundle.core.stat_probe import ASK_AGAIN, StatProbe, can_fork
 from modelops_bundle.core.validation import parse_json, read_text
 from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
 
@@ -350,48 +351,88 @@ class Workspace:
         known_get = known.get if known else None
         lstat = os.lstat
         s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
-        for rel in wanted:
-            st = known_get(rel) if known_get is not None else None
-            if st is None:
-                slash = rel.rfind("/")
-                if slash > 0:
-                    # a dict hit for every folder the walk went through; the function for the others
-                    real_parent = checked_parents.get(rel[:slash])
-                    if real_parent is None:
-                        real_parent = _real_parent_ok(root, rel[:slash], checked_parents)
-                    if not real_parent:
-                        skipped.append((rel, "path goes through a symlinked folder"))
-                        continue
-                try:
-                    st = lstat(prefix + rel)
-                except FileNotFoundError:
-                    missing.append(rel)
-                    continue
-                except OSError as exc:
-                    skipped.append((rel, exc.strerror or str(exc)))
-                    continue
-            if st.st_mode & s_ifmt != s_ifreg:
-                absolute = prefix + rel
-                if stat_module.S_ISLNK(st.st_mode):
-                    reason = symlink_verdict(root_real, absolute)
-                    if reason:
-                        skipped.append((rel, reason))
-                        continue
-                    st = os.stat(absolute)
+        probe: StatProbe | None = None
+        mine: list[str] = wanted
+        theirs: list[str] = []
+        in_order = True  # files go into ``files`` in the order of ``wanted``
+        if can_fork(len(wanted)):
+            # A child process checks half of the paths the walk did not stat against the cache meanwhile
+            # (core/stat_probe.py); usually the walk stat-ed none (every folder listing was cached).
+            pool = [rel for rel in wanted if rel not in known] if known else wanted
+            half = len(pool) // 2
+            probe = StatProbe.start(pool[half:], prefix, entries, checked_parents)
+            if probe is not None:
+                theirs = pool[half:]
+                if known:
+                    kept = set(theirs)
+                    mine, in_order = [rel for rel in wanted if rel not in kept], False
                 else:
-                    skipped.append((rel, "not a regular file"))
-                    continue
-            entry = entries.get(rel)  # inlined StatCache.lookup: this loop runs once per tracked file
-            if (
-                entry is not None
-                and entry[2] == st.st_size
-                and entry[3] == st.st_mtime_ns
-                and entry[1] == st.st_ino
-                and entry[0] == st.st_dev
-            ):
-                files[rel] = new_info((rel, st.st_size, st.st_mode & 0o7777, prefix_digest + entry[4]))
-            else:
-                jobs.append(HashJob(rel, prefix + rel, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+                    mine = wanted[:half]
+
+        def to_check() -> Iterator[str]:
+            """The paths to check here, in order: mine, then those of the child's it was unsure of (its
+            sure answers go straight into ``files``, in their place in the order)."""
+            yield from mine
+            if probe is None:
+                return
+            modes = probe.collect()
+            if modes is None:
+                yield from theirs
+                return
+            for rel, mode in zip(theirs, modes, strict=True):
+                if mode == ASK_AGAIN:
+                    yield rel
+                else:
+                    entry = entries[rel]
+                    files[rel] = new_info((rel, entry[2], mode, prefix_digest + entry[4]))
+
+        try:
+            for rel in to_check():
+                st = known_get(rel) if known_get is not None else None
+                if st is None:
+                    slash = rel.rfind("/")
+                    if slash > 0:
+                        # a dict hit for every folder the walk went through; the function for the others
+                        real_parent = checked_parents.get(rel[:slash])
+                        if real_parent is None:
+                            real_parent = _real_parent_ok(root, rel[:slash], checked_parents)
+                        if not real_parent:
+                            skipped.append((rel, "path goes through a symlinked folder"))
+                            continue
+                    try:
+                        st = lstat(prefix + rel)
+                    except FileNotFoundError:
+                        missing.append(rel)
+                        continue
+                    except OSError as exc:
+                        skipped.append((rel, exc.strerror or str(exc)))
+                        continue
+                if st.st_mode & s_ifmt != s_ifreg:
+                    absolute = prefix + rel
+                    if stat_module.S_ISLNK(st.st_mode):
+                        reason = symlink_verdict(root_real, absolute)
+                        if reason:
+                            skipped.append((rel, reason))
+                            continue
+                        st = os.stat(absolute)
+                    else:
+                        skipped.append((rel, "not a regular file"))
+                        continue
+                entry = entries.get(rel)  # inlined StatCache.lookup: this loop runs once per tracked file
+                if (
+                    entry is not None
+                    and entry[2] == st.st_size
+                    and entry[3] == st.st_mtime_ns
+                    and entry[1] == st.st_ino
+                    and entry[0] == st.st_dev
+                ):
+                    files[rel] = new_info((rel, st.st_size, st.st_mode & 0o7777, prefix_digest + entry[4]))
+                else:
+                    jobs.append(HashJob(rel, prefix + rel, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+
+        finally:
+            if probe is not None and not probe.collected:
+                probe.collect()  # reap the child when the loop ended early
 
         def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
             self.cache.store(job.rel, st, hexdigest)
@@ -408,7 +449,7 @@ class Workspace:
             self.cache.forget(self.tracked())
         scan = Scan(
             algorithm,
-            files if not jobs and is_sorted(wanted) else dict(sorted(files.items())),
+            files if not jobs and in_order and is_sorted(wanted) else dict(sorted(files.items())),
             missing,
             skipped,
             hashed_files=len(jobs),

@@ -1,0 +1,137 @@
+"""Half of a warm scan's ``lstat``s in a forked child process (decision 0018).
+
+A warm ``status`` checks every tracked file against the stat cache: one ``lstat`` and a comparison
+each, about 3.5 us of which the system call is half. Threads do not help -- the GIL passes back and
+forth on every call and two threads were measured slower than one -- but a process does: a child forked
+after the walk inherits the stat cache and the list of real folders for free, checks the second half of
+the paths while the parent checks the first, and sends back one small integer per path.
+
+The child only ever answers "this path is a regular file whose signature matches the cache; here are
+its permission bits" or "ask again": any path it is unsure of (not in the cache, changed, missing, a
+symlink, a folder the walk did not go through) is checked again by the parent with the full rules. If
+anything about the child goes wrong, the parent checks all of its paths itself. Forking is done only
+where it is safe and pays: Linux, no other thread running, and at least :data:`MIN_PATHS` paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_module
+import sys
+from array import array
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Fewer paths than this are checked in-process (a fork and a pipe cost about 1-2 ms).
+MIN_PATHS = 4000
+#: In the child's answer: "check this path yourself".
+ASK_AGAIN = -1
+
+_S_IFMT = stat_module.S_IFMT(0o177777)
+_S_IFREG = stat_module.S_IFREG
+
+
+def cache_hit_modes(
+    rels: Sequence[str], prefix: str, entries: Mapping[str, tuple[Any, ...]], real_folders: Mapping[str, bool]
+) -> array[int]:
+    """For each path: its permission bits when it is a regular file, below a folder in ``real_folders``
+    (or at the top), whose ``(device, inode, size, mtime_ns)`` are those ``entries`` holds a digest for;
+    else :data:`ASK_AGAIN`."""
+    modes = array("h", [ASK_AGAIN]) * len(rels)
+    lstat = os.lstat
+    s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
+    for index, rel in enumerate(rels):
+        slash = rel.rfind("/")
+        if slash > 0 and real_folders.get(rel[:slash]) is not True:
+            continue
+        try:
+            st = lstat(prefix + rel)
+        except OSError:
+            continue
+        if st.st_mode & s_ifmt != s_ifreg:
+            continue
+        entry = entries.get(rel)
+        if (
+            entry is not None
+            and entry[2] == st.st_size
+            and entry[3] == st.st_mtime_ns
+            and entry[1] == st.st_ino
+            and entry[0] == st.st_dev
+        ):
+            modes[index] = st.st_mode & 0o7777
+    return modes
+
+
+def can_fork(paths: int) -> bool:
+    """Whether checking ``paths`` paths in two processes is safe and worth it here."""
+    if paths < MIN_PATHS or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    if (os.cpu_count() or 1) < 2:
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1  # forking with threads running is unsafe
+
+
+class StatProbe:
+    """A forked child running :func:`cache_hit_modes` over ``rels``; :meth:`collect` gets the answer."""
+
+    def __init__(self, pid: int, read_fd: int, count: int) -> None:
+        self.pid = pid
+        self.read_fd = read_fd
+        self.count = count
+        self.collected = False
+
+    @classmethod
+    def start(
+        cls,
+        rels: Sequence[str],
+        prefix: str,
+        entries: Mapping[str, tuple[Any, ...]],
+        real_folders: Mapping[str, bool],
+    ) -> StatProbe | None:
+        """Fork the child, or return ``None`` (the caller then checks ``rels`` itself)."""
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return None
+        if pid == 0:  # the child: answer, and leave without running anything of the parent's
+            code = 1
+            try:
+                os.close(read_fd)
+                view = memoryview(cache_hit_modes(rels, prefix, entries, real_folders).tobytes())
+                while view:
+                    view = view[os.write(write_fd, view) :]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        return cls(pid, read_fd, len(rels))
+
+    def collect(self) -> array[int] | None:
+        """The child's answer (one entry per path), or ``None`` when it failed in any way. Call it once,
+        also when the answer is no longer wanted: it reaps the child."""
+        self.collected = True
+        chunks: list[bytes] = []
+        try:
+            while chunk := os.read(self.read_fd, 1 << 16):
+                chunks.append(chunk)
+        except OSError:
+            chunks = []
+        finally:
+            os.close(self.read_fd)
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                status = 1
+        data = b"".join(chunks)
+        modes: array[int] = array("h")
+        if status != 0 or len(data) != self.count * modes.itemsize:
+            return None
+        modes.frombytes(data)
+        return modes
