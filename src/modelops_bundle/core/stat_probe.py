@@ -1,14 +1,19 @@
-"""Half of a warm scan's ``lstat``s in a forked child process (decision 0018).
+"""A warm scan's ``lstat``s in a forked child process, beside the parent's work (decision 0018).
 
 A warm ``status`` checks every tracked file against the stat cache: one ``lstat`` and a comparison
 each, about 3.5 us of which the system call is half. Threads do not help -- the GIL passes back and
-forth on every call and two threads were measured slower than one -- but a process does: a child forked
-after the walk inherits the stat cache and the list of real folders for free, checks the second half of
-the paths while the parent checks the first, and sends back one small integer per path.
+forth on every call and two threads were measured slower than one -- but a process does: a forked
+child inherits the stat cache and the folder lists for free, checks paths while the parent does other
+work, and sends back one small integer per path. ``Workspace.scan`` uses it two ways:
+
+* during the walk: started before it, the child checks every path, taking the folders of the
+  folder-listing cache as the real ones; the walk then confirms them, and when it had to read any folder
+  again (something changed) the answers are dropped;
+* after the walk otherwise: the child checks half of the paths while the parent checks the other half.
 
 The child only ever answers "this path is a regular file whose signature matches the cache; here are
 its permission bits" or "ask again": any path it is unsure of (not in the cache, changed, missing, a
-symlink, a folder the walk did not go through) is checked again by the parent with the full rules. If
+symlink, below a folder not known to be real) is checked again by the parent with the full rules. If
 anything about the child goes wrong, the parent checks all of its paths itself. Forking is done only
 where it is safe and pays: Linux, no other thread running, and at least :data:`MIN_PATHS` paths.
 """
@@ -19,7 +24,7 @@ import os
 import stat as stat_module
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 #: Fewer paths than this are checked in-process (a fork and a pipe cost about 1-2 ms).
@@ -32,7 +37,7 @@ _S_IFREG = stat_module.S_IFREG
 
 
 def cache_hit_modes(
-    rels: Sequence[str], prefix: str, entries: Mapping[str, tuple[Any, ...]], real_folders: Mapping[str, bool]
+    rels: Sequence[str], prefix: str, entries: Mapping[str, tuple[Any, ...]], real_folders: Container[str]
 ) -> array[int]:
     """For each path: its permission bits when it is a regular file, below a folder in ``real_folders``
     (or at the top), whose ``(device, inode, size, mtime_ns)`` are those ``entries`` holds a digest for;
@@ -42,7 +47,7 @@ def cache_hit_modes(
     s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
     for index, rel in enumerate(rels):
         slash = rel.rfind("/")
-        if slash > 0 and real_folders.get(rel[:slash]) is not True:
+        if slash > 0 and rel[:slash] not in real_folders:
             continue
         try:
             st = lstat(prefix + rel)
@@ -87,7 +92,7 @@ class StatProbe:
         rels: Sequence[str],
         prefix: str,
         entries: Mapping[str, tuple[Any, ...]],
-        real_folders: Mapping[str, bool],
+        real_folders: Container[str],
     ) -> StatProbe | None:
         """Fork the child, or return ``None`` (the caller then checks ``rels`` itself)."""
         try:

@@ -41,6 +41,7 @@ class WalkResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     stats: dict[str, os.stat_result] = field(default_factory=dict)  # lstat of the files in ``want``
     folders: list[str] = field(default_factory=list)  # every folder walked: real folders, no symlinks
+    listed: int = 0  # folders read from the disk (the others' names came from the listing cache)
 
 
 class ListingCache:
@@ -187,6 +188,7 @@ def walk(
             if subfolders:
                 stack.extend((prefix + subfolders.replace(_NAME_SEP, "\0" + prefix)).split("\0"))
             continue
+        result.listed += 1
         try:
             with os.scandir(path) as iterator:
                 entries = list(iterator)

@@ -299,6 +299,16 @@ class Workspace:
         self._real_folders.update(result.folders)
         return result
 
+    def _probe_during_walk(self, wanted: list[str], prefix: str) -> StatProbe | None:
+        """A child that checks every path against the stat cache while this process walks the tree,
+        taking the folders of the folder-listing cache as the real ones -- which the walk then confirms
+        (the caller drops the child's answers when it had to read any folder again)."""
+        listings = self.cache.listings
+        self.ignore_rules()  # sets the rules key the listings must have been made under
+        if not listings.folders or listings.rules != self._rules_key or not can_fork(len(wanted)):
+            return None
+        return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders)
+
     def hashed_signatures(self, digests: Mapping[str, str]) -> dict[str, tuple[int, int, int, int]]:
         """``(device, inode, size, mtime_ns)`` at which each path's digest (``digests``) was computed, from
         the stat cache; a path whose cached digest differs, or whose signature is too recent to trust
@@ -328,25 +338,32 @@ class Workspace:
         root = str(self.project.root)
         root_real = os.path.realpath(root)
         wanted = list(self.tracked() if paths is None else paths)
+        entries = self.cache.entries
+        prefix = root + os.sep
         walked: WalkResult | None = None
         known: dict[str, os.stat_result] = {}
         wanted_set: set[str] = set()
+        early: StatProbe | None = None
         if include_untracked:
             # One pass over the tree lists untracked files and stats the tracked ones on the way.
             wanted_set = set(wanted)
-            walked = self.walk(want=wanted_set)
+            early = self._probe_during_walk(wanted, prefix)
+            try:
+                walked = self.walk(want=wanted_set)
+            finally:
+                if early is not None and (walked is None or walked.listed):
+                    early.collect()  # the tree changed since its listings: the child's folders may not hold
+                    early = None
             known = walked.stats
         files: dict[str, FileInfo] = {}
         missing: list[str] = []
         skipped: list[tuple[str, str]] = []
         jobs: list[HashJob] = []
-        entries = self.cache.entries
         new_info = FileInfo._make  # a tenth of the cost of calling the class, once per tracked file
         prefix_digest = f"{algorithm}:"
         # Folders a walk went through (this scan's, or the one ``add`` made to find the files) are real
         # folders of the project, never reached through a symlink: no lstat per folder to check that.
         checked_parents: dict[str, bool] = dict.fromkeys(self._real_folders, True)
-        prefix = root + os.sep
         # Locals and inlined tests below: this loop runs once per tracked file on every status.
         known_get = known.get if known else None
         lstat = os.lstat
@@ -355,12 +372,16 @@ class Workspace:
         mine: list[str] = wanted
         theirs: list[str] = []
         in_order = True  # files go into ``files`` in the order of ``wanted``
-        if can_fork(len(wanted)):
+        if early is not None:
+            # Every folder was as listed before (none read again): the child, started before the walk
+            # with those folders as the real ones, checked every path meanwhile.
+            probe, mine, theirs = early, [], wanted
+        elif can_fork(len(wanted)):
             # A child process checks half of the paths the walk did not stat against the cache meanwhile
             # (core/stat_probe.py); usually the walk stat-ed none (every folder listing was cached).
             pool = [rel for rel in wanted if rel not in known] if known else wanted
             half = len(pool) // 2
-            probe = StatProbe.start(pool[half:], prefix, entries, checked_parents)
+            probe = StatProbe.start(pool[half:], prefix, entries, self._real_folders)
             if probe is not None:
                 theirs = pool[half:]
                 if known:
