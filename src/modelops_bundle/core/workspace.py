@@ -305,7 +305,8 @@ class Workspace:
         (the caller drops the child's answers when it had to read any folder again)."""
         listings = self.cache.listings
         self.ignore_rules()  # sets the rules key the listings must have been made under
-        if not listings.folders or listings.rules != self._rules_key or not can_fork(len(wanted)):
+        worth_it = len(self.cache.entries) * 2 >= len(wanted)  # the child can only confirm cached files
+        if not (worth_it and listings.folders and listings.rules == self._rules_key and can_fork(len(wanted))):
             return None
         return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders)
 
@@ -376,7 +377,7 @@ class Workspace:
             # Every folder was as listed before (none read again): the child, started before the walk
             # with those folders as the real ones, checked every path meanwhile.
             probe, mine, theirs = early, [], wanted
-        elif can_fork(len(wanted)):
+        elif len(entries) * 2 >= len(wanted) and can_fork(len(wanted)):  # not when most files are new
             # A child process checks half of the paths the walk did not stat against the cache meanwhile
             # (core/stat_probe.py); usually the walk stat-ed none (every folder listing was cached).
             pool = [rel for rel in wanted if rel not in known] if known else wanted
