@@ -98,9 +98,15 @@ def test_invalid_environment_name_is_a_usage_error(run_cli: CliRunner, tmp_path:
     assert not (tmp_path / "proj").exists()
 
 
-def test_environment_file_is_used_when_present(run_cli: CliRunner, mops_env: dict[str, str], tmp_path: Path) -> None:
+def _environments(mops_env: dict[str, str]) -> Path:
+    """The folder of environment files under the test's MODELOPS_HOME, created."""
     envs = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
     envs.mkdir(parents=True)
+    return envs
+
+
+def test_environment_file_is_used_when_present(run_cli: CliRunner, mops_env: dict[str, str], tmp_path: Path) -> None:
+    envs = _environments(mops_env)
     (envs / "dev.yaml").write_text(
         "environment: dev\nregistry:\n  provider: docker\n  login_server: registry.example.org:5000\n"
     )
@@ -114,8 +120,7 @@ def test_environment_file_is_used_when_present(run_cli: CliRunner, mops_env: dic
 def test_broken_environment_file_names_it_and_creates_nothing(
     run_cli: CliRunner, mops_env: dict[str, str], tmp_path: Path
 ) -> None:
-    envs = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
-    envs.mkdir(parents=True)
+    envs = _environments(mops_env)
     (envs / "prod.yaml").write_text("environment: prod\nregistry: [oops\n")
     result = run_cli("init", "proj", "--env", "prod")
     assert result.exit_code == 2
@@ -200,8 +205,7 @@ def test_init_then_status_works_with_no_server(bundle_project: BundleProject) ->
 def test_env_switch_validates_pins_and_remembers_the_file(
     run_cli: CliRunner, mops_env: dict[str, str], tmp_path: Path
 ) -> None:
-    envs = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
-    envs.mkdir(parents=True)
+    envs = _environments(mops_env)
     (envs / "broken.yaml").write_text("environment: broken\nregistry: {provider: docker, insecure: maybe}\n")
     (envs / "lab.yaml").write_text(
         "environment: lab\nregistry:\n  provider: oci-layout\n  path: /srv/registry\n"

@@ -80,6 +80,15 @@ def signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def holds(entry: Sequence[Any], st: os.stat_result) -> bool:
+    """Whether a stat-cache entry ``(dev, ino, size, mtime_ns, digest)`` is for the file as ``st`` shows it
+    (size and mtime first: the fields that differ when a file changed). The scan's loop inlines this."""
+    matched: bool = (
+        entry[2] == st.st_size and entry[3] == st.st_mtime_ns and entry[1] == st.st_ino and entry[0] == st.st_dev
+    )
+    return matched
+
+
 class StatCache:
     """``.modelops-bundle/cache/stat-cache.json``: machine-local, disposable, never pushed.
 
@@ -132,14 +141,7 @@ class StatCache:
 
     def lookup(self, rel: str, st: os.stat_result) -> str | None:
         entry = self.entries.get(rel)
-        if (
-            entry is not None
-            and len(entry) == 5
-            and entry[2] == st.st_size
-            and entry[3] == st.st_mtime_ns
-            and entry[1] == st.st_ino
-            and entry[0] == st.st_dev
-        ):
+        if entry is not None and len(entry) == 5 and holds(entry, st):
             hexdigest = entry[4]
             return hexdigest if isinstance(hexdigest, str) else None
         return None

@@ -27,6 +27,8 @@ from array import array
 from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
+from modelops_bundle.core.hashing import holds
+
 #: Fewer paths than this are checked in-process (a fork and a pipe cost about 1-2 ms).
 MIN_PATHS = 4000
 #: In the child's answer: "check this path yourself".
@@ -56,13 +58,7 @@ def cache_hit_modes(
         if st.st_mode & s_ifmt != s_ifreg:
             continue
         entry = entries.get(rel)
-        if (
-            entry is not None
-            and entry[2] == st.st_size
-            and entry[3] == st.st_mtime_ns
-            and entry[1] == st.st_ino
-            and entry[0] == st.st_dev
-        ):
+        if entry is not None and holds(entry, st):
             modes[index] = st.st_mode & 0o7777
     return modes
 

@@ -440,7 +440,7 @@ class Workspace:
                     else:
                         skipped.append((rel, "not a regular file"))
                         continue
-                entry = entries.get(rel)  # inlined StatCache.lookup: this loop runs once per tracked file
+                entry = entries.get(rel)  # hashing.holds, inlined: this loop runs once per tracked file
                 if (
                     entry is not None
                     and entry[2] == st.st_size
