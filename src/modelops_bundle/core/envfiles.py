@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from modelops_bundle.core.errors import UsageError
 
@@ -76,6 +76,12 @@ def default_environment_name(environ: Mapping[str, str]) -> str:
 
 def expand_path(raw: str) -> Path:
     return Path(os.path.expandvars(raw)).expanduser()
+
+
+class SecretValue(Protocol):
+    """A credential that hides itself in reprs: pydantic's ``SecretStr``, or :class:`Secret` below."""
+
+    def get_secret_value(self) -> str: ...
 
 
 class Secret:

@@ -15,15 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from modelops_bundle.core.envfiles import expand_path
+from modelops_bundle.core.envfiles import SecretValue, expand_path
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.plugins import PluginHost, collect_named
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import RegistryBackend
-
-
-class _SecretLike(Protocol):
-    def get_secret_value(self) -> str: ...
 
 
 class RegistrySection(Protocol):
@@ -39,7 +35,7 @@ class RegistrySection(Protocol):
     @property
     def username(self) -> str | None: ...
     @property
-    def password(self) -> _SecretLike | None: ...
+    def password(self) -> SecretValue | None: ...
     @property
     def insecure(self) -> bool: ...
     @property

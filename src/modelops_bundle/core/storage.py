@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from modelops_bundle.core.envfiles import SecretValue
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, PluginError, StorageError, UsageError
 from modelops_bundle.core.fsutil import create_temp_file, describe_os_error
 from modelops_bundle.core.hashing import signature as stat_signature
@@ -164,12 +165,6 @@ class BlobDownload:
 
 
 # ------------------------------------------------------------------------------------------ settings
-
-
-class SecretValue(Protocol):
-    """A credential that hides itself in reprs (pydantic's ``SecretStr``, ``envfiles.Secret``)."""
-
-    def get_secret_value(self) -> str: ...
 
 
 class StorageSection(Protocol):
