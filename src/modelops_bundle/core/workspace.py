@@ -310,6 +310,30 @@ class Workspace:
             return None
         return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders)
 
+    def _share_with_probe(
+        self, wanted: list[str], known: Mapping[str, os.stat_result], early: StatProbe | None, prefix: str
+    ) -> tuple[StatProbe | None, list[str], list[str], bool]:
+        """How a scan shares its paths with a stat-probe child (core/stat_probe.py): ``(probe, mine,
+        theirs, in_order)`` -- the paths this process checks, those the child answers for, and whether
+        checking ``mine`` then ``theirs`` keeps the order of ``wanted``."""
+        if early is not None:
+            # Every folder was as listed before (none read again): the child, started before the walk
+            # with those folders as the real ones, checked every path meanwhile.
+            return early, [], wanted, True
+        if len(self.cache.entries) * 2 < len(wanted) or not can_fork(len(wanted)):  # mostly new files: no
+            return None, wanted, [], True
+        # A child checks half of the paths the walk did not stat, meanwhile; usually the walk stat-ed none.
+        pool = [rel for rel in wanted if rel not in known] if known else wanted
+        half = len(pool) // 2
+        probe = StatProbe.start(pool[half:], prefix, self.cache.entries, self._real_folders)
+        if probe is None:
+            return None, wanted, [], True
+        theirs = pool[half:]
+        if not known:
+            return probe, wanted[:half], theirs, True
+        kept = set(theirs)
+        return probe, [rel for rel in wanted if rel not in kept], theirs, False
+
     def hashed_signatures(self, digests: Mapping[str, str]) -> dict[str, tuple[int, int, int, int]]:
         """``(device, inode, size, mtime_ns)`` at which each path's digest (``digests``) was computed, from
         the stat cache; a path whose cached digest differs, or whose signature is too recent to trust
@@ -369,27 +393,7 @@ class Workspace:
         known_get = known.get if known else None
         lstat = os.lstat
         s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
-        probe: StatProbe | None = None
-        mine: list[str] = wanted
-        theirs: list[str] = []
-        in_order = True  # files go into ``files`` in the order of ``wanted``
-        if early is not None:
-            # Every folder was as listed before (none read again): the child, started before the walk
-            # with those folders as the real ones, checked every path meanwhile.
-            probe, mine, theirs = early, [], wanted
-        elif len(entries) * 2 >= len(wanted) and can_fork(len(wanted)):  # not when most files are new
-            # A child process checks half of the paths the walk did not stat against the cache meanwhile
-            # (core/stat_probe.py); usually the walk stat-ed none (every folder listing was cached).
-            pool = [rel for rel in wanted if rel not in known] if known else wanted
-            half = len(pool) // 2
-            probe = StatProbe.start(pool[half:], prefix, entries, self._real_folders)
-            if probe is not None:
-                theirs = pool[half:]
-                if known:
-                    kept = set(theirs)
-                    mine, in_order = [rel for rel in wanted if rel not in kept], False
-                else:
-                    mine = wanted[:half]
+        probe, mine, theirs, in_order = self._share_with_probe(wanted, known, early, prefix)
 
         def to_check() -> Iterator[str]:
             """The paths to check here, in order: mine, then those of the child's it was unsure of (its
