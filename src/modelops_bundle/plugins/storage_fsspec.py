@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 import uuid
@@ -275,7 +276,9 @@ class LocalProvider(FsspecProvider):
             raise ConfigError(
                 f"storage option 'verify' must be one of {', '.join(VERIFY_MODES)}, not {settings.options['verify']!r}"
             )
-        if verify == "seal":
+        # Seals rest on the ctime changing with every write, which holds on POSIX systems only (Windows
+        # reports the creation time there): elsewhere every download is hashed.
+        if verify == "seal" and os.name == "posix":
             from modelops_bundle.core.blob_seals import BlobSeals, seals_path
             from modelops_bundle.core.envfiles import modelops_home
 
