@@ -67,7 +67,7 @@ def can_fork(paths: int) -> bool:
     """Whether checking ``paths`` paths in two processes is safe and worth it here."""
     if paths < MIN_PATHS or not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return False
-    if (os.cpu_count() or 1) < 2:
+    if len(os.sched_getaffinity(0)) < 2:  # the CPUs this process may run on (a container may allow one)
         return False
     threading = sys.modules.get("threading")
     return threading is None or threading.active_count() == 1  # forking with threads running is unsafe
