@@ -274,7 +274,8 @@ class LocalProvider(FsspecProvider):
         verify = str(settings.options.get("verify", "seal")).strip().lower()
         if verify not in VERIFY_MODES:
             raise ConfigError(
-                f"storage option 'verify' must be one of {', '.join(VERIFY_MODES)}, not {settings.options['verify']!r}"
+                f"storage option 'verify' must be one of {', '.join(VERIFY_MODES)}, not {settings.options['verify']!r}",
+                hint="it is set in the storage: section of the environment file (mops bundle env show)",
             )
         # Seals rest on the ctime changing with every write, which holds on POSIX systems only (Windows
         # reports the creation time there): elsewhere every download is hashed.
