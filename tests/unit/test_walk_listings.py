@@ -54,6 +54,15 @@ def cached(root: Path, listings: ListingCache) -> WalkResult:
     return walk(str(root), "", RULES, listings=listings)
 
 
+def listed_tree(root: Path, rules: str) -> ListingCache:
+    """The listings of a walk of the test tree, made under the ignore rules named ``rules``."""
+    make_tree(root)
+    listings = ListingCache()
+    listings.use_rules(rules)
+    cached(root, listings)
+    return listings
+
+
 @pytest.mark.usefixtures("no_margin")
 def test_an_unchanged_tree_is_not_listed_again(tmp_path: Path, scandirs: list[str]) -> None:
     make_tree(tmp_path)
@@ -103,10 +112,7 @@ def test_a_folder_with_a_symlink_is_always_listed(tmp_path: Path, scandirs: list
 
 @pytest.mark.usefixtures("no_margin")
 def test_listings_of_other_ignore_rules_are_dropped(tmp_path: Path) -> None:
-    make_tree(tmp_path)
-    listings = ListingCache()
-    listings.use_rules("rules-1")
-    cached(tmp_path, listings)
+    listings = listed_tree(tmp_path, "rules-1")
     assert listings.folders
     listings.use_rules("rules-2")
     assert listings.folders == {} and listings.rules == "rules-2"
@@ -133,10 +139,7 @@ def test_a_folder_replaced_by_a_symlink_is_reported_not_followed(tmp_path: Path,
 
 @pytest.mark.usefixtures("no_margin")
 def test_listings_survive_their_json_form(tmp_path: Path) -> None:
-    make_tree(tmp_path)
-    listings = ListingCache()
-    listings.use_rules("r")
-    cached(tmp_path, listings)
+    listings = listed_tree(tmp_path, "r")
     again = ListingCache.from_json(json.loads(json.dumps(listings.to_json())))
     assert again.folders == listings.folders and again.rules == "r"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import operator
 import os
+import stat
 from pathlib import Path
 
 from modelops_bundle.core.errors import UsageError
@@ -67,3 +68,8 @@ def is_within(root_real: str, candidate: str) -> bool:
 def is_sorted(paths: list[str]) -> bool:
     """Whether ``paths`` is in ascending order (one C-level pass; a sort of sorted input still copies)."""
     return all(map(operator.le, paths, itertools.islice(paths, 1, None)))
+
+
+#: ``st_mode & FILE_TYPE_BITS`` is the file type (``stat.S_IFREG``, ``stat.S_IFDIR`` ...): the loops that test
+#: every file of a project compare it inline instead of calling ``stat.S_ISREG``.
+FILE_TYPE_BITS = stat.S_IFMT(0o177777)

@@ -28,14 +28,12 @@ from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 from modelops_bundle.core.hashing import holds
+from modelops_bundle.core.paths import FILE_TYPE_BITS
 
 #: Fewer paths than this are checked in-process (a fork and a pipe cost about 1-2 ms).
 MIN_PATHS = 4000
 #: In the child's answer: "check this path yourself".
 ASK_AGAIN = -1
-
-_S_IFMT = stat_module.S_IFMT(0o177777)
-_S_IFREG = stat_module.S_IFREG
 
 
 def cache_hit_modes(
@@ -46,7 +44,7 @@ def cache_hit_modes(
     else :data:`ASK_AGAIN`."""
     modes = array("h", [ASK_AGAIN]) * len(rels)
     lstat = os.lstat
-    s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
+    s_ifmt, s_ifreg = FILE_TYPE_BITS, stat_module.S_IFREG
     for index, rel in enumerate(rels):
         slash = rel.rfind("/")
         if slash > 0 and rel[:slash] not in real_folders:

@@ -26,7 +26,7 @@ from typing import Any
 
 from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.ignore import IgnoreRules
-from modelops_bundle.core.paths import is_within
+from modelops_bundle.core.paths import FILE_TYPE_BITS, is_within
 
 #: A folder listed less than this after its last change is not cached (covers coarse timestamps: FAT 2 s).
 LISTING_MARGIN_NS = 2_000_000_000
@@ -111,10 +111,6 @@ class ListingCache:
         self.dirty = self.dirty or bool(stale)
 
 
-_S_IFMT = stat_module.S_IFMT(0o177777)
-_S_IFDIR = stat_module.S_IFDIR
-
-
 def symlink_verdict(root_real: str, absolute: str) -> str | None:
     """Why a file symlink may not be followed, or ``None`` when its target is a file inside the project."""
     try:
@@ -171,7 +167,8 @@ def walk(
             except OSError as exc:
                 skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
                 continue
-            if st.st_mode & _S_IFMT != _S_IFDIR:  # replaced by a file or a symlink since it was listed
+            # not a folder (any more): replaced by a file or a symlink since it was listed
+            if st.st_mode & FILE_TYPE_BITS != stat_module.S_IFDIR:
                 if cache is not None:
                     cache.forget(rel_dir)
                 skipped.append((rel_dir or ".", "not a folder (any more)"))

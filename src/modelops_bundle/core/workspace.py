@@ -29,7 +29,7 @@ from modelops_bundle.core.hashing import (
     racy_margin,
 )
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
-from modelops_bundle.core.paths import is_sorted
+from modelops_bundle.core.paths import FILE_TYPE_BITS, is_sorted
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.stat_probe import ASK_AGAIN, StatProbe, can_fork
 from modelops_bundle.core.validation import parse_json, read_text
@@ -299,14 +299,18 @@ class Workspace:
         self._real_folders.update(result.folders)
         return result
 
+    def _worth_probing(self, wanted: list[str]) -> bool:
+        """Whether a stat-probe child pays for ``wanted``: it can only confirm files the cache holds, so
+        not when most are new (a first ``add``), and only where forking is safe (:func:`can_fork`)."""
+        return len(self.cache.entries) * 2 >= len(wanted) and can_fork(len(wanted))
+
     def _probe_during_walk(self, wanted: list[str], prefix: str) -> StatProbe | None:
         """A child that checks every path against the stat cache while this process walks the tree,
         taking the folders of the folder-listing cache as the real ones -- which the walk then confirms
         (the caller drops the child's answers when it had to read any folder again)."""
         listings = self.cache.listings
         self.ignore_rules()  # sets the rules key the listings must have been made under
-        worth_it = len(self.cache.entries) * 2 >= len(wanted)  # the child can only confirm cached files
-        if not (worth_it and listings.folders and listings.rules == self._rules_key and can_fork(len(wanted))):
+        if not (listings.folders and listings.rules == self._rules_key and self._worth_probing(wanted)):
             return None
         return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders)
 
@@ -320,7 +324,7 @@ class Workspace:
             # Every folder was as listed before (none read again): the child, started before the walk
             # with those folders as the real ones, checked every path meanwhile.
             return early, [], wanted, True
-        if len(self.cache.entries) * 2 < len(wanted) or not can_fork(len(wanted)):  # mostly new files: no
+        if not self._worth_probing(wanted):
             return None, wanted, [], True
         # A child checks half of the paths the walk did not stat, meanwhile; usually the walk stat-ed none.
         pool = [rel for rel in wanted if rel not in known] if known else wanted
@@ -392,7 +396,7 @@ class Workspace:
         # Locals and inlined tests below: this loop runs once per tracked file on every status.
         known_get = known.get if known else None
         lstat = os.lstat
-        s_ifmt, s_ifreg = _S_IFMT, _S_IFREG
+        s_ifmt, s_ifreg = FILE_TYPE_BITS, stat_module.S_IFREG
         probe, mine, theirs, in_order = self._share_with_probe(wanted, known, early, prefix)
 
         def to_check() -> Iterator[str]:
@@ -486,10 +490,6 @@ class Workspace:
             tracked = wanted_set if tracked_list == wanted else set(tracked_list)  # usually the same paths
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
-
-
-_S_IFMT = stat_module.S_IFMT(0o177777)
-_S_IFREG = stat_module.S_IFREG
 
 
 def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> bool:
