@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from modelops_bundle.core.hashing import StatCache
 
 LOCAL_ENV = "local"
+#: The ``local`` storage provider's default folder, under ``$MODELOPS_HOME``.
+LOCAL_BLOBS = "blobs"
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -154,8 +156,8 @@ class EnvironmentView(NamedTuple):
 _REGISTRY_FIELDS = ("provider", "login_server", "path", "username", "password", "requires_auth", "insecure")
 _STORAGE_FIELDS = ("provider", "container", "path", "connection_string", "endpoint", "access_key", "secret_key")
 _STORAGE_SECRETS = ("connection_string", "secret_key")
-#: Extra ``storage:`` keys whose names say they may hold a credential (the providers scrub them too).
-_SECRET_NAME = re.compile(r"(key|secret|token|password|sas|credential|connection)", re.I)
+#: Option names that say they may hold a credential: never remembered, scrubbed from every message.
+SECRET_NAME = re.compile(r"(key|secret|token|password|sas|credential|connection)", re.I)
 _TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
 
 
@@ -220,17 +222,19 @@ def _view_of_model(config: EnvironmentConfig) -> EnvironmentView:
     return _view(config.environment, data, storage)
 
 
+def local_sections(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``registry:`` and ``storage:`` sections of the embedded ``local`` environment: an OCI layout
+    and a blob folder under ``$MODELOPS_HOME``, no server needed."""
+    home = modelops_home(environ)
+    return (
+        {"provider": "oci-layout", "path": str(home / "registry")},
+        {"provider": "local", "path": str(home / LOCAL_BLOBS)},
+    )
+
+
 def _local_view(environ: Mapping[str, str]) -> EnvironmentView:
     """The embedded ``local`` environment (:func:`.environment.embedded_local`), without pydantic."""
-    home = modelops_home(environ)
-    return _view(
-        LOCAL_ENV,
-        {"provider": "oci-layout", "path": str(home / "registry")},
-        {
-            "provider": "local",
-            "path": str(home / "blobs"),
-        },
-    )
+    return _view(LOCAL_ENV, *local_sections(environ))
 
 
 def registry_environment(name: str, environ: Mapping[str, str], memo: StatCache | None = None) -> EnvironmentView:
@@ -296,7 +300,7 @@ def _memo_of(view: EnvironmentView) -> dict[str, Any]:
     remembered_storage: dict[str, Any] | bool | None = None
     if storage is not None:
         secret = storage.connection_string is not None or storage.secret_key is not None
-        secret = secret or any(_SECRET_NAME.search(k) or not _plain(v) for k, v in storage.model_extra.items())
+        secret = secret or any(SECRET_NAME.search(k) or not _plain(v) for k, v in storage.model_extra.items())
         remembered_storage = False
         if not secret:
             remembered_storage = {

@@ -24,6 +24,7 @@ from modelops_bundle.core.envfiles import (
     environments_dir,
     expand_path,
     list_environments,
+    local_sections,
     modelops_home,
 )
 from modelops_bundle.core.errors import ConfigError
@@ -87,11 +88,9 @@ class EnvironmentConfig(BaseModel):
 
 def embedded_local(environ: Mapping[str, str]) -> EnvironmentConfig:
     """The built-in ``local`` environment: everything under ``$MODELOPS_HOME``, no server needed."""
-    home = modelops_home(environ)
+    registry, storage = local_sections(environ)
     return EnvironmentConfig(
-        environment=LOCAL_ENV,
-        registry=RegistrySettings(provider="oci-layout", path=str(home / "registry")),
-        storage=StorageEnvSettings(provider="local", path=str(home / "blobs")),
+        environment=LOCAL_ENV, registry=RegistrySettings(**registry), storage=StorageEnvSettings(**storage)
     )
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from modelops_bundle.core.envfiles import SecretValue
+from modelops_bundle.core.envfiles import SECRET_NAME, SecretValue
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, PluginError, StorageError, UsageError
 from modelops_bundle.core.fsutil import create_temp_file, describe_os_error
 from modelops_bundle.core.hashing import signature as stat_signature
@@ -56,7 +56,6 @@ DEFAULT_PROVIDER = "local"
 _READ_CHUNK = 1024 * 1024
 _HEX = re.compile(r"^[0-9a-f]+$")
 _ALGORITHM = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_SECRET_OPTION = re.compile(r"(key|secret|token|password|sas|credential|connection)", re.I)
 _REASON_LIMIT = 300
 
 ByteCounter = Callable[[int], None]
@@ -255,12 +254,12 @@ class ProviderSettings:
             values.append(raw)
             for part in raw.split(";"):
                 name, _, value = part.partition("=")
-                if value and _SECRET_OPTION.search(name):
+                if value and SECRET_NAME.search(name):
                     values.append(value)
         if self.secret_key is not None:
             values.append(self.secret_key.get_secret_value())
         for name, value in self.options.items():
-            if isinstance(value, str) and _SECRET_OPTION.search(name):
+            if isinstance(value, str) and SECRET_NAME.search(name):
                 values.append(value)
         return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
@@ -309,11 +308,11 @@ def resolve_settings(
 
 def default_blob_folder(settings: ProviderSettings) -> Path:
     """The ``local`` provider's folder: ``storage.path`` of the environment, else ``$MODELOPS_HOME/blobs``."""
-    from modelops_bundle.core.envfiles import expand_path, modelops_home
+    from modelops_bundle.core.envfiles import LOCAL_BLOBS, expand_path, modelops_home
 
     if settings.path:
         return expand_path(settings.path)
-    return modelops_home(settings.environ) / "blobs"
+    return modelops_home(settings.environ) / LOCAL_BLOBS
 
 
 # ------------------------------------------------------------------------------------------ provider

@@ -21,6 +21,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from modelops_bundle.core.envfiles import SECRET_NAME
 from modelops_bundle.core.errors import BundleError, ConfigError, StorageError
 from modelops_bundle.core.storage import (
     ByteCounter,
@@ -345,7 +346,7 @@ class FsspecUrlProvider(FsspecProvider):
             raise ConfigError("storage.storage_options must be a mapping")
         self.storage_options: dict[str, Any] = dict(options)
         for name, value in self.storage_options.items():
-            if isinstance(value, str) and re.search(r"(key|secret|token|password|credential)", name, re.I):
+            if isinstance(value, str) and SECRET_NAME.search(name):
                 self.add_secret(value)
         self.protocol = self.base.partition("://")[0].lower()
         self._root: str | None = None
