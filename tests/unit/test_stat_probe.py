@@ -187,3 +187,20 @@ def test_the_probe_reaps_its_child_when_not_asked(tmp_path: Path) -> None:
     assert modes is not None and list(modes) == [ASK_AGAIN] * 20  # nothing cached: ask again
     with pytest.raises(ChildProcessError):
         os.waitpid(probe.pid, os.WNOHANG)  # already reaped
+
+
+@linux_only
+def test_the_child_works_from_the_project_folder_and_answers_as_the_parent_would(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    rels = [f"sub/f{index}" for index in range(10)] + ["top.txt", "sub/uncached"]
+    for rel in rels:
+        (tmp_path / rel).write_text(rel)
+    entries = {rel: _entry(tmp_path / rel) for rel in rels[:-1]}
+    here = os.getcwd()
+    probe = StatProbe.start(rels, f"{tmp_path}/", entries, {"sub"})
+    assert probe is not None
+    answered = probe.collect()
+    assert answered is not None
+    assert list(answered) == list(cache_hit_modes(rels, f"{tmp_path}/", entries, {"sub"}))
+    assert list(answered).count(ASK_AGAIN) == 1  # only the uncached file
+    assert os.getcwd() == here  # the child's chdir is its own

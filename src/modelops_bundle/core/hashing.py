@@ -82,7 +82,8 @@ def signature(st: os.stat_result) -> tuple[int, int, int, int]:
 
 def holds(entry: Sequence[Any], st: os.stat_result) -> bool:
     """Whether a stat-cache entry ``(dev, ino, size, mtime_ns, digest)`` is for the file as ``st`` shows it
-    (size and mtime first: the fields that differ when a file changed). The scan's loop inlines this."""
+    (size and mtime first: the fields that differ when a file changed). The scan's loop and the stat
+    probe inline this."""
     matched: bool = (
         entry[2] == st.st_size and entry[3] == st.st_mtime_ns and entry[1] == st.st_ino and entry[0] == st.st_dev
     )
