@@ -4,7 +4,9 @@ Builds a synthetic project (default 10,000 files, 1 GiB in all, nested folders, 
 deterministic pseudo-random content) in a work folder with HOME and MODELOPS_HOME isolated, then times:
 
 1. the first ``mops bundle add .`` + ``mops bundle status`` against the hashing limit: hashlib sha256
-   over the same files on 2 threads (1 MiB ``readinto``, in-process, warm page cache);
+   over the same files on 2 threads (1 MiB ``readinto``, in-process, warm page cache); beside it the
+   floor of any Python tool: a bare ``add`` (walk, hash on 2 threads) and a bare ``status`` (``lstat``
+   every folder and file), each a fresh interpreter doing nothing else;
 2. a warm ``mops bundle status`` with nothing changed against ``git status`` on the same tree after
    ``git add -A`` -- and ``status --offline``, which like ``git status`` does not ask the registry;
 3. ``mops bundle status`` after appending a byte to 10 files, against the warm status;
@@ -52,6 +54,7 @@ from _common import (  # the bench folder is not a package
 )
 
 COMMAND_TIMEOUT = 1800.0  # seconds; one command of a 1 GiB run takes seconds, not minutes
+FIRST_ROUNDS = 3  # first add + status, and the bare floor: median of this many rounds
 RACY_CLEAN_WAIT = 2.5  # seconds between the add and the warm runs, so no file is "racily clean"
 EXTENSIONS = (".csv", ".py", ".json", ".bin", ".parquet", ".txt", ".yaml", ".nc")
 
@@ -124,6 +127,56 @@ def sha256_limit(paths: Sequence[Path], threads: int = 2) -> float:
         t.start()
     for t in pool:
         t.join()
+    return time.perf_counter() - start
+
+
+# The floor of any Python tool for "first add + status": two fresh interpreters doing only the
+# unavoidable work -- no ignore rules, no cache, no metadata, no output.
+BARE_ADD = """
+import hashlib, itertools, os, sys, threading
+root, listing = sys.argv[1], sys.argv[2]
+files, stack = [], [root]
+while stack:
+    with os.scandir(stack.pop()) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in (".modelops-bundle", ".git"):
+                    stack.append(entry.path)
+            else:
+                files.append(entry.path)
+next_index = itertools.count()
+def worker():
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    while (i := next(next_index)) < len(files):
+        digest = hashlib.sha256()
+        with open(files[i], "rb", buffering=0) as handle:
+            while n := handle.readinto(buf):
+                digest.update(view[:n])
+        digest.hexdigest()
+threads = [threading.Thread(target=worker) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+with open(listing, "w") as out:
+    out.write("\\n".join(files))
+"""
+BARE_STATUS = """
+import os, sys
+files = open(sys.argv[1]).read().split("\\n")
+for folder in {os.path.dirname(f) for f in files}:
+    os.lstat(folder)
+for f in files:
+    os.lstat(f)
+"""
+
+
+def bare_add_status(project: Path, listing: Path) -> float:
+    """Seconds for :data:`BARE_ADD` then :data:`BARE_STATUS`, each in a fresh interpreter."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", BARE_ADD, str(project), str(listing)], check=True, timeout=COMMAND_TIMEOUT)
+    subprocess.run([sys.executable, "-c", BARE_STATUS, str(listing)], check=True, timeout=COMMAND_TIMEOUT)
     return time.perf_counter() - start
 
 
@@ -274,10 +327,19 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     # A real project's files are older than a few seconds: wait until none is "racily clean", or the
     # first status would re-hash the files written last (by design, see core/hashing.py).
     time.sleep(max(0.0, written + RACY_CLEAN_WAIT - time.monotonic()))
-    log("first mops bundle add . + status")
-    first_add = runner.time([mops, "bundle", "add", "."])
-    add_done = time.monotonic()
-    first_status = runner.time([mops, "bundle", "status"])
+    log(f"first mops bundle add . + status, and the bare Python floor (median of {FIRST_ROUNDS}, alternating)")
+    firsts: list[tuple[float, float]] = []
+    bare: list[float] = []
+    for round_ in range(FIRST_ROUNDS):
+        if round_:  # a first add again: the project as init leaves it (no tracked list, no caches)
+            shutil.rmtree(project / ".modelops-bundle")
+            runner.run([mops, "bundle", "init", "."])
+        bare.append(bare_add_status(project, work / "bare-listing.txt"))
+        add_time = runner.time([mops, "bundle", "add", "."])
+        add_done = time.monotonic()
+        firsts.append((add_time, runner.time([mops, "bundle", "status"])))
+    first_add, first_status = min(firsts, key=lambda pair: abs(sum(pair) - statistics.median(map(sum, firsts))))
+    bare_floor = statistics.median(bare)
 
     time.sleep(max(0.0, add_done + RACY_CLEAN_WAIT - time.monotonic()))
     log(f"warm mops bundle status (median of {args.runs})")
@@ -312,6 +374,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
         Row("first `add .` + `status`", first_add + first_status, limit, "sha256, 2 threads", "<= 1.3x", 1.3),
         Row("  of which `add .`", first_add, None, "", "", None),
         Row("  of which first `status`", first_status, None, "", "", None),
+        Row("bare Python add + status (the floor)", bare_floor, limit, "sha256, 2 threads", "report"),
         Row("warm `status`, nothing changed", warm_status, git_status, "`git status`", "<= 2.0x", 2.0),
         # git status never asks a remote; `--offline` is mops's like-for-like (local tree only).
         Row("warm `status --offline`, nothing changed", warm_offline, git_status, "`git status`", "<= 2.0x", 2.0),
