@@ -151,13 +151,28 @@ def test_glob_with_a_bracket_is_a_usage_error_not_a_crash(project: BundleProject
 
 def test_corrupt_stat_cache_never_breaks_status(project: BundleProject) -> None:
     cache = project.meta / "cache" / "stat-cache.json"
+    delta = project.meta / "cache" / "stat-cache.delta.json"
     assert project.run("status").ok
     data = json.loads(cache.read_text())
-    data["digests"][data["paths"].index("a.txt")] = 5  # a digest of the wrong type: the cache is dropped
+    data["paths"].append("a.txt")  # the base's columns no longer fit together: the cache is dropped
     cache.write_text(json.dumps(data))
+    changes = json.loads(delta.read_text())  # add's one file went to the delta
+    changes["entries"]["a.txt"][4] = 5  # a digest of the wrong type: the delta is ignored
+    delta.write_text(json.dumps(changes))
     result = project.run("status", "--json")
     assert result.exit_code == 0, result
     assert result.json()["tracked_files"] == 1
+    assert result.json()["changes"]["added"] == ["a.txt"]
+
+
+def test_a_corrupt_stat_cache_delta_alone_is_ignored(project: BundleProject) -> None:
+    delta = project.meta / "cache" / "stat-cache.delta.json"
+    assert project.run("status").ok
+    for garbage in (b"{not json", b"[]", json.dumps({"version": 3, "base": "other", "entries": {}}).encode()):
+        delta.write_bytes(garbage)
+        result = project.run("status", "--json")
+        assert result.exit_code == 0, result
+        assert result.json()["tracked_files"] == 1
 
 
 def test_garbage_stat_cache_is_rebuilt(project: BundleProject) -> None:

@@ -15,6 +15,7 @@ What does need hashing is streamed (bounded memory) on several threads;
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -25,6 +26,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
+from modelops_bundle.core.cache_delta import (
+    CACHE_VERSION,
+    Delta,
+    delta_fits,
+    delta_path,
+    encode_delta,
+    read_delta,
+    rows_of,
+)
 from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
@@ -32,7 +42,8 @@ from modelops_bundle.core.walk import ListingCache
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
-CACHE_VERSION = 2  # 2: entries as columns (1: an object of lists, still read)
+#: Base versions still read (and rewritten as :data:`CACHE_VERSION`): 1, an object of lists; 2, columns without an id.
+OLDER_CACHE_VERSIONS = (1, 2)
 READ_CHUNK = 1024 * 1024
 #: Below this, a file is hashed on the calling thread (see :func:`hash_files`).
 SMALL_FILE_BYTES = 65536
@@ -107,6 +118,12 @@ class StatCache:
         self.listings = ListingCache()
         self.scan_start_ns = time.time_ns()
         self.dirty = False
+        #: The id of the base file these rows came from (``None``: no base of this version was read), and
+        #: what differs from it -- rows a save writes as a delta (core/cache_delta.py) while they are few.
+        self.base_id: str | None = None
+        self.changed_entries: set[str] = set()
+        self.changed_memo: set[str] = set()
+        self.rebase = False  # the next save writes a whole base (algorithm switched, bad delta, old version)
 
     @classmethod
     def load(cls, path: Path) -> StatCache:
@@ -117,11 +134,11 @@ class StatCache:
             return cache
         if not isinstance(raw, dict) or not isinstance(raw.get("algorithm"), str):
             return cache
-        if raw.get("version") == CACHE_VERSION:
+        version = raw.get("version")
+        if version == CACHE_VERSION or version == 2:
             entries = _entries_from_columns(raw)
-        elif raw.get("version") == 1 and isinstance(raw.get("entries"), dict):  # before the columns
+        elif version == 1 and isinstance(raw.get("entries"), dict):  # before the columns
             entries = {rel: tuple(e) for rel, e in raw["entries"].items() if type(e) is list and _valid_entry(e)}
-            cache.dirty = True  # written back as columns
         else:
             return cache
         if entries is None:
@@ -131,14 +148,41 @@ class StatCache:
         memo = raw.get("memo")
         cache.memo = memo if isinstance(memo, dict) else {}
         cache.listings = ListingCache.from_json(raw.get("listings"))
+        base_id = raw.get("id")
+        if version == CACHE_VERSION and isinstance(base_id, str) and base_id:
+            cache.base_id = base_id
+            cache._apply_delta()
+        else:
+            cache.rebase = cache.dirty = True  # written back in the current version, with an id
         return cache
+
+    def _apply_delta(self) -> None:
+        """The delta beside the base, if it is this base's and well formed (else the base alone stands:
+        an older state of the cache, and the next save's delta replaces the file)."""
+        assert self.base_id is not None
+        delta = read_delta(delta_path(self.path), self.base_id, self.algorithm)
+        if delta is None:
+            return
+        for rel, row in delta.entries.items():
+            if row is None:
+                self.entries.pop(rel, None)
+            else:
+                self.entries[rel] = row
+        for key, item in delta.memo.items():
+            if item is None:
+                self.memo.pop(key, None)
+            else:
+                self.memo[key] = item
+        self.listings.apply(delta.listings)
+        self.changed_entries.update(delta.entries)
+        self.changed_memo.update(delta.memo)
 
     def use_algorithm(self, algorithm: str) -> None:
         """Digests of another algorithm are never reused: switching drops them."""
         if algorithm != self.algorithm:
             self.algorithm = algorithm
             self.entries = {}
-            self.dirty = True
+            self.rebase = self.dirty = True
 
     def lookup(self, rel: str, st: os.stat_result) -> str | None:
         entry = self.entries.get(rel)
@@ -151,6 +195,7 @@ class StatCache:
         entry = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hexdigest)
         if self.entries.get(rel) != entry:
             self.entries[rel] = entry
+            self.changed_entries.add(rel)
             self.dirty = True
 
     def forget(self, keep: Iterable[str]) -> None:
@@ -158,6 +203,7 @@ class StatCache:
         stale = [rel for rel in self.entries if rel not in keep_set]
         for rel in stale:
             del self.entries[rel]
+        self.changed_entries.update(stale)
         self.dirty = self.dirty or bool(stale)
 
     def memo_get(self, key: str, fingerprint: Any) -> Any:
@@ -169,27 +215,63 @@ class StatCache:
     def memo_put(self, key: str, fingerprint: Any, data: Any) -> None:
         if self.memo.get(key) != {"fp": fingerprint, "data": data}:
             self.memo[key] = {"fp": fingerprint, "data": data}
+            self.changed_memo.add(key)
             self.dirty = True
 
     def save(self) -> None:
-        """Write the cache, smudging entries too recent to be trusted (racy-clean rule)."""
+        """Write what changed -- as a delta beside the base while the changes are few, else a new base --
+        smudging entries too recent to be trusted (racy-clean rule)."""
         if not (self.dirty or self.listings.dirty):
             return
         limit = self.scan_start_ns - racy_margin(self.entries.values())
-        payload = {
-            "version": CACHE_VERSION,
-            "algorithm": self.algorithm,
-            **_entries_to_columns(self.entries, limit),
-            "memo": self.memo,
-            "listings": self.listings.to_json(),
-        }
         try:
             self.path.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(self.path, json.dumps(payload, separators=(",", ":")).encode())
+            if self._delta_will_do():
+                assert self.base_id is not None
+                atomic_write_bytes(
+                    delta_path(self.path), encode_delta(self.base_id, self.algorithm, self._delta(limit))
+                )
+            else:
+                self._write_base(limit)
         except (BundleError, OSError):
             return  # a cache that cannot be written only costs speed next time
         self.dirty = False
         self.listings.dirty = False
+
+    def _delta_will_do(self) -> bool:
+        if self.base_id is None or self.rebase or self.listings.reset:
+            return False
+        changed = len(self.changed_entries) + len(self.listings.changed)
+        return delta_fits(changed, len(self.entries) + len(self.listings.folders))
+
+    def _delta(self, racy_limit: int) -> Delta:
+        entries = rows_of(self.entries, self.changed_entries)
+        for rel, row in entries.items():
+            if row is not None and row[3] >= racy_limit:
+                entries[rel] = (row[0], row[1], -1, row[3], row[4])  # smudged, as in the base
+        return Delta(
+            entries, rows_of(self.memo, self.changed_memo), rows_of(self.listings.folders, self.listings.changed)
+        )
+
+    def _write_base(self, racy_limit: int) -> None:
+        base_id = os.urandom(8).hex()
+        payload = {
+            "version": CACHE_VERSION,
+            "id": base_id,
+            "algorithm": self.algorithm,
+            **_entries_to_columns(self.entries, racy_limit),
+            "memo": self.memo,
+            "listings": self.listings.to_json(),
+        }
+        # The old delta goes first: a crash in between leaves the old base alone, an older valid state.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(delta_path(self.path))
+        atomic_write_bytes(self.path, json.dumps(payload, separators=(",", ":")).encode())
+        self.base_id = base_id
+        self.rebase = False
+        self.changed_entries.clear()
+        self.changed_memo.clear()
+        self.listings.rebased()
 
 
 def racy_margin(entries: Iterable[Sequence[Any]]) -> int:

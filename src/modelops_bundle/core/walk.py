@@ -54,6 +54,10 @@ class ListingCache:
         self.rules = rules
         self.folders: dict[str, tuple[int, int, str, str]] = folders or {}
         self.dirty = False
+        #: Since the stat cache's base was written: the folders whose listing changed, and whether the
+        #: rules changed (then every listing did, and the next save writes a new base).
+        self.changed: set[str] = set()
+        self.reset = False
 
     @classmethod
     def from_json(cls, raw: Any) -> ListingCache:
@@ -87,6 +91,7 @@ class ListingCache:
         if fingerprint != self.rules:
             self.rules = fingerprint
             self.dirty = self.dirty or bool(self.folders)
+            self.reset = self.reset or bool(self.folders)
             self.folders = {}
 
     def put(self, rel_dir: str, st: os.stat_result, files: list[str], folders: list[str], now_ns: int) -> None:
@@ -96,10 +101,12 @@ class ListingCache:
         entry = (st.st_ctime_ns, st.st_ino, _NAME_SEP.join(files), _NAME_SEP.join(folders))
         if self.folders.get(rel_dir) != entry:
             self.folders[rel_dir] = entry
+            self.changed.add(rel_dir)
             self.dirty = True
 
     def forget(self, rel_dir: str) -> None:
         if self.folders.pop(rel_dir, None) is not None:
+            self.changed.add(rel_dir)
             self.dirty = True
 
     def keep_only(self, walked: Collection[str]) -> None:
@@ -108,7 +115,22 @@ class ListingCache:
         stale = [rel for rel in self.folders if rel not in reached]
         for rel in stale:
             del self.folders[rel]
+        self.changed.update(stale)
         self.dirty = self.dirty or bool(stale)
+
+    def apply(self, rows: dict[str, tuple[int, int, str, str] | None]) -> None:
+        """The listing rows of a stat-cache delta (``None``: the folder has no listing)."""
+        for rel, row in rows.items():
+            if row is None:
+                self.folders.pop(rel, None)
+            else:
+                self.folders[rel] = row
+        self.changed.update(rows)
+
+    def rebased(self) -> None:
+        """Every listing is now in the stat cache's base."""
+        self.changed.clear()
+        self.reset = False
 
 
 def symlink_verdict(root_real: str, absolute: str) -> str | None:
