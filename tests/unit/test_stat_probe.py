@@ -110,8 +110,15 @@ SCRIPT = textwrap.dedent(
     warm_up.close()
     started.clear()
     answered.clear()
+    swap = sys.argv[3] if len(sys.argv) > 3 else ""
+    if swap:  # a cached folder moved out and replaced by a symlink to it: same files, same inodes
+        (root / swap).rename(root.parent / "moved")
+        (root / swap).symlink_to(root.parent / "moved")
     ws = Workspace(Project(root))
     scan = ws.scan(Sha256Hasher(), include_untracked=True)
+    if swap:
+        (root / swap).unlink()
+        (root.parent / "moved").rename(root / swap)
     print(json.dumps({
         "forked": started,
         "answered": answered,
@@ -125,9 +132,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _scan(root: Path, mode: str) -> dict[str, object]:
+def _scan(root: Path, mode: str, swap: str = "") -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(root), mode], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", SCRIPT, str(root), mode, swap], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
@@ -135,12 +142,12 @@ def _scan(root: Path, mode: str) -> dict[str, object]:
 
 
 @linux_only
-@pytest.mark.parametrize("tree", ["as-listed", "with-a-symlink"])
+@pytest.mark.parametrize("tree", ["as-listed", "with-a-symlink", "folder-swapped"])
 @pytest.mark.parametrize("mode", ["forked", "failing-child"])
 def test_a_scan_with_the_probe_is_the_scan_without_it(bundle_project, mode: str, tree: str) -> None:  # type: ignore[no-untyped-def]
-    """Both ways the probe runs: during the walk, when every folder is as its cached listing says (the
-    child checks every path); after it, on half the paths, when a folder had to be read again (here: one
-    holding a symlink, which is never cached)."""
+    """Both ways the probe runs: during the walk, while every folder it took as real still is one (the
+    child checks every path; folders read again -- here one holding a symlink, which is never cached --
+    do not matter); after it, on half the paths, when a folder it took as real is a symlink now."""
     root = bundle_project.root
     for index in range(60):
         bundle_project.write(f"d{index % 7}/sub{index % 3}/f{index:03d}.txt", f"content {index}\n")
@@ -154,26 +161,33 @@ def test_a_scan_with_the_probe_is_the_scan_without_it(bundle_project, mode: str,
         edited.write_text(f"edited {index}, longer\n")
         os.utime(edited, ns=(old + 10**9, old + 10**9))
     (root / "d5/sub0/f012.txt").unlink()
+    symlinked = []
     if tree == "with-a-symlink":
         (root / "d6/sub1/f013.txt").unlink()
         (root.parent / "outside.txt").write_text("not the project's")
         (root / "d6/sub1/f013.txt").symlink_to(root.parent / "outside.txt")  # never followed out of the project
+        symlinked = ["d6/sub1/f013.txt"]
+    swap = "d4/sub2" if tree == "folder-swapped" else ""
     (root / "untracked.txt").write_text("new")
-    expected = _scan(root, "sequential")
-    got = _scan(root, mode)
+    expected = _scan(root, "sequential", swap)
+    got = _scan(root, mode, swap)
     started, answered = got.pop("forked"), got.pop("answered")
     assert expected.pop("forked") == [] and expected.pop("answered") == []
     assert got == expected
     assert expected["missing"] == ["d5/sub0/f012.txt"] and expected["hashed"] == 0  # hashed by the warm-up
     assert expected["untracked"] == ["untracked.txt"]
-    symlinked = ["d6/sub1/f013.txt"] if tree == "with-a-symlink" else []
-    assert [rel for rel, _ in expected["skipped"]] == symlinked  # type: ignore[attr-defined]
+    skipped = [rel for rel, _ in expected["skipped"]]  # type: ignore[attr-defined]
+    if swap:
+        symlinked = sorted(f"d4/sub2/f{index:03d}.txt" for index in range(60) if (index % 7, index % 3) == (4, 2))
+        assert symlinked and sorted(skipped) == symlinked
+    else:
+        assert skipped == symlinked
     if mode == "failing-child":
         assert started and all(started) and set(answered) == {None}  # type: ignore[arg-type]
-    elif tree == "as-listed":
-        assert started == [True] and answered[0] > 50  # type: ignore[index,operator]
-    else:  # the child of the walk was dropped, a second one took half of the paths
+    elif tree == "folder-swapped":  # the child of the walk was dropped, a second one took half of the paths
         assert started == [True, True] and answered[-1] > 20  # type: ignore[index,operator]
+    else:
+        assert started == [True] and answered[0] > 50  # type: ignore[index,operator]
 
 
 @linux_only

@@ -24,7 +24,7 @@ import os
 import stat as stat_module
 import sys
 from array import array
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from typing import Any
 
 from modelops_bundle.core.paths import FILE_TYPE_BITS
@@ -94,10 +94,11 @@ def _relative_prefix(prefix: str) -> str:
 class StatProbe:
     """A forked child running :func:`cache_hit_modes` over ``rels``; :meth:`collect` gets the answer."""
 
-    def __init__(self, pid: int, read_fd: int, count: int) -> None:
+    def __init__(self, pid: int, read_fd: int, count: int, real_folders: Collection[str]) -> None:
         self.pid = pid
         self.read_fd = read_fd
         self.count = count
+        self.real_folders = real_folders  # the folders the child took as real
         self.collected = False
 
     @classmethod
@@ -106,7 +107,7 @@ class StatProbe:
         rels: Sequence[str],
         prefix: str,
         entries: Mapping[str, tuple[Any, ...]],
-        real_folders: Container[str],
+        real_folders: Collection[str],
     ) -> StatProbe | None:
         """Fork the child, or return ``None`` (the caller then checks ``rels`` itself)."""
         try:
@@ -131,7 +132,7 @@ class StatProbe:
             finally:
                 os._exit(code)
         os.close(write_fd)
-        return cls(pid, read_fd, len(rels))
+        return cls(pid, read_fd, len(rels), real_folders)
 
     def collect(self) -> array[int] | None:
         """The child's answer (one entry per path), or ``None`` when it failed in any way. Call it once,

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import stat as stat_module
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -312,7 +312,9 @@ class Workspace:
         self.ignore_rules()  # sets the rules key the listings must have been made under
         if not (listings.folders and listings.rules == self._rules_key and self._worth_probing(wanted)):
             return None
-        return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders)
+        # A copy: the walk updates the listings, and the child's answers hold only if every folder it took
+        # as real still is one (see :meth:`scan`).
+        return StatProbe.start(wanted, prefix, self.cache.entries, listings.folders.copy())
 
     def _share_with_probe(
         self, wanted: list[str], known: Mapping[str, os.stat_result], early: StatProbe | None, prefix: str
@@ -380,8 +382,8 @@ class Workspace:
             try:
                 walked = self.walk(want=wanted_set)
             finally:
-                if early is not None and (walked is None or walked.listed):
-                    early.collect()  # the tree changed since its listings: the child's folders may not hold
+                if early is not None and (walked is None or not _folders_still_real(early.real_folders, walked)):
+                    early.collect()  # a folder the child took as real is gone or a symlink now: drop its answers
                     early = None
             known = walked.stats
         files: dict[str, FileInfo] = {}
@@ -490,6 +492,16 @@ class Workspace:
             tracked = wanted_set if tracked_list == wanted else set(tracked_list)  # usually the same paths
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
         return scan
+
+
+def _folders_still_real(assumed: Collection[str], walked: WalkResult) -> bool:
+    """Whether every folder in ``assumed`` (those a stat-probe child took as real: the folder-listing
+    cache's when it started) is a real folder of this walk. Always so when the walk read no folder
+    again; otherwise -- a new file somewhere, a folder that was racy -- checked folder by folder."""
+    if not walked.listed:
+        return True
+    real = set(walked.folders)
+    return all(folder in real for folder in assumed)
 
 
 def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> bool:
