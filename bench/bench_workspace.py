@@ -334,6 +334,7 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
         if round_:  # a first add again: the project as init leaves it (no tracked list, no caches)
             shutil.rmtree(project / ".modelops-bundle")
             runner.run([mops, "bundle", "init", "."])
+            time.sleep(RACY_CLEAN_WAIT)  # as in the first round, nothing in the tree changed just now
         bare.append(bare_add_status(project, work / "bare-listing.txt"))
         add_time = runner.time([mops, "bundle", "add", "."])
         add_done = time.monotonic()
