@@ -42,8 +42,6 @@ from modelops_bundle.core.walk import ListingCache
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
-#: Base versions still read (and rewritten as :data:`CACHE_VERSION`): 1, an object of lists; 2, columns without an id.
-OLDER_CACHE_VERSIONS = (1, 2)
 READ_CHUNK = 1024 * 1024
 #: Below this, a file is hashed on the calling thread (see :func:`hash_files`).
 SMALL_FILE_BYTES = 65536
@@ -123,7 +121,7 @@ class StatCache:
         self.base_id: str | None = None
         self.changed_entries: set[str] = set()
         self.changed_memo: set[str] = set()
-        self.rebase = False  # the next save writes a whole base (algorithm switched, bad delta, old version)
+        self.rebase = False  # the next save writes a whole base (algorithm switched, base of an older version)
 
     @classmethod
     def load(cls, path: Path) -> StatCache:
@@ -134,8 +132,8 @@ class StatCache:
             return cache
         if not isinstance(raw, dict) or not isinstance(raw.get("algorithm"), str):
             return cache
-        version = raw.get("version")
-        if version == CACHE_VERSION or version == 2:
+        version = raw.get("version")  # 3 (cache_delta.CACHE_VERSION); 2 and 1 are read and rewritten as 3
+        if version == CACHE_VERSION or version == 2:  # 2: the same columns, without an id
             entries = _entries_from_columns(raw)
         elif version == 1 and isinstance(raw.get("entries"), dict):  # before the columns
             entries = {rel: tuple(e) for rel, e in raw["entries"].items() if type(e) is list and _valid_entry(e)}
