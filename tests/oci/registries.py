@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import http.client
+import json
 import os
 import re
 import secrets
@@ -132,10 +134,17 @@ class Fault:
 @dataclass
 class FaultProxy:
     """A forwarding proxy on 127.0.0.1 in front of a registry that injects faults, and optionally
-    demands Bearer tokens it issues itself at ``/token`` (a minimal token service)."""
+    demands Bearer tokens it issues itself at ``/token`` (a minimal token service).
+
+    With ``referrers``, it adds what an OCI 1.1 registry has and distribution 2.8 lacks: a manifest with
+    a ``subject`` stored through it is answered with ``OCI-Subject`` and listed by
+    ``GET /v2/<name>/referrers/<digest>`` (answered by the proxy itself)."""
 
     upstream_port: int
     bearer: bool = False
+    referrers: bool = False
+    #: ``(repository, subject digest) -> descriptors`` of the referrers stored through the proxy.
+    referrer_index: dict[tuple[str, str], list[dict[str, object]]] = field(default_factory=dict)
     users: dict[str, str] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
@@ -322,6 +331,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 time.sleep(0.05)
             self._hang_up()
             return
+        if owner.referrers and self.command == "GET" and (listing := _REFERRERS.match(self.path)):
+            self._drain()
+            with owner.lock:
+                found = list(owner.referrer_index.get((listing.group(1), listing.group(2)), []))
+            index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
+            self._answer(200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps(index).encode())
+            return
         try:
             self._forward(cut=action == "cut", hang_up=action == "drop-after")
         except ConnectionRefusedError:  # the upstream is down (killed): answer as a gateway does
@@ -338,6 +354,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     upstream.putheader(key, value)
             upstream.endheaders()
             remaining = int(self.headers.get("Content-Length") or 0)
+            manifest = self.owner.referrers and self.command == "PUT" and _MANIFEST_PUT.match(self.path)
+            kept: list[bytes] = []
             while remaining > 0:
                 piece = self.rfile.read(min(remaining, PIECE))
                 if not piece:
@@ -345,7 +363,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 upstream.send(piece)
                 remaining -= len(piece)
                 self.owner.count(incoming=len(piece))
+                if manifest:
+                    kept.append(piece)
             response = upstream.getresponse()
+            extra_headers: dict[str, str] = {}
+            if manifest and response.status == 201:
+                subject = self._index_referrer(manifest.group(1), b"".join(kept))
+                if subject:
+                    extra_headers["OCI-Subject"] = subject
             if hang_up:
                 response.read()
                 self._hang_up(response.status)
@@ -353,7 +378,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body_iter = _body(response, self.command)
             declared = response.getheader("Content-Length")
             self.send_response_only(response.status, response.reason)
-            for key, value in response.getheaders():
+            for key, value in [*response.getheaders(), *extra_headers.items()]:
                 if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
                     self.send_header(key, value)
             if declared is None:
@@ -380,6 +405,31 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.owner.count(outgoing=len(piece))
         finally:
             upstream.close()
+
+    def _index_referrer(self, repository: str, data: bytes) -> str | None:
+        """Remember a stored manifest that has a ``subject``, as a registry with the referrers API does;
+        its subject digest (for ``OCI-Subject``), or ``None``."""
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            return None
+        subject = manifest.get("subject") if isinstance(manifest, dict) else None
+        if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
+            return None
+        descriptor = {
+            "mediaType": manifest.get("mediaType"),
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "artifactType": manifest.get("artifactType") or manifest.get("config", {}).get("mediaType"),
+            "annotations": manifest.get("annotations", {}),
+        }
+        with self.owner.lock:
+            self.owner.referrer_index.setdefault((repository, subject["digest"]), []).append(descriptor)
+        return str(subject["digest"])
+
+
+_MANIFEST_PUT = re.compile(r"/v2/(.+?)/manifests/[^/]+$")
+_REFERRERS = re.compile(r"/v2/(.+?)/referrers/(sha256:[0-9a-f]{64})(?:\?.*)?$")
 
 
 def _body(response: http.client.HTTPResponse, method: str) -> Iterator[bytes]:

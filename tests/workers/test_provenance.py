@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import platform
+import urllib.request
+import uuid
 from pathlib import Path
 
 from modelops_bundle import __version__, api
 from modelops_bundle.core.provenance import fallback_tag
 from modelops_bundle.testing import run_command
 from tests.bundle.conftest import ok
-from tests.oci.registries import RunningRegistry
-from tests.workers.conftest import Pushed
+from tests.oci.registries import FaultProxy, RunningRegistry
+from tests.workers.conftest import Pushed, seir_project
 
 
 def _check_document(document: dict, digest: str) -> None:  # type: ignore[type-arg]
@@ -79,3 +81,30 @@ def test_provenance_over_http_uses_the_fallback_tag(http_bundle: Pushed, distrib
     assert result.exit_code == 1
     assert [f["path"] for f in result.json()["findings"]] == ["data/extra/unused.bin"]
     blob.write_bytes(bytes(data[:100]) + bytes([data[100] ^ 1]) + bytes(data[101:]))
+
+
+def test_a_registry_that_indexes_subjects_gets_no_fallback_tag(
+    distribution: RunningRegistry, mops_env: dict[str, str], tmp_path: Path
+) -> None:
+    """OCI 1.1: the registry answers the referrer's PUT with ``OCI-Subject`` (here: distribution behind a
+    proxy that adds the referrers API); push trusts it -- no referrers query, no ``sha256-<hex>`` tag --
+    and ``provenance`` finds the document through the API."""
+    proxy = FaultProxy(distribution.port, referrers=True).start()
+    try:
+        env_dir = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
+        env_dir.mkdir(parents=True, exist_ok=True)
+        (env_dir / "v11.yaml").write_text(
+            f"environment: v11\nregistry:\n  provider: docker\n  login_server: {proxy.host}\n"
+        )
+        name = f"seir-{uuid.uuid4().hex[:8]}"
+        project = seir_project(tmp_path / name, mops_env, "--env", "v11")
+        pushed = ok(project.run("push", "--json"))
+        assert pushed["provenance"]["method"] == "referrers-api"
+        assert [path for _, path, _ in proxy.requests if "/referrers/" in path] == []  # the header was enough
+        with urllib.request.urlopen(f"http://{distribution.host}/v2/{name}/tags/list", timeout=10) as answer:
+            assert json.load(answer)["tags"] == ["latest"]  # no fallback tag was written
+        shown = ok(project.run("provenance", "--json"))
+        assert shown["referrer"] == pushed["provenance"]["digest"]
+        _check_document(shown["provenance"], pushed["digest"])
+    finally:
+        proxy.stop()

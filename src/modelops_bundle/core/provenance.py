@@ -255,6 +255,11 @@ def attach(
         "artifactType": PROVENANCE_MEDIA_TYPE,
         "annotations": {ANNOTATION_CREATED: upload.created},
     }
+    # OCI 1.1: a registry that indexed the subject says so in its answer to the PUT (``OCI-Subject``);
+    # then nothing is left to do. Registries that have the API but predate the header are asked.
+    processed = getattr(backend, "processed_subject", None)  # a third-party backend may predate the method
+    if processed is not None and processed(repository, digest) == upload.subject_digest:
+        return {"digest": digest, "method": "referrers-api"}
     listed = _api_referrers(backend, repository, upload.subject_digest)
     if listed is not None and any(item.get("digest") == digest for item in listed):
         return {"digest": digest, "method": "referrers-api"}

@@ -137,4 +137,11 @@ class RegistryBackend(Protocol):
         that the tag-schema fallback maintains)."""
         ...
 
+    def processed_subject(self, repository: str, digest: str) -> str | None:
+        """Optional. The ``subject`` digest the registry said it indexed when it stored manifest ``digest``
+        (the ``OCI-Subject`` header of an OCI 1.1 registry), or ``None``. Provenance then skips the
+        referrers-API check and the fallback tag; a backend without the method is asked through
+        :meth:`referrers` instead."""
+        ...
+
     def close(self) -> None: ...

@@ -87,6 +87,9 @@ class OciDistributionRegistry:
             chunk_threshold=int(settings.get("chunk_threshold", DEFAULT_CHUNK_THRESHOLD)),
             chunk_size=int(settings.get("chunk_size", DEFAULT_CHUNK_SIZE)),
         )
+        #: ``(repository, manifest digest) -> subject digest`` the registry said it processed when it stored
+        #: the manifest (the ``OCI-Subject`` answer of an OCI 1.1 registry, see :meth:`processed_subject`).
+        self._processed_subjects: dict[tuple[str, str], str] = {}
 
     @classmethod
     def handles(cls, reference: Reference) -> bool:
@@ -194,9 +197,18 @@ class OciDistributionRegistry:
             if response.status_code not in (200, 201):
                 raise self.http.error(response, f"storing {self._what(repository, target)} on {self.describe()}")
             stored = response.headers.get("Docker-Content-Digest", "")
+            subject = response.headers.get("OCI-Subject", "").strip()
         if stored.startswith("sha256:") and stored != digest:
             raise IntegrityError(f"registry stored the manifest as {stored}, not {digest}")
+        if subject:
+            self._processed_subjects[(repository, digest)] = subject
         return digest
+
+    def processed_subject(self, repository: str, digest: str) -> str | None:
+        """The subject digest the registry reported having indexed when manifest ``digest`` was stored
+        (OCI 1.1: a registry with the referrers API answers such a PUT with ``OCI-Subject``), else
+        ``None`` -- then the client keeps the tag-schema fallback itself."""
+        return self._processed_subjects.get((repository, digest))
 
     def list_tags(self, repository: str) -> list[str]:
         from modelops_bundle.core.oci_http.client import scope_for

@@ -200,6 +200,10 @@ class OciLayoutRegistry:
         (``sha256-<hex>``), exactly as on a registry without the API, so other tools find them."""
         return None
 
+    def processed_subject(self, repository: str, digest: str) -> str | None:
+        """Nothing indexes a layout's referrers but the fallback tag."""
+        return None
+
     # ----------------------------------------------------------------------------------------- blobs
 
     def blob_exists(self, repository: str, digest: str) -> bool:
