@@ -34,6 +34,15 @@ def _base(path: Path, count: int = 1000) -> StatCache:
     return StatCache.load(path)
 
 
+def _change_and_save(cache: StatCache, *numbers: int, hexdigest: str = "cd") -> None:
+    """Rows ``f<number>`` of the base changed in memory, then saved."""
+    for number in numbers:
+        cache.entries[f"f{number}"] = _row(number, hexdigest)
+        cache.changed_entries.add(f"f{number}")
+    cache.dirty = True
+    cache.save()
+
+
 def test_a_few_changes_go_to_a_delta_and_leave_the_base_alone(tmp_path: Path) -> None:
     path = tmp_path / "stat-cache.json"
     cache = _base(path)
@@ -60,10 +69,7 @@ def test_a_few_changes_go_to_a_delta_and_leave_the_base_alone(tmp_path: Path) ->
 def test_many_changes_write_a_new_base_and_drop_the_delta(tmp_path: Path) -> None:
     path = tmp_path / "stat-cache.json"
     cache = _base(path)
-    cache.entries["f1"] = _row(1, "cd")
-    cache.changed_entries.add("f1")
-    cache.dirty = True
-    cache.save()
+    _change_and_save(cache, 1)
     assert delta_path(path).exists()
     first_id = cache.base_id
 
@@ -80,10 +86,7 @@ def test_many_changes_write_a_new_base_and_drop_the_delta(tmp_path: Path) -> Non
 def test_a_delta_of_another_base_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "stat-cache.json"
     cache = _base(path)
-    cache.entries["f1"] = _row(1, "cd")
-    cache.changed_entries.add("f1")
-    cache.dirty = True
-    cache.save()
+    _change_and_save(cache, 1)
     stale = delta_path(path).read_bytes()
     cache = StatCache.load(path)
     cache.use_algorithm("sha512")  # a new base
@@ -97,11 +100,7 @@ def test_a_delta_of_another_base_is_ignored(tmp_path: Path) -> None:
 def test_a_malformed_delta_is_ignored_as_a_whole(tmp_path: Path) -> None:
     path = tmp_path / "stat-cache.json"
     cache = _base(path)
-    for number in (1, 2):
-        cache.entries[f"f{number}"] = _row(number, "cd")
-        cache.changed_entries.add(f"f{number}")
-    cache.dirty = True
-    cache.save()
+    _change_and_save(cache, 1, 2)
     for spoil in (
         lambda d: d["entries"]["f2"].__setitem__(2, True),  # a boolean is no size
         lambda d: d["entries"]["f2"].pop(),

@@ -37,6 +37,15 @@ class Pushed:
         return [path for method, path, status in self.proxy.requests if method == "GET" and "/blobs/" in path]
 
 
+def http_environment(env: dict[str, str], name: str, host: str) -> None:
+    """``$MODELOPS_HOME/bundle-env/<name>.yaml``: an environment whose registry is the HTTP one at ``host``."""
+    env_dir = Path(env["MODELOPS_HOME"]) / "bundle-env"
+    env_dir.mkdir(parents=True, exist_ok=True)
+    (env_dir / f"{name}.yaml").write_text(
+        f"environment: {name}\nregistry:\n  provider: docker\n  login_server: {host}\n"
+    )
+
+
 def seir_project(root: Path, env: dict[str, str], *init_args: str) -> BundleProject:
     project = BundleProject.create(root, env, "--template", "seir", *init_args)
     ok(
@@ -76,11 +85,7 @@ def http_bundle(
     cache_dir: Path,
 ) -> Iterator[Pushed]:
     """The project pushed to CNCF distribution 2.8; workers read it through a counting proxy."""
-    env_dir = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
-    env_dir.mkdir(parents=True, exist_ok=True)
-    (env_dir / "dev.yaml").write_text(
-        f"environment: dev\nregistry:\n  provider: docker\n  login_server: {distribution.host}\n"
-    )
+    http_environment(mops_env, "dev", distribution.host)
     name = f"seir-{uuid.uuid4().hex[:8]}"
     project = seir_project(tmp_path / name, mops_env, "--env", "dev")
     pushed = ok(project.run("push", "--json"))

@@ -14,7 +14,7 @@ from modelops_bundle.core.provenance import fallback_tag
 from modelops_bundle.testing import run_command
 from tests.bundle.conftest import ok
 from tests.oci.registries import FaultProxy, RunningRegistry
-from tests.workers.conftest import Pushed, seir_project
+from tests.workers.conftest import Pushed, http_environment, seir_project
 
 
 def _check_document(document: dict, digest: str) -> None:  # type: ignore[type-arg]
@@ -91,11 +91,7 @@ def test_a_registry_that_indexes_subjects_gets_no_fallback_tag(
     and ``provenance`` finds the document through the API."""
     proxy = FaultProxy(distribution.port, referrers=True).start()
     try:
-        env_dir = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
-        env_dir.mkdir(parents=True, exist_ok=True)
-        (env_dir / "v11.yaml").write_text(
-            f"environment: v11\nregistry:\n  provider: docker\n  login_server: {proxy.host}\n"
-        )
+        http_environment(mops_env, "v11", proxy.host)
         name = f"seir-{uuid.uuid4().hex[:8]}"
         project = seir_project(tmp_path / name, mops_env, "--env", "v11")
         pushed = ok(project.run("push", "--json"))
