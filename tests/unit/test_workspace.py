@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -347,3 +348,18 @@ def test_bundle_paths_are_tracked_plus_extra_files_sorted(
     (bundle_project.meta / "tracked.txt").write_text("".join(f"{rel}\n" for rel in tracked_lines))  # by hand
     host = build_plugin_host({"MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}, extra_plugins=[("extra", _ExtraFiles())])
     assert bundle_paths(host, _ws(bundle_project)) == ["a/tracked.txt", "b/extra.txt", "c.txt", "z/last"]
+
+
+def test_sweeping_leftovers_removes_stale_cache_temp_files_only(bundle_project: BundleProject) -> None:
+    """Cache writes run without the project lock: a fresh temp file may be a running status's."""
+    cache = bundle_project.meta / "cache"
+    cache.mkdir(exist_ok=True)
+    stale, fresh = cache / ".stat-cache.delta.json.0a1b2c.tmp", cache / ".stat-cache.json.3d4e5f.tmp"
+    stale.write_text("{")
+    fresh.write_text("{")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    ws = Workspace(Project(bundle_project.root))
+    with ws.lock():
+        ws.sweep_leftovers()
+    assert not stale.exists() and fresh.exists()

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import stat as stat_module
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
 #: Memo key of the validated config (``.v2`` added ``cache_dir`` and ``storage``; an older memo is ignored).
 CONFIG_MEMO = "config.v2"
 VERSION_CONFIGS_MEMO = "version-configs"
+#: A cache temp file older than this is a killed command's (cache writes take well under a second).
+STALE_CACHE_TEMP_SECONDS = 600
 ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -186,7 +189,7 @@ class Workspace:
 
         Found by tests/reliability/test_kills.py: a pull SIGKILLed mid-download left ``staging/pull-*``
         (with partial downloads) that no later run removed, so the leftovers grew with every interrupted
-        pull.
+        pull. Stale temp files of the cache folder go too (killed cache writes).
         """
         import shutil  # here: a status never needs it
 
@@ -198,6 +201,16 @@ class Workspace:
             for leftover in meta.iterdir():
                 if leftover.name.startswith(".") and leftover.name.endswith(".tmp") and leftover.is_file():
                     leftover.unlink()
+        # The caches are written without the lock (a status saves its stat cache): only temp files too
+        # old to belong to a running command are leftovers there.
+        cutoff = time.time() - STALE_CACHE_TEMP_SECONDS
+        with contextlib.suppress(OSError):
+            for leftover in self.project.cache_dir.iterdir():
+                if leftover.name.startswith(".") and leftover.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        st = leftover.lstat()
+                        if stat_module.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                            leftover.unlink()
 
     # ------------------------------------------------------------------ sync state
 
