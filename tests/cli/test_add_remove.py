@@ -331,3 +331,25 @@ def test_tracking_wins_over_ignore_rules(project: BundleProject) -> None:
     again = project.run("add", "data/a.csv")  # re-adding a tracked file needs no --force
     assert again.exit_code == 0, again
     assert project.tracked() == ["data/a.csv"]
+
+
+def test_a_name_no_bundle_path_can_hold_is_skipped_or_refused(project: BundleProject) -> None:
+    """Found by hand: a file named ``bad\\nname.txt`` used to become two tracked paths, ``bad`` and
+    ``name.txt``, both then "deleted"."""
+    project.write("data/bad\nname.txt", "x")
+    added = project.run("add", ".", "--json")
+    assert added.exit_code == 0, added
+    assert added.json()["skipped"] == [
+        {
+            "path": "data/bad\nname.txt",
+            "reason": "its name holds a control character or a backslash, which no bundle path can hold",
+        }
+    ]
+    text = project.run("add", ".")
+    assert "skipped data/bad\\nname.txt: its name holds a control character" in text.stderr  # escaped, one line
+    tracked = (project.meta / "tracked.txt").read_text()
+    assert "bad" not in tracked and "name.txt" not in tracked
+    refused = project.run("add", "data/bad\nname.txt")
+    assert refused.exit_code == 2
+    assert "cannot add 'data/bad\\nname.txt': control character in path" in refused.stderr
+    assert (project.meta / "tracked.txt").read_text() == tracked

@@ -14,7 +14,7 @@ import pytest
 
 from modelops_bundle import hookimpl
 from modelops_bundle.core.config import BundleConfig, load_config, render_config, save_config
-from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.errors import BundleError, ConfigError
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.status import local_changes
 from modelops_bundle.core.walk import walk
@@ -363,3 +363,11 @@ def test_sweeping_leftovers_removes_stale_cache_temp_files_only(bundle_project: 
     with ws.lock():
         ws.sweep_leftovers()
     assert not stale.exists() and fresh.exists()
+
+
+def test_the_tracked_list_never_takes_a_path_it_could_not_read_back(bundle_project: BundleProject) -> None:
+    ws = Workspace(Project(bundle_project.root))
+    before = (bundle_project.meta / "tracked.txt").read_bytes()
+    with ws.lock(), pytest.raises(BundleError, match=r"cannot track 'a\\nb\.txt': control character in path"):
+        ws.save_tracked(["ok.txt", "a\nb.txt"])
+    assert (bundle_project.meta / "tracked.txt").read_bytes() == before

@@ -7,6 +7,7 @@ import argparse
 from modelops_bundle.cli.common import add_jobs_option, hasher_for, hashing_progress, open_workspace, plural
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
+from modelops_bundle.core.paths import shown_path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         )
         return 0
     for rel, why in selection.skipped:
-        ctx.out.warn(f"skipped {rel}: {why}")
+        ctx.out.warn(f"skipped {shown_path(rel)}: {why}")
     ctx.out.line(
         f"Added {plural(len(new), 'file')}"
         + (f" ({len(selection.paths) - len(new)} already tracked)" if len(selection.paths) > len(new) else "")

@@ -9,12 +9,16 @@ from __future__ import annotations
 import itertools
 import operator
 import os
+import re
 import stat
 from pathlib import Path
 
 from modelops_bundle.core.errors import UsageError
 
 GLOB_CHARS = frozenset("*?[")
+#: What no stored path may contain: a control character (a newline would split a line of the tracked
+#: list in two) or a backslash.
+UNSTORABLE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def invalid_reason(rel: str) -> str | None:
@@ -23,14 +27,19 @@ def invalid_reason(rel: str) -> str | None:
         return "empty path"
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return "absolute path"
-    if "\\" in rel:
-        return "backslash in path"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in rel):
-        return "control character in path"
+    unstorable = UNSTORABLE_CHARACTER.search(rel)
+    if unstorable is not None:
+        return "backslash in path" if unstorable.group() == "\\" else "control character in path"
     parts = rel.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "empty, '.' or '..' segment"
     return None
+
+
+def shown_path(rel: str) -> str:
+    """``rel`` for a message: control characters and backslashes escaped, as in a Python string
+    literal (a raw newline would break the message's line)."""
+    return UNSTORABLE_CHARACTER.sub(lambda found: repr(found.group())[1:-1], rel)
 
 
 def is_valid_relpath(rel: str) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modelops_bundle.core.errors import UsageError
 from modelops_bundle.core.globs import match_paths
-from modelops_bundle.core.paths import has_glob, user_path_to_relpath
+from modelops_bundle.core.paths import has_glob, invalid_reason, shown_path, user_path_to_relpath
 from modelops_bundle.core.walk import symlink_verdict
 from modelops_bundle.core.workspace import Workspace
 
@@ -41,6 +41,9 @@ def select_for_add(ws: Workspace, cwd: Path, specs: list[str], *, force: bool) -
 
     for spec in specs:
         rel = user_path_to_relpath(root, cwd, spec)
+        unstorable = rel and invalid_reason(rel)
+        if unstorable:
+            raise UsageError(f"cannot add '{shown_path(spec)}': {unstorable} (no bundle path can hold it)")
         absolute = root / rel if rel else root
         if rel and rules.is_hard_excluded(rel):
             raise UsageError(f"'{spec}' is inside a metadata or VCS folder, which is never part of a bundle")

@@ -26,7 +26,7 @@ from typing import Any
 
 from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.ignore import IgnoreRules
-from modelops_bundle.core.paths import FILE_TYPE_BITS, is_within
+from modelops_bundle.core.paths import FILE_TYPE_BITS, UNSTORABLE_CHARACTER, is_within
 
 #: A folder listed less than this after its last change is not cached (covers coarse timestamps: FAT 2 s).
 LISTING_MARGIN_NS = 2_000_000_000
@@ -133,6 +133,17 @@ class ListingCache:
         self.reset = False
 
 
+UNSTORABLE_REASON = "its name holds a control character or a backslash, which no bundle path can hold"
+
+
+def _unstorable_names(entries: list[os.DirEntry[str]]) -> frozenset[str]:
+    """The names in ``entries`` no bundle path can hold (:data:`paths.UNSTORABLE_CHARACTER`): almost
+    always none, found with one search over all the folder's names."""
+    if UNSTORABLE_CHARACTER.search("/".join([entry.name for entry in entries])) is None:
+        return frozenset()
+    return frozenset(entry.name for entry in entries if UNSTORABLE_CHARACTER.search(entry.name))
+
+
 def symlink_verdict(root_real: str, absolute: str) -> str | None:
     """Why a file symlink may not be followed, or ``None`` when its target is a file inside the project."""
     try:
@@ -219,6 +230,7 @@ def walk(
         plain = True  # only plain files and folders: the listing can be cached
         listed_files: list[str] = []
         listed_folders: list[str] = []
+        unstorable = _unstorable_names(entries)
         for entry in entries:
             rel = prefix + entry.name
             try:
@@ -228,9 +240,17 @@ def walk(
                 continue
             if is_dir:
                 if not matches(rel, True):
-                    listed_folders.append(entry.name)
+                    if unstorable and entry.name in unstorable:
+                        plain = False  # not cached: the skip is reported by every walk
+                        skipped.append((rel, UNSTORABLE_REASON))
+                    else:
+                        listed_folders.append(entry.name)
                 continue
             if matches(rel, False):
+                continue
+            if unstorable and entry.name in unstorable:
+                plain = False
+                skipped.append((rel, UNSTORABLE_REASON))
                 continue
             if entry.is_symlink():
                 plain = False

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.errors import BundleError, ConfigError
 from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock
 from modelops_bundle.core.hashing import (
     Hasher,
@@ -30,7 +30,7 @@ from modelops_bundle.core.hashing import (
     racy_margin,
 )
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
-from modelops_bundle.core.paths import FILE_TYPE_BITS, is_sorted
+from modelops_bundle.core.paths import FILE_TYPE_BITS, UNSTORABLE_CHARACTER, invalid_reason, is_sorted, shown_path
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.stat_probe import ASK_AGAIN, StatProbe, can_fork
 from modelops_bundle.core.validation import parse_json, read_text
@@ -178,6 +178,10 @@ class Workspace:
 
     def save_tracked(self, paths: Iterable[str]) -> None:
         ordered = sorted(set(paths))
+        # One line per path: a path with a newline would come back as two. Checked in one pass over all.
+        if UNSTORABLE_CHARACTER.search("/".join(ordered)):
+            bad = next(rel for rel in ordered if UNSTORABLE_CHARACTER.search(rel))
+            raise BundleError(f"cannot track '{shown_path(bad)}': {invalid_reason(bad)}")
         atomic_write_text(self.project.tracked_path, "".join(f"{p}\n" for p in ordered))
         self._tracked = ordered
         self._remember("tracked", self.project.tracked_path, True)
@@ -543,8 +547,6 @@ def _validate_tracked(path: Path) -> bool:
     """Every line a valid project-relative path (the rule of :func:`core.paths.invalid_reason`, which the
     pydantic ``RelPath`` type applies too), no duplicates. Checked line by line, without pydantic: the
     list can hold tens of thousands of paths and a line number is the useful answer."""
-    from modelops_bundle.core.paths import invalid_reason
-
     text = read_text(path, what="tracked list")
     seen: set[str] = set()
     for number, rel in enumerate(text.splitlines(), 1):
