@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from modelops_bundle.core.walk import UNSTORABLE_REASON
 from modelops_bundle.testing import BundleProject
 
 
@@ -342,7 +343,7 @@ def test_a_name_no_bundle_path_can_hold_is_skipped_or_refused(project: BundlePro
     assert added.json()["skipped"] == [
         {
             "path": "data/bad\nname.txt",
-            "reason": "its name holds a control character or a backslash, which no bundle path can hold",
+            "reason": UNSTORABLE_REASON,
         }
     ]
     text = project.run("add", ".")
@@ -353,3 +354,14 @@ def test_a_name_no_bundle_path_can_hold_is_skipped_or_refused(project: BundlePro
     assert refused.exit_code == 2
     assert "cannot add 'data/bad\\nname.txt': control character in path" in refused.stderr
     assert (project.meta / "tracked.txt").read_text() == tracked
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_or_refused(project: BundleProject) -> None:
+    """Found by hand: ``add .`` over a file named with the bytes ``latin\\xe9.txt`` ended in "unexpected
+    error: UnicodeEncodeError" (exit 1)."""
+    (project.root / "data" / "latin\udce9.txt").write_bytes(b"x")
+    added = project.run("add", ".", "--json")
+    assert added.exit_code == 0, added
+    assert [item["path"] for item in added.json()["skipped"]] == ["data/latin\udce9.txt"]
+    refused = project.run("add", "data/latin\udce9.txt")
+    assert refused.exit_code == 2 and "path is not valid UTF-8" in refused.stderr

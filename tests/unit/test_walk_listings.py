@@ -200,12 +200,14 @@ def test_the_cached_walk_always_equals_a_fresh_walk(tmp_path: Path, seed: int) -
 
 
 def test_names_no_bundle_path_can_hold_are_skipped_and_reported_every_time(tmp_path: Path, no_margin: None) -> None:
-    """A newline would split the name into two lines of the tracked list; a backslash is refused too."""
+    """A newline would split the name into two lines of the tracked list; a backslash and a name that is
+    not UTF-8 are refused too."""
     make_tree(tmp_path)
     (tmp_path / "data" / "two\nlines.csv").write_text("x")
     (tmp_path / "data" / "back\\slash.csv").write_text("y")
     (tmp_path / "tab\tfolder").mkdir()
     (tmp_path / "tab\tfolder" / "inside.txt").write_text("z")
+    (tmp_path / "src" / "latin\udce9.py").write_text("not UTF-8")  # the bytes b"latin\xe9.py"
     listings = ListingCache()
     for _ in range(2):  # the folders holding them are never cached, so the second walk reports them too
         result = cached(tmp_path, listings)
@@ -213,6 +215,7 @@ def test_names_no_bundle_path_can_hold_are_skipped_and_reported_every_time(tmp_p
         assert sorted(rel for rel, _ in result.skipped) == [
             "data/back\\slash.csv",
             "data/two\nlines.csv",
+            "src/latin\udce9.py",
             "tab\tfolder",
         ]
-        assert "data" not in listings.folders and "" not in listings.folders and "src" in listings.folders
+        assert not {"", "data", "src"} & set(listings.folders) and "data/deep" in listings.folders

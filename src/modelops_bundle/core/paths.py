@@ -17,8 +17,9 @@ from modelops_bundle.core.errors import UsageError
 
 GLOB_CHARS = frozenset("*?[")
 #: What no stored path may contain: a control character (a newline would split a line of the tracked
-#: list in two) or a backslash.
-UNSTORABLE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\\]")
+#: list in two), a backslash, or a lone surrogate -- how Python spells the bytes of a file name that is
+#: not UTF-8, which the tracked list, the index and the tar layers cannot hold.
+UNSTORABLE_CHARACTER = re.compile("[\x00-\x1f\x7f\\\\\ud800-\udfff]")
 
 
 def invalid_reason(rel: str) -> str | None:
@@ -29,7 +30,10 @@ def invalid_reason(rel: str) -> str | None:
         return "absolute path"
     unstorable = UNSTORABLE_CHARACTER.search(rel)
     if unstorable is not None:
-        return "backslash in path" if unstorable.group() == "\\" else "control character in path"
+        found = unstorable.group()
+        if found == "\\":
+            return "backslash in path"
+        return "control character in path" if found < "\x80" else "path is not valid UTF-8"
     parts = rel.split("/")
     if any(part in ("", ".", "..") for part in parts):
         return "empty, '.' or '..' segment"
