@@ -529,3 +529,23 @@ def test_a_small_file_as_the_scan_saw_it_takes_the_quick_path(tmp_path: Path, mo
     hash_files([job], hasher, threads=1, on_done=lambda job, st, hexdigest: results.update({job.rel: hexdigest}))
     assert results["f.txt"] == hashlib.sha256(b"content").hexdigest()
     assert len(fstats) == 1  # after the read only
+
+
+@pytest.mark.parametrize("size", [5, 2 * 1024 * 1024])  # the quick path of small files, and the careful one
+def test_a_symlink_swapped_in_after_the_scan_is_refused_not_followed(tmp_path: Path, size: int) -> None:
+    """The scan saw a regular file; a symlink put in its place before hashing (to a file outside the
+    project, say) must not be read through."""
+    hasher = resolve_hasher(build_plugin_host({}).hook, "sha256")
+    path, outside = tmp_path / "f.bin", tmp_path / "outside.bin"
+    path.write_bytes(b"x" * size)
+    outside.write_bytes(b"secret" * size)
+    st = os.stat(path)
+    path.unlink()
+    path.symlink_to(outside)
+    job = HashJob("f.bin", str(path), st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+    with pytest.raises(BundleError, match=r"f\.bin: replaced by a symlink since it was checked"):
+        hash_files([job], hasher, threads=1, on_done=lambda *args: None)
+    followed: dict[str, str] = {}  # a symlink the scan judged (inside the project) is followed
+    judged = HashJob("f.bin", str(path), outside.stat().st_size, None, True)
+    hash_files([judged], hasher, threads=1, on_done=lambda job, st, hexdigest: followed.update({job.rel: hexdigest}))
+    assert followed["f.bin"] == hashlib.sha256(outside.read_bytes()).hexdigest()

@@ -16,6 +16,7 @@ What does need hashing is streamed (bounded memory) on several threads;
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -327,6 +328,9 @@ class HashJob(NamedTuple):
     #: ``(st_ino, st_mtime_ns, st_ctime_ns)`` of the scan's ``lstat``, when it made one: a small file then
     #: needs no ``fstat`` before it is read (the one after the read must match this).
     seen: tuple[int, int, int] | None = None
+    #: The path is a symlink the scan judged (its target lies inside the project). Otherwise it is opened
+    #: with ``O_NOFOLLOW``: a symlink swapped in after the scan is refused, never followed.
+    follow_symlink: bool = False
 
 
 def hash_files(
@@ -397,6 +401,16 @@ def hash_files(
 # O_NONBLOCK: a FIFO swapped in after the scan must be refused, not block the open forever. It has no
 # effect on regular files (POSIX), so it never needs clearing before the read.
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS_NOFOLLOW = _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_for_hashing(job: HashJob) -> int:
+    try:
+        return os.open(job.path, _OPEN_FLAGS if job.follow_symlink else _OPEN_FLAGS_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not job.follow_symlink:
+            raise BundleError(f"{job.rel}: replaced by a symlink since it was checked; run the command again") from exc
+        raise BundleError(describe_os_error("read", job.rel, exc)) from exc
 
 
 def _hash_small_as_seen(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str] | None:
@@ -404,10 +418,7 @@ def _hash_small_as_seen(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, s
     stands when the descriptor shows a regular file with the scan's inode, size, mtime and ctime (then
     nothing changed between the ``lstat`` and the read). ``None`` sends the file the careful way."""
     assert job.seen is not None
-    try:
-        fd = os.open(job.path, _OPEN_FLAGS)
-    except OSError as exc:
-        raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+    fd = _open_for_hashing(job)
     try:
         data = os.read(fd, job.size + 1)  # +1: a file that grew shows as a long read
         after = os.fstat(fd)
@@ -430,10 +441,7 @@ def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
         if quick is not None:
             return quick
     for _attempt in range(2):
-        try:
-            fd = os.open(job.path, _OPEN_FLAGS)
-        except OSError as exc:
-            raise BundleError(describe_os_error("read", job.rel, exc)) from exc
+        fd = _open_for_hashing(job)
         try:
             before = os.fstat(fd)
             if not stat_module.S_ISREG(before.st_mode):

@@ -456,6 +456,7 @@ class Workspace:
                     except OSError as exc:
                         skipped.append((rel, exc.strerror or str(exc)))
                         continue
+                link = False
                 if st.st_mode & s_ifmt != s_ifreg:
                     absolute = prefix + rel
                     if stat_module.S_ISLNK(st.st_mode):
@@ -464,6 +465,7 @@ class Workspace:
                             skipped.append((rel, reason))
                             continue
                         st = os.stat(absolute)
+                        link = True
                     else:
                         skipped.append((rel, "not a regular file"))
                         continue
@@ -477,7 +479,8 @@ class Workspace:
                 ):
                     files[rel] = new_info((rel, st.st_size, st.st_mode & 0o7777, prefix_digest + entry[4]))
                 else:
-                    jobs.append(HashJob(rel, prefix + rel, st.st_size, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)))
+                    seen = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+                    jobs.append(HashJob(rel, prefix + rel, st.st_size, seen, link))
 
         finally:
             if probe is not None and not probe.collected:
