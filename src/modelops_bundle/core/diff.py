@@ -8,7 +8,6 @@ Both sides are ``{path: key}`` maps; a file is *modified* when its key differs. 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the index module needs pydantic; comparing digest maps does not
@@ -16,14 +15,17 @@ if TYPE_CHECKING:  # the index module needs pydantic; comparing digest maps does
     from modelops_bundle.core.workspace import Scan
 
 
-@dataclass
 class VersionDiff:
-    """``base`` -> ``target``: files added, modified and deleted (each sorted), and how many are equal."""
+    """``base`` -> ``target``: files added, modified and deleted (each sorted), and how many are equal.
+    (A plain class: a dataclass costs about 0.3 ms to define, on every status -- decision 0017.)"""
 
-    added: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: int = 0
+    __slots__ = ("added", "deleted", "modified", "unchanged")
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.modified: list[str] = []
+        self.deleted: list[str] = []
+        self.unchanged = 0
 
     @property
     def has_changes(self) -> bool:
