@@ -8,7 +8,8 @@ deterministic pseudo-random content) in a work folder with HOME and MODELOPS_HOM
    floor of any Python tool: a bare ``add`` (walk, hash on 2 threads) and a bare ``status`` (``lstat``
    every folder and file), each a fresh interpreter doing nothing else;
 2. a warm ``mops bundle status`` with nothing changed against ``git status`` on the same tree after
-   ``git add -A`` -- and ``status --offline``, which like ``git status`` does not ask the registry;
+   ``git add -A`` -- and ``status --offline``, which like ``git status`` does not ask the registry --
+   the three taking turns, round by round;
 3. ``mops bundle status`` after appending a byte to 10 files, against the warm status;
 4. the start-up time of ``mops --version`` and ``mops bundle --help``;
 5. ``git add -A``, for reference.
@@ -201,6 +202,17 @@ class Runner:
         self.run(argv)
         return time.perf_counter() - start
 
+    def medians_in_turn(self, commands: Sequence[Sequence[str]], runs: int) -> list[float]:
+        """Median of ``runs`` timed runs of each command, the commands taking turns (each warmed up once
+        first), so a machine that speeds up or slows down during the run treats them alike."""
+        for argv in commands:
+            self.run(argv)
+        times: list[list[float]] = [[] for _ in commands]
+        for _ in range(runs):
+            for argv, taken in zip(commands, times, strict=True):
+                taken.append(self.time(argv))
+        return [statistics.median(taken) for taken in times]
+
     def median(self, argv: Sequence[str], runs: int, before: Callable[[], None] | None = None) -> float:
         """Median of ``runs`` timed runs after one untimed warm-up; ``before`` runs ahead of each."""
         if before:
@@ -340,11 +352,17 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     first_add, first_status = min(firsts, key=lambda pair: abs(sum(pair) - statistics.median(map(sum, firsts))))
     bare_floor = statistics.median(bare)
 
+    # git's index first (its 1 GiB of objects is written before anything else is timed), then the warm
+    # runs of mops and git taken in turn, so both see the machine in the same state.
+    log("git init + git add -A")
+    runner.run(git("init", "-q", "."))
+    git_add = runner.time(git("add", "-A"))
     time.sleep(max(0.0, add_done + RACY_CLEAN_WAIT - time.monotonic()))
-    log(f"warm mops bundle status (median of {args.runs})")
-    warm_status = runner.median([mops, "bundle", "status"], args.runs)
-    log(f"warm mops bundle status --offline (median of {args.runs})")
-    warm_offline = runner.median([mops, "bundle", "status", "--offline"], args.runs)
+    time.sleep(RACY_CLEAN_WAIT)  # after git's index was written too
+    log(f"warm mops bundle status, status --offline and git status, in turn (medians of {args.runs})")
+    warm_status, warm_offline, git_status = runner.medians_in_turn(
+        [[mops, "bundle", "status"], [mops, "bundle", "status", "--offline"], git("status")], args.runs
+    )
 
     rng = random.Random(args.seed + 2)
     touched = [paths[i] for i in rng.sample(range(len(paths)), args.touch)]
@@ -360,13 +378,6 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     log("start-up: mops --version, mops bundle --help")
     version_time = runner.median([mops, "--version"], args.runs)
     help_time = runner.median([mops, "bundle", "--help"], args.runs)
-
-    log("git init + git add -A")
-    runner.run(git("init", "-q", "."))
-    git_add = runner.time(git("add", "-A"))
-    time.sleep(RACY_CLEAN_WAIT)
-    log(f"git status (median of {args.runs})")
-    git_status = runner.median(git("status"), args.runs)
 
     touched_bytes = sum(p.stat().st_size for p in touched)
     rows = [
