@@ -357,6 +357,9 @@ def run_benchmark(args: argparse.Namespace, work: Path, mops: str, total_bytes: 
     log("git init + git add -A")
     runner.run(git("init", "-q", "."))
     git_add = runner.time(git("add", "-A"))
+    # Its gigabyte of objects goes to disk now: left dirty, it would be flushed by the next fsync anyone
+    # makes (ext4 commits a journal transaction with the data it covers) -- mops's cache saves, below.
+    os.sync()
     time.sleep(max(0.0, add_done + RACY_CLEAN_WAIT - time.monotonic()))
     time.sleep(RACY_CLEAN_WAIT)  # after git's index was written too
     log(f"warm mops bundle status, status --offline and git status, in turn (medians of {args.runs})")
