@@ -15,6 +15,7 @@ import pytest
 
 from modelops_bundle.core.hashing import signature
 from modelops_bundle.core.stat_probe import ASK_AGAIN, MIN_PATHS, StatProbe, cache_hit_modes, can_fork
+from modelops_bundle.core.workspace import walk_share
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the probe forks on Linux only")
 
@@ -187,7 +188,8 @@ def test_a_scan_with_the_probe_is_the_scan_without_it(bundle_project, mode: str,
     elif tree == "folder-swapped":  # the child of the walk was dropped, a second one took half of the paths
         assert started == [True, True] and answered[-1] > 20  # type: ignore[index,operator]
     else:
-        assert started == [True] and answered[0] > 50  # type: ignore[index,operator]
+        # the child checked the paths after the walk's share (workspace.walk_share), the parent the rest
+        assert started == [True] and answered[0] > 30  # type: ignore[index,operator]
 
 
 @linux_only
@@ -218,3 +220,13 @@ def test_the_child_works_from_the_project_folder_and_answers_as_the_parent_would
     assert list(answered) == list(cache_hit_modes(rels, f"{tmp_path}/", entries, {"sub"}))
     assert list(answered).count(ASK_AGAIN) == 1  # only the uncached file
     assert os.getcwd() == here  # the child's chdir is its own
+
+
+def test_the_walk_share_balances_the_parent_and_the_child() -> None:
+    """The parent's share grows with the files per folder: its walk of the cached folders runs beside the
+    child's checks, so the more folders, the fewer files it takes on; never more than half."""
+    assert walk_share(10_002, 6_916) == 1_398  # the workspace bench's tree
+    assert walk_share(10_000, 100) == 4_485
+    assert walk_share(4_000, 4_000) == 0  # the walk alone takes as long as the child's checks
+    assert walk_share(5_000, 0) == 2_265 and walk_share(0, 0) == 0
+    assert all(walk_share(paths, 10) <= paths // 2 for paths in range(0, 300, 7))
