@@ -17,7 +17,7 @@ import pytest
 from modelops_bundle import hookimpl
 from modelops_bundle.core import fsutil
 from modelops_bundle.core.commands import Command, CommandRegistry
-from modelops_bundle.testing import BundleProject
+from modelops_bundle.testing import BundleProject, CliRunner
 
 BIN = Path(sys.executable).parent
 
@@ -293,3 +293,14 @@ def test_concurrent_adds_lose_no_update(project: BundleProject) -> None:
         _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
     assert project.tracked() == sorted(["a.txt", *names])
+
+
+def test_a_missing_folder_given_to_dash_c_is_named(run_cli: CliRunner, tmp_path: Path) -> None:
+    """Found by hand: ``-C /nonexistent status`` said "not a modelops-bundle project"."""
+    missing = run_cli("-C", str(tmp_path / "nowhere"), "status")
+    assert missing.exit_code == 2 and f"cannot change to '{tmp_path / 'nowhere'}': no such folder" in missing.stderr
+    (tmp_path / "file.txt").write_text("x")
+    not_folder = run_cli("-C", str(tmp_path / "file.txt"), "status")
+    assert not_folder.exit_code == 2 and "not a folder" in not_folder.stderr
+    created = run_cli("-C", str(tmp_path / "new"), "init", ".")  # init makes its folder
+    assert created.exit_code == 0 and (tmp_path / "new" / ".modelops-bundle").is_dir()
