@@ -298,9 +298,9 @@ def test_concurrent_adds_lose_no_update(project: BundleProject) -> None:
 def test_a_missing_folder_given_to_dash_c_is_named(run_cli: CliRunner, tmp_path: Path) -> None:
     """Found by hand: ``-C /nonexistent status`` said "not a modelops-bundle project"."""
     missing = run_cli("-C", str(tmp_path / "nowhere"), "status")
-    assert missing.exit_code == 2 and f"cannot change to '{tmp_path / 'nowhere'}': no such folder" in missing.stderr
+    assert missing.exit_code == 2 and f"cannot work in '{tmp_path / 'nowhere'}': no such folder" in missing.stderr
     (tmp_path / "file.txt").write_text("x")
     not_folder = run_cli("-C", str(tmp_path / "file.txt"), "status")
     assert not_folder.exit_code == 2 and "not a folder" in not_folder.stderr
-    created = run_cli("-C", str(tmp_path / "new"), "init", ".")  # init makes its folder
+    created = run_cli("-C", str(tmp_path / "new"), "init", ".")  # commands that make their folder still do
     assert created.exit_code == 0 and (tmp_path / "new" / ".modelops-bundle").is_dir()

@@ -131,9 +131,6 @@ def run(
         parser.print_help(file=console.stdout)
         return ExitCode.USAGE
     cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
-    if args.directory and not cwd.is_dir() and command.name != "init":  # init -C DIR may create DIR
-        reason = "not a folder" if cwd.exists() else "no such folder"
-        return _report(console, f"cannot change to '{args.directory}': {reason}", None, int(ExitCode.USAGE), False)
     ctx = CommandContext(plugins=host, out=console, cwd=cwd, environ=env, verbose=args.verbose or 0)
     debug = _debug_enabled(env, ctx.verbose)
     try:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from modelops_bundle.core.errors import NotInitializedError
+from modelops_bundle.core.errors import NotInitializedError, UsageError
 
 META_DIR = ".modelops-bundle"
 IGNORE_FILE = ".modelopsignore"
@@ -67,6 +67,9 @@ def find_project(start: Path) -> Project:
     for folder in (current, *current.parents):
         if (folder / META_DIR).is_dir():
             return Project(folder)
+    if not current.is_dir():  # e.g. -C with a typo: say so, not "no project"
+        reason = "not a folder" if current.exists() else "no such folder"
+        raise UsageError(f"cannot work in '{current}': {reason}")
     raise NotInitializedError(
         f"not a modelops-bundle project (or any parent up to /): {current}",
         hint="run 'mops bundle init' to create one here",
