@@ -347,7 +347,7 @@ def test_a_name_no_bundle_path_can_hold_is_skipped_or_refused(project: BundlePro
         }
     ]
     text = project.run("add", ".")
-    assert "skipped data/bad\\nname.txt: its name holds a control character" in text.stderr  # escaped, one line
+    assert f"skipped data/bad\\nname.txt: {UNSTORABLE_REASON}" in text.stderr  # escaped, one line
     tracked = (project.meta / "tracked.txt").read_text()
     assert "bad" not in tracked and "name.txt" not in tracked
     refused = project.run("add", "data/bad\nname.txt")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from modelops_bundle.core.project import Project
+from modelops_bundle.core.walk import UNSTORABLE_REASON
 from modelops_bundle.core.workspace import Workspace
 from modelops_bundle.plugins import hashing_sha256
 from modelops_bundle.plugins.hashing_sha256 import Sha256Hasher
@@ -70,6 +71,7 @@ def test_status_json_shape(project: BundleProject) -> None:
         "changes",
         "untracked",
         "skipped",
+        "unbundlable",
     }
     assert payload["project"] == str(project.root)
     assert payload["algorithm"] == "sha256"
@@ -82,8 +84,26 @@ def test_status_json_shape(project: BundleProject) -> None:
         "removed": [],
     }
     assert payload["untracked"] == [".modelopsignore", "notes.txt", "pyproject.toml"]
-    assert payload["skipped"] == []
+    assert payload["skipped"] == [] and payload["unbundlable"] == []
     assert "files" not in payload
+
+
+def test_status_names_what_add_would_leave_out(project: BundleProject, tmp_path: Path) -> None:
+    """Untracked paths the walk cannot bundle are listed with the reason, not silently absent (a data
+    file symlinked from a shared drive, say)."""
+    (tmp_path / "shared.csv").write_text("elsewhere")
+    (project.root / "data" / "shared.csv").symlink_to(tmp_path / "shared.csv")
+    project.write("data/two\nlines.csv", "x")
+    payload = project.run("status", "--json").json()
+    assert payload["unbundlable"] == [
+        {"path": "data/shared.csv", "reason": "symlink points outside the project"},
+        {"path": "data/two\nlines.csv", "reason": UNSTORABLE_REASON},
+    ]
+    assert "data/shared.csv" not in payload["untracked"]
+    text = project.run("status").stdout
+    assert "Not bundlable (2; 'mops bundle add' leaves these out):" in text
+    assert "  data/shared.csv: symlink points outside the project" in text
+    assert f"  data/two\\nlines.csv: {UNSTORABLE_REASON}" in text  # escaped: one line each
 
 
 def test_status_files_json_lists_digests(project: BundleProject) -> None:

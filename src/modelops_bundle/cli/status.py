@@ -93,6 +93,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             "changes": grouped,
             "untracked": untracked,
             "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
+            "unbundlable": [{"path": rel, "reason": why} for rel, why in scan.unbundlable],
             "remote": remote.to_json() if remote is not None else None,
             "models": models.to_json()["models"] if models is not None else [],
             "targets": models.to_json()["targets"] if models is not None else [],
@@ -144,6 +145,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         out.line("")
         out.line(f"Untracked files ({len(untracked)}; 'mops bundle add PATH' to track):", style="bold")
         _list(out, untracked, "  ", None if (args.files or ctx.verbose) else LIST_LIMIT, style="red")
+    if scan.unbundlable:
+        from modelops_bundle.core.paths import shown_path
+
+        out.line("")
+        out.line(f"Not bundlable ({len(scan.unbundlable)}; 'mops bundle add' leaves these out):", style="bold")
+        reasons = [f"{shown_path(rel)}: {why}" for rel, why in scan.unbundlable]
+        _list(out, reasons, "  ", None if (args.files or ctx.verbose) else LIST_LIMIT, style="yellow")
     if args.files:
         labels = changes.status_of()
         rows = [

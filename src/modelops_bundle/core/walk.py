@@ -135,7 +135,7 @@ class ListingCache:
         self.reset = False
 
 
-UNSTORABLE_REASON = "its name holds a control character or a backslash, or is not UTF-8, which no bundle path can hold"
+UNSTORABLE_REASON = "name holds a control character, a backslash or bytes that are not UTF-8"
 
 
 def _unstorable_names(entries: list[os.DirEntry[str]]) -> frozenset[str]:

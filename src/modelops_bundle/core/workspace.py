@@ -131,7 +131,16 @@ class Scan:
     """A snapshot of the tracked files on disk (and, when asked, the untracked ones). A plain class (see
     :class:`ConfigSummary`)."""
 
-    __slots__ = ("algorithm", "files", "hashed_bytes", "hashed_files", "missing", "skipped", "untracked")
+    __slots__ = (
+        "algorithm",
+        "files",
+        "hashed_bytes",
+        "hashed_files",
+        "missing",
+        "skipped",
+        "unbundlable",
+        "untracked",
+    )
 
     def __init__(
         self,
@@ -150,6 +159,9 @@ class Scan:
         self.untracked = untracked
         self.hashed_files = hashed_files
         self.hashed_bytes = hashed_bytes
+        #: With the untracked files: the untracked paths the walk left out, and why (a symlink out of the
+        #: project, a special file, a name no bundle path can hold, a folder that cannot be read).
+        self.unbundlable: list[tuple[str, str]] = []
 
 
 class Workspace:
@@ -534,6 +546,7 @@ class Workspace:
             tracked_list = self.tracked()
             tracked = wanted_set if tracked_list == wanted else set(tracked_list)  # usually the same paths
             scan.untracked = [rel for rel in walked.files if rel not in tracked]
+            scan.unbundlable = sorted((rel, why) for rel, why in walked.skipped if rel not in tracked)
         return scan
 
 
