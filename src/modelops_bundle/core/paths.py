@@ -41,8 +41,8 @@ def invalid_reason(rel: str) -> str | None:
 
 
 def shown_path(rel: str) -> str:
-    """``rel`` for a message: control characters and backslashes escaped, as in a Python string
-    literal (a raw newline would break the message's line)."""
+    """``rel`` for a message: control characters, backslashes and the bytes of a name that is not UTF-8
+    escaped, as in a Python string literal (a raw newline would break the message's line)."""
     return UNSTORABLE_CHARACTER.sub(lambda found: repr(found.group())[1:-1], rel)
 
 
