@@ -284,3 +284,20 @@ def test_a_push_reads_no_manifest_of_earlier_versions_with_other_content(
     back = ok(project.run("push", "--json"))
     assert back["reused_manifest"] and back["digest"] == digests[1]
     assert set(fetched) & set(digests) == {digests[1]}  # the one candidate whose index matches
+
+
+def test_pull_and_ensure_take_the_version_as_an_argument_too(
+    project: BundleProject, clone: Callable[[str], BundleProject], tmp_path: Path
+) -> None:
+    """Like diff, verify and manifest: ``pull v1`` is ``pull --ref v1``; naming two versions is refused."""
+    v1 = ok(project.run("push", "--tag", "v1", "--json"))["digest"]
+    project.write("data/a.csv", "x,y\n5,6\n")
+    ok(project.run("push", "--json"))  # latest moves on
+    other = clone("other")
+    pulled = ok(other.run("pull", "v1", "--json"))
+    assert pulled["digest"] == v1 and (other.root / "data/a.csv").read_text() == "x,y\n1,2\n"
+    both = other.run("pull", "v1", "--ref", "latest")
+    assert both.exit_code == 2 and "two versions named: 'v1' and --ref 'latest'" in both.stderr
+    assert ok(other.run("pull", "v1", "--ref", "v1", "--json"))["digest"] == v1  # the same one twice is fine
+    ensured = ok(project.run("ensure", "v1", "--dest", str(tmp_path / "out"), "--json"))
+    assert ensured["digest"] == v1 and (tmp_path / "out" / "data/a.csv").read_text() == "x,y\n1,2\n"

@@ -40,6 +40,24 @@ def add_jobs_option(
     )
 
 
+def add_ref_arguments(parser: argparse.ArgumentParser) -> None:
+    """``[REF]`` or ``--ref REF`` (``--tag``): the version a command fetches, as ``diff``, ``verify`` and
+    ``manifest`` take it too; :func:`chosen_ref` reads it."""
+    parser.add_argument("ref_argument", nargs="?", metavar="REF", help="tag or digest (default: default_tag)")
+    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="the same, as an option")
+
+
+def chosen_ref(args: argparse.Namespace) -> str | None:
+    """The version named by ``REF`` or ``--ref``; a usage error when both name different ones."""
+    positional: str | None = args.ref_argument
+    option: str | None = args.ref
+    if positional and option and positional != option:
+        from modelops_bundle.core.errors import UsageError
+
+        raise UsageError(f"two versions named: {positional!r} and --ref {option!r}; name one")
+    return positional or option
+
+
 def add_model_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",

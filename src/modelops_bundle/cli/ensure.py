@@ -8,6 +8,8 @@ from pathlib import Path
 from modelops_bundle.cli.common import (
     add_jobs_option,
     add_model_option,
+    add_ref_arguments,
+    chosen_ref,
     emit_outcome,
     fetch_session,
     open_workspace,
@@ -19,7 +21,7 @@ from modelops_bundle.core.context import CommandContext
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dest", required=True, metavar="DIR", help="folder to fill (created if missing)")
-    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="tag or digest (default: default_tag)")
+    add_ref_arguments(parser)
     parser.add_argument("--mirror", action="store_true", help="also delete files in DIR that the version lacks")
     add_jobs_option(parser, what="parallel downloads", default=5)
     add_model_option(parser)
@@ -28,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import ensure
 
-    with fetch_session(ctx, open_workspace(ctx), args.ref) as session:
+    with fetch_session(ctx, open_workspace(ctx), chosen_ref(args)) as session:
         result = ensure(
             ctx.plugins,
             session.backend,

@@ -7,6 +7,8 @@ import argparse
 from modelops_bundle.cli.common import (
     add_jobs_option,
     add_model_option,
+    add_ref_arguments,
+    chosen_ref,
     emit_outcome,
     fetch_session,
     open_workspace,
@@ -20,7 +22,7 @@ LIST_LIMIT = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="tag or digest (default: default_tag)")
+    add_ref_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace or delete files changed locally")
     parser.add_argument("--restore-deleted", action="store_true", help="bring back files deleted locally")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
@@ -32,7 +34,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import pull
 
     ws = open_workspace(ctx)
-    with fetch_session(ctx, ws, args.ref) as session:
+    with fetch_session(ctx, ws, chosen_ref(args)) as session:
         result = pull(
             ctx.plugins,
             ws,
