@@ -39,3 +39,21 @@ def test_remote_states(project: BundleProject, clone: Callable[[str], BundleProj
     project.write("data/a.csv", "x,y\n1,2\n")
     assert status_of(project).state == "behind"
     assert status_of(project).to_json()["error"] is None
+
+
+def test_status_names_the_files_a_pull_would_refuse(
+    project: BundleProject, clone: Callable[[str], BundleProject]
+) -> None:
+    """Found by hand: a diverged status advised 'mops bundle pull', which then refused the conflicting file."""
+    ok(project.run("push", "--json"))
+    other = clone("other")
+    ok(other.run("pull", "--json"))
+    other.write("data/a.csv", "theirs\n")
+    ok(other.run("push", "--json"))
+    project.write("data/a.csv", "mine\n")
+    text = project.run("status").stdout
+    assert "Changed here and in the registry: data/a.csv" in text
+    assert "'mops bundle pull --overwrite'" in text and "Run 'mops bundle pull' to bring" not in text
+    assert project.run("pull").exit_code == 1  # as the status said
+    project.write("data/a.csv", "x,y\n1,2\n")  # no conflict any more: the plain advice again
+    assert "Run 'mops bundle pull' to bring in the remote changes" in project.run("status").stdout

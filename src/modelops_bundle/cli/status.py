@@ -173,7 +173,19 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             out.table(f"Calibration Targets ({len(rows)})", columns, _marked(out, rows))
     if remote is not None and remote.state in ("behind", "diverged"):
         out.line("")
-        out.line("Run 'mops bundle pull' to bring in the remote changes")
+        conflicts = [item["path"] for item in remote.pull.get("conflicts") or ()]
+        if conflicts:  # pull would refuse: say so now, with the ways out its error would give
+            from modelops_bundle.core.paths import shown_path
+
+            named = ", ".join(shown_path(rel) for rel in conflicts[:5])
+            more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+            out.line(f"Changed here and in the registry: {named}{more}", style="yellow")
+            out.line(
+                "Move those edits aside (or push them elsewhere) and run 'mops bundle pull', or take the "
+                "registry's version with 'mops bundle pull --overwrite'"
+            )
+        else:
+            out.line("Run 'mops bundle pull' to bring in the remote changes")
     elif changes.has_changes:
         out.line("")
         out.line("Run 'mops bundle push' to sync with the registry")
