@@ -79,3 +79,14 @@ def project(make_project: Callable[..., BundleProject]) -> BundleProject:
 def clone(make_project: Callable[..., BundleProject]) -> Callable[[str], BundleProject]:
     """``clone(name)``: a fresh empty project pointed at the ``model`` repository."""
     return lambda name: make_project(name, ref="model")
+
+
+def pushed_and_cloned(
+    project: BundleProject, clone: Callable[[str], BundleProject], name: str = "other"
+) -> tuple[BundleProject, dict[str, Any]]:
+    """``project`` pushed, and a clone named ``name`` that pulled that version: two working trees on one
+    version (the start of every both-sides-changed test). Returns the clone and the push's JSON."""
+    pushed = ok(project.run("push", "--json"))
+    other = clone(name)
+    ok(other.run("pull", "--json"))
+    return other, pushed

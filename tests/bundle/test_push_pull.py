@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelops_bundle.testing import BundleProject
-from tests.bundle.conftest import ok, read_tree, state_of
+from tests.bundle.conftest import ok, pushed_and_cloned, read_tree, state_of
 
 
 def test_push_then_pull_into_a_fresh_project_is_byte_exact(
@@ -61,9 +61,7 @@ def test_one_file_change_uploads_one_small_layer(project: BundleProject) -> None
 
 
 def test_moved_tag_is_refused_unless_forced(project: BundleProject, clone: Callable[[str], BundleProject]) -> None:
-    base = ok(project.run("push", "--json"))
-    other = clone("other")
-    ok(other.run("pull", "--json"))
+    other, base = pushed_and_cloned(project, clone)
     other.write("data/a.csv", "x,y\n9,9\n")
     theirs = ok(other.run("push", "--json"))
     project.write("src/model.py", "def run():\n    return 43\n")
@@ -80,9 +78,7 @@ def test_moved_tag_is_refused_unless_forced(project: BundleProject, clone: Calla
 def test_pull_never_overwrites_local_edits_without_overwrite(
     project: BundleProject, clone: Callable[[str], BundleProject]
 ) -> None:
-    ok(project.run("push", "--json"))
-    other = clone("other")
-    ok(other.run("pull", "--json"))
+    other, _ = pushed_and_cloned(project, clone)
     project.write("data/a.csv", "remote edit\n")
     ok(project.run("push", "--json"))
     other.write("data/a.csv", "local edit\n")

@@ -11,7 +11,7 @@ from modelops_bundle.core.project import Project
 from modelops_bundle.core.remote import RemoteStatus, remote_status
 from modelops_bundle.core.workspace import Workspace
 from modelops_bundle.testing import BundleProject
-from tests.bundle.conftest import ok
+from tests.bundle.conftest import ok, pushed_and_cloned
 
 
 def status_of(project: BundleProject) -> RemoteStatus:
@@ -45,9 +45,7 @@ def test_status_names_the_files_a_pull_would_refuse(
     project: BundleProject, clone: Callable[[str], BundleProject]
 ) -> None:
     """Found by hand: a diverged status advised 'mops bundle pull', which then refused the conflicting file."""
-    ok(project.run("push", "--json"))
-    other = clone("other")
-    ok(other.run("pull", "--json"))
+    other, _ = pushed_and_cloned(project, clone)
     other.write("data/a.csv", "theirs\n")
     ok(other.run("push", "--json"))
     project.write("data/a.csv", "mine\n")
