@@ -152,13 +152,7 @@ def run_case(case: str, work: Path, sizes: dict[str, int], seed: int) -> list[Ro
         measure([mops, "bundle", "init", "--env", "bench", str(clone)], cwd=folder, env=env)
         for scaffolded in (".modelopsignore", "pyproject.toml"):
             (clone / scaffolded).unlink(missing_ok=True)
-        config = clone / ".modelops-bundle" / "config.yaml"
-        config.write_text(
-            "".join(
-                f"registry_ref: {registry.host}/project\n" if line.startswith("registry_ref:") else line + "\n"
-                for line in config.read_text().splitlines()
-            )
-        )
+        measure([mops, "bundle", "config", "repository", "project"], cwd=clone, env=env)
         log(f"{case}: pull")
         pulled = measure(
             [mops, "bundle", "--json", "pull", "--ref", str(result["digest"])], cwd=clone, env=env, timeout=3600

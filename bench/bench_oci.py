@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -245,9 +244,8 @@ class Bench:
 
     def mops_target(self, project: Path, host: str, repository: str) -> None:
         """Point the project at ``host/repository`` and forget packs built for another registry."""
-        config = project / ".modelops-bundle" / "config.yaml"
-        text = re.sub(r"^registry_ref:.*$", f"registry_ref: {host}/{repository}", config.read_text(), flags=re.M)
-        config.write_text(text)
+        self.run([self.mops, "bundle", "config", "registry", host], cwd=project)
+        self.run([self.mops, "bundle", "config", "repository", repository], cwd=project)
         (project / ".modelops-bundle" / "cache" / "packs.json").unlink(missing_ok=True)
 
     def mops_push(self, project: Path) -> tuple[Measured, dict[str, object]]:

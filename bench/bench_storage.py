@@ -129,14 +129,14 @@ for name in names:
 API_SCRIPT = """
 import json, os, sys
 from pathlib import Path
-from modelops_bundle.core.config import StorageSettings
-from modelops_bundle.core.environment import load_environment
+from modelops_bundle.core.settings import StoragePolicy
+from modelops_bundle.core.settings_files import load_environment
 from modelops_bundle.core.plugins import build_plugin_host
 from modelops_bundle.core.storage import BlobDownload, BlobUpload, open_storage
 spec = json.load(open(sys.argv[1], encoding="utf-8"))
 environ = dict(os.environ)
 env = load_environment(spec["env"], environ)
-provider = open_storage(build_plugin_host(environ), env.storage, StorageSettings(prefix=spec["prefix"]), environ)
+provider = open_storage(build_plugin_host(environ), env.storage, StoragePolicy(prefix=spec["prefix"]), environ)
 files = [(Path(path), digest, size) for path, digest, size in spec["files"]]
 if spec["mode"] == "put":
     provider.upload_many([BlobUpload(path, digest, size) for path, digest, size in files], jobs=5)
@@ -293,7 +293,7 @@ class StorageBench:
         config_path = root / ".modelops-bundle" / "config.yaml"
         text = config_path.read_text(encoding="utf-8")
         config = yaml.safe_load(text)
-        config["registry_ref"] = f"{registry.host}/{repo}"
+        config.update(registry=registry.host, repository=repo)
         storage = config.setdefault("storage", {})
         storage.update(mode="auto", threshold_bytes=THRESHOLD, prefix=prefix)
         header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))

@@ -101,24 +101,28 @@ def _source(
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> _Source:
     from modelops_bundle.core.cache import BundleCache, cache_root
-    from modelops_bundle.core.environment import load_environment
     from modelops_bundle.core.materialize import Materializer
     from modelops_bundle.core.plugins import build_plugin_host
     from modelops_bundle.core.reference import Reference, is_digest, parse_reference
+    from modelops_bundle.core.settings_files import load_environment
 
     values = _environ(environ)
-    configured: str | None = None
+    host = build_plugin_host(values)
     folder = _project_folder(ref)
     if folder is not None:
-        from modelops_bundle.core.config import load_config
         from modelops_bundle.core.project import find_project
-        from modelops_bundle.core.remote import project_reference
+        from modelops_bundle.core.session import Session
         from modelops_bundle.core.workspace import Workspace
 
-        ws = Workspace(find_project(folder))
-        reference = project_reference(ws)
-        env_name = env or ws.env_name()
-        configured = load_config(ws.project.config_path).cache_dir
+        session = Session(host, Workspace(find_project(folder)), values, env_name=env)
+        try:
+            root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values, session.config.cache_dir)
+            materializer = Materializer(
+                BundleCache(root), host, session.environment, values, pinned=session.config.registry
+            )
+            return _Source(materializer, session.reference())
+        finally:
+            session.close()
     else:
         text = os.fspath(ref).strip()
         if is_digest(text):
@@ -129,8 +133,7 @@ def _source(
             if reference.tag is None and reference.digest is None:
                 reference = reference.with_tag("latest")
         env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
-    root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values, configured)
-    host = build_plugin_host(values)
+    root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values)
     environment = load_environment(env_name, values)
     return _Source(Materializer(BundleCache(root), host, environment, values), reference)
 
@@ -278,22 +281,22 @@ def push_dir(
     from modelops_bundle.core.project import find_project
     from modelops_bundle.core.provenance import parse_annotation
     from modelops_bundle.core.push import PushOptions, push
-    from modelops_bundle.core.remote import open_backend, open_blob_store, reference_for
+    from modelops_bundle.core.session import Session
     from modelops_bundle.core.workspace import Workspace
 
     values = _environ(environ)
     checked = dict(parse_annotation(f"{key}={value}") for key, value in (annotations or {}).items())
-    ws = Workspace(find_project(Path(os.fspath(path))))
-    reference = reference_for(ws, tag)
+    host = build_plugin_host(values)
+    session = Session(host, Workspace(find_project(Path(os.fspath(path)))), values)
+    reference = session.reference(tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {tag}")
-    host = build_plugin_host(values)
-    backend = open_backend(host, ws, reference, values)
-    blobs = open_blob_store(host, ws, values, uploading=True)
+    backend = session.open_registry(reference)
+    blobs = session.open_blob_store(uploading=True)
     try:
         result = push(
             host,
-            ws,
+            session.ws,
             backend,
             reference,
             PushOptions(force=force, annotations=checked),

@@ -29,9 +29,10 @@ if TYPE_CHECKING:
     from modelops_bundle.core.discovery import CodeDependencies, DiscoveredModel, DiscoveredTarget, SourceFile
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.index import BundleIndex, IndexEntry
-    from modelops_bundle.core.packaging import LayerPlan, StoragePolicyView
+    from modelops_bundle.core.packaging import LayerPlan
     from modelops_bundle.core.project import Project
     from modelops_bundle.core.providers import RegistryBackendClass, StorageProviderClass
+    from modelops_bundle.core.settings import StoragePolicy
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -137,17 +138,18 @@ def mops_registry_backends() -> Sequence[RegistryBackendClass]:
 
 
 @hookspec(firstresult=True)
-def mops_storage_tier(entry: IndexEntry, policy: StoragePolicyView) -> str | None:
+def mops_storage_tier(entry: IndexEntry, policy: StoragePolicy, blob_available: bool) -> str | None:
     """Decide where one file is stored: ``"oci"`` (in the registry) or ``"blob"`` (object storage).
 
-    When: for every tracked file while a push builds its index.
+    When: for every tracked file while a push builds its index. ``policy`` is the project's
+    ``storage:`` section; ``blob_available`` says whether the push has a blob store to send files to.
     Returns: ``"oci"``, ``"blob"`` or ``None`` to defer. First-result hook; the built-in applies the
     ``storage:`` policy of ``config.yaml`` (mode, threshold, force patterns) and is ``trylast``.
     """
 
 
 @hookspec(firstresult=True)
-def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicyView) -> LayerPlan | None:
+def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> LayerPlan | None:
     """Group registry-stored files into OCI layers (raw layers for large files, packed tar+gzip for small).
 
     When: once per push, after tiers are decided.

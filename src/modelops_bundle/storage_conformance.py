@@ -19,8 +19,8 @@ Example -- a provider ``mystore`` from a plugin, against a server the test sessi
 
     import pytest
 
-    from modelops_bundle.core.config import StorageSettings
-    from modelops_bundle.core.environment import StorageEnvSettings
+    from modelops_bundle.core.settings import StoragePolicy
+    from modelops_bundle.core.settings import StorageSection
     from modelops_bundle.core.plugins import build_plugin_host
     from modelops_bundle.core.storage import StorageProvider, open_storage
     from modelops_bundle.storage_conformance import StorageProviderConformance
@@ -28,8 +28,8 @@ Example -- a provider ``mystore`` from a plugin, against a server the test sessi
 
     def make(url: str, bucket: str, key: str = "right") -> StorageProvider:
         host = build_plugin_host({})
-        env = StorageEnvSettings(provider="mystore", endpoint=url, container=bucket, access_key=key)
-        return open_storage(host, env, StorageSettings(prefix="conformance"), environ={})
+        env = StorageSection(provider="mystore", endpoint=url, container=bucket, access_key=key)
+        return open_storage(host, env, StoragePolicy(prefix="conformance"), environ={})
 
 
     class TestMyStore(FullConformance):

@@ -35,6 +35,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PosixPath
 from typing import TYPE_CHECKING, Any
 
+from modelops_bundle.core.flags import env_flag
+
 if TYPE_CHECKING:
     from modelops_bundle.core.materialize import Materializer
     from modelops_bundle.core.reference import Reference
@@ -82,7 +84,7 @@ class BundleRepository:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         values = dict(os.environ if environ is None else environ)
-        if insecure or (insecure is None and values.get(INSECURE_ENV, "").lower() in ("1", "true", "yes", "on")):
+        if insecure or (insecure is None and env_flag(values, INSECURE_ENV)):
             values[INSECURE_ENV] = "true"
         self.registry_ref = (registry_ref or values.get(REGISTRY_ENV, "")).strip() or None
         self.default_tag = default_tag
@@ -96,9 +98,9 @@ class BundleRepository:
         with self._lock:
             if self._materializer is None:
                 from modelops_bundle.core.cache import BundleCache, cache_root
-                from modelops_bundle.core.environment import load_environment
                 from modelops_bundle.core.materialize import Materializer
                 from modelops_bundle.core.plugins import build_plugin_host
+                from modelops_bundle.core.settings_files import load_environment
 
                 root = Path(os.fspath(self.cache_dir)) if self.cache_dir else cache_root(self.environ)
                 self._materializer = Materializer(

@@ -43,19 +43,14 @@ def ok(result: Any) -> Any:
 @pytest.fixture
 def make_project(mops_env: dict[str, str], tmp_path: Path) -> Callable[..., BundleProject]:
     """``make_project(name, *init_args, ref=None)``: another project in the same environment; ``ref`` sets
-    its ``registry_ref`` (e.g. to share the first project's repository)."""
+    its ``repository`` (e.g. to share the first project's)."""
 
     def _make(name: str, *init_args: str, ref: str | None = None) -> BundleProject:
         project = BundleProject.create(tmp_path / name, mops_env, *init_args)
         for scaffolded in (".modelopsignore", "pyproject.toml"):
             (project.root / scaffolded).unlink(missing_ok=True)
         if ref is not None:
-            config = project.meta / "config.yaml"
-            lines = [
-                f"registry_ref: {ref}" if line.startswith("registry_ref:") else line
-                for line in config.read_text().splitlines()
-            ]
-            config.write_text("\n".join(lines) + "\n")
+            assert project.run("config", "repository", ref).ok
         return project
 
     return _make

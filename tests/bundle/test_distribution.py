@@ -39,8 +39,7 @@ def test_push_pull_round_trip_over_http(
     assert pushed["registry"] and pushed["uploaded_blobs"] == pushed["layers"] + 1
     again = ok(http_project.run("push", "--json"))
     assert again["up_to_date"] and again["digest"] == pushed["digest"] and again["uploaded_blobs"] == 0
-    ref = f"{distribution.host}/{http_project.root.name}"
-    other = make_project(f"other-{uuid.uuid4().hex[:8]}", "--env", "dev", ref=ref)
+    other = make_project(f"other-{uuid.uuid4().hex[:8]}", "--env", "dev", ref=http_project.root.name)
     ok(other.run("pull", "--ref", pushed["digest"], "--json"))
     assert read_tree(other.root) == read_tree(http_project.root)
     versions = ok(other.run("tags", "--json"))["versions"]
@@ -63,8 +62,8 @@ def test_plain_oras_pull_unpacks_files_at_their_paths(
 def test_an_environment_whose_login_server_names_its_scheme(
     distribution: RunningRegistry, mops_env: dict[str, str], make_project: Callable[..., BundleProject]
 ) -> None:
-    """``login_server: http://host:port`` (the scheme spelled out): init writes a valid reference without
-    it, and push and pull still speak plain HTTP to that host."""
+    """``login_server: http://host:port`` (the scheme spelled out): push and pull speak plain HTTP to that
+    host, and the project's config names no host at all (it follows its environment)."""
     env_dir = Path(mops_env["MODELOPS_HOME"]) / "bundle-env"
     env_dir.mkdir(parents=True, exist_ok=True)
     (env_dir / "plain.yaml").write_text(
@@ -73,7 +72,7 @@ def test_an_environment_whose_login_server_names_its_scheme(
     name = f"scheme-{uuid.uuid4().hex[:8]}"
     project = make_project(name, "--env", "plain")
     config = (project.meta / "config.yaml").read_text()
-    assert f"registry_ref: {distribution.host}/{name}" in config
+    assert distribution.host not in config and f"repository: {name}" in config
     project.write("data/a.csv", "x,y\n1,2\n")
     ok(project.run("add", ".", "--json"))
     pushed = ok(project.run("push", "--json"))

@@ -8,8 +8,9 @@ from typing import Any
 
 from modelops_bundle import hookimpl
 from modelops_bundle.core.index import BundleIndex, IndexEntry
-from modelops_bundle.core.packaging import LayerPlan, PlannedLayer, StoragePolicyView
+from modelops_bundle.core.packaging import LayerPlan, PlannedLayer
 from modelops_bundle.core.project import Project
+from modelops_bundle.core.settings import StoragePolicy
 from modelops_bundle.testing import BundleProject
 from tests.bundle.conftest import ok
 
@@ -19,7 +20,7 @@ class Recorder:
         self.events: list[tuple[str, Mapping[str, Any]]] = []
 
     @hookimpl
-    def mops_plan_layers(self, entries: Sequence[IndexEntry], policy: StoragePolicyView) -> LayerPlan:
+    def mops_plan_layers(self, entries: Sequence[IndexEntry], policy: StoragePolicy) -> LayerPlan:
         return LayerPlan(tuple(PlannedLayer("raw", (e.path,), e.path) for e in sorted(entries, key=lambda e: e.path)))
 
     @hookimpl
@@ -47,7 +48,7 @@ class Broken:
 
 class BlobEverything:
     @hookimpl
-    def mops_storage_tier(self, entry: IndexEntry, policy: StoragePolicyView) -> str:
+    def mops_storage_tier(self, entry: IndexEntry, policy: StoragePolicy, blob_available: bool) -> str:
         return "blob"
 
 

@@ -23,13 +23,13 @@ from modelops_bundle.core.packaging import (
     MAX_LAYERS,
     PACK_MEDIA_TYPE,
     RAW_LAYER_BYTES,
-    StoragePolicyView,
     decide_tier,
     parse_manifest,
     plan_layers,
     write_pack,
 )
 from modelops_bundle.core.registry import OCI_MANIFEST
+from modelops_bundle.core.settings import StoragePolicy
 
 
 def make_entry(path: str, size: int = 10, content: bytes | None = None) -> IndexEntry:
@@ -47,16 +47,16 @@ def make_entry(path: str, size: int = 10, content: bytes | None = None) -> Index
 
 def test_tier_policy_rules() -> None:
     big, small = make_entry("data/big.h5", 100), make_entry("src/a.py", 1)
-    no_store = StoragePolicyView(threshold_bytes=50)
-    assert decide_tier(big, no_store) == "oci"  # auto without a blob store keeps everything in the registry
-    store = StoragePolicyView(threshold_bytes=50, blob_available=True)
-    assert (decide_tier(big, store), decide_tier(small, store)) == ("blob", "oci")
-    assert decide_tier(big, StoragePolicyView(mode="oci", blob_available=True)) == "oci"
-    assert decide_tier(small, StoragePolicyView(mode="blob")) == "blob"
-    forced = StoragePolicyView(
-        threshold_bytes=50, blob_available=True, force_oci_patterns=("*.h5",), force_blob_patterns=("src/**",)
-    )
-    assert (decide_tier(big, forced), decide_tier(small, forced)) == ("oci", "blob")
+    policy = StoragePolicy(threshold_bytes=50)
+    # auto without a blob store keeps everything in the registry
+    assert decide_tier(big, policy, blob_available=False) == "oci"
+    tiers = (decide_tier(big, policy, blob_available=True), decide_tier(small, policy, blob_available=True))
+    assert tiers == ("blob", "oci")
+    assert decide_tier(big, StoragePolicy(mode="oci"), blob_available=True) == "oci"
+    assert decide_tier(small, StoragePolicy(mode="blob"), blob_available=False) == "blob"
+    forced = StoragePolicy(threshold_bytes=50, force_oci_patterns=("*.h5",), force_blob_patterns=("src/**",))
+    forced_tiers = (decide_tier(big, forced, blob_available=True), decide_tier(small, forced, blob_available=True))
+    assert forced_tiers == ("oci", "blob")
 
 
 # ------------------------------------------------------------------------------------ layer plan

@@ -1,4 +1,4 @@
-"""The remote half of ``status`` (core.remote.remote_status), for the lead to wire into ``status``."""
+"""The remote half of ``status`` (core.remote.remote_status)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from modelops_bundle.core.hashing import resolve_hasher
 from modelops_bundle.core.plugins import build_plugin_host
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.remote import RemoteStatus, remote_status
+from modelops_bundle.core.session import Session
 from modelops_bundle.core.workspace import Workspace
 from modelops_bundle.testing import BundleProject
 from tests.bundle.conftest import ok, pushed_and_cloned
@@ -18,7 +19,7 @@ def status_of(project: BundleProject) -> RemoteStatus:
     host = build_plugin_host(project.env)
     ws = Workspace(Project(project.root))
     scan = ws.scan(resolve_hasher(host.hook, "sha256"), paths=bundle_paths(host, ws))
-    return remote_status(host, ws, scan, project.env)
+    return remote_status(Session(host, ws, project.env), scan)
 
 
 def test_remote_states(project: BundleProject, clone: Callable[[str], BundleProject]) -> None:

@@ -153,16 +153,18 @@ def test_corrupt_stat_cache_never_breaks_status(project: BundleProject) -> None:
     cache = project.meta / "cache" / "stat-cache.json"
     delta = project.meta / "cache" / "stat-cache.delta.json"
     assert project.run("status").ok
+    (project.root / "b.txt").write_text("b")
+    assert project.run("add", "b.txt").ok
     data = json.loads(cache.read_text())
     data["paths"].append("a.txt")  # the base's columns no longer fit together: the cache is dropped
     cache.write_text(json.dumps(data))
-    changes = json.loads(delta.read_text())  # add's one file went to the delta
-    changes["entries"]["a.txt"][4] = 5  # a digest of the wrong type: the delta is ignored
+    changes = json.loads(delta.read_text())  # the second add's one file went to the delta
+    changes["entries"]["b.txt"][4] = 5  # a digest of the wrong type: the delta is ignored
     delta.write_text(json.dumps(changes))
     result = project.run("status", "--json")
     assert result.exit_code == 0, result
-    assert result.json()["tracked_files"] == 1
-    assert result.json()["changes"]["added"] == ["a.txt"]
+    assert result.json()["tracked_files"] == 2
+    assert result.json()["changes"]["added"] == ["a.txt", "b.txt"]
 
 
 def test_a_corrupt_stat_cache_delta_alone_is_ignored(project: BundleProject) -> None:

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from modelops_bundle.core import scaffold
-from modelops_bundle.core.hashing import StatCache
 from modelops_bundle.testing import BundleProject, CliRunner
 
 
@@ -24,8 +23,7 @@ def test_init_creates_metadata_ignore_file_and_pyproject(run_cli: CliRunner, tmp
     meta = root / ".modelops-bundle"
     assert {p.name for p in meta.iterdir()} >= {"config.yaml", "env", "tracked.txt"}
     config = yaml.safe_load((meta / "config.yaml").read_text())
-    assert config["registry_ref"] == "seir-model"
-    assert config["default_tag"] == "latest"
+    assert config == {"repository": "seir-model"}  # no registry host: the project follows its environment
     assert (meta / "env").read_text().strip() == "local"
     assert (meta / "tracked.txt").read_text() == ""
     ignore_lines = (root / ".modelopsignore").read_text().splitlines()
@@ -44,7 +42,7 @@ def test_init_in_the_current_folder_json(run_cli: CliRunner, tmp_path: Path) -> 
     payload = result.json()
     assert payload["project"] == str(folder)
     assert payload["environment"] == "local"
-    assert payload["registry_ref"] == "my-project"
+    assert (payload["repository"], payload["registry"]) == ("my-project", None)
     assert sorted(payload["created"]) == [".modelopsignore", "pyproject.toml"]
     assert payload["kept"] == []
 
@@ -115,7 +113,10 @@ def test_environment_file_is_used_when_present(run_cli: CliRunner, mops_env: dic
     result = run_cli("init", "proj", "--json")  # dev is the default once provisioned
     assert result.exit_code == 0, result
     assert result.json()["environment"] == "dev"
-    assert result.json()["registry_ref"] == "registry.example.org:5000/proj"
+    assert (result.json()["repository"], result.json()["registry"]) == ("proj", None)
+    shown = run_cli("env", "show", "--json", cwd=tmp_path / "proj").json()["resolved"]
+    assert shown["reference"] == "registry.example.org:5000/proj:latest"
+    assert shown["registry_source"] == "environment 'dev'"
     assert (tmp_path / "proj" / ".modelops-bundle" / "env").read_text().strip() == "dev"
 
 
@@ -222,8 +223,14 @@ def test_env_switch_validates_pins_and_remembers_the_file(
 
     switched = run_cli("env", "switch", "lab", "--json", cwd=tmp_path / "proj")
     assert switched.exit_code == 0, switched
-    assert switched.json() == {"previous": "local", "pinned": "lab"}
+    assert switched.json() == {
+        "previous": "local",
+        "pinned": "lab",
+        "reference": "proj:latest",
+        "registry": "OCI layout /srv/registry",
+        "source": "environment 'lab'",
+    }
     assert (meta / "env").read_text().strip() == "lab"
-    # Validated now, so the next push or status reads the file without building the models.
-    memo = StatCache.load(meta / "cache" / "stat-cache.json").memo  # the base and its delta
-    assert "/srv/blobs" in json.dumps(memo[f"environment.v3:{envs / 'lab.yaml'}"])
+    # Read now, so the next push or status does not parse the file again.
+    memo = json.loads((meta / "cache" / "memo.json").read_text())["memo"]
+    assert "/srv/blobs" in json.dumps(memo[f"environment:{envs / 'lab.yaml'}"])

@@ -127,8 +127,7 @@ def test_status_files_text_table(project: BundleProject) -> None:
 
 
 def test_status_files_shows_the_blob_tier_of_large_files(project: BundleProject) -> None:
-    config = project.meta / "config.yaml"
-    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 3"))
+    assert project.run("config", "storage.threshold_bytes", "3").ok
     files = {row["path"]: row for row in project.run("status", "--files", "--json").json()["files"]}
     assert files["data/a.csv"]["tier"] == "blob"  # 4 bytes >= 3: offloaded to the local blob folder
 

@@ -126,10 +126,7 @@ def test_the_examples_load_through_their_entry_points(tmp_path: Path) -> None:
                                       "        super().__init__()\n")  # fmt: skip
     (project / "data").mkdir()
     (project / "data" / "grid.bin").write_bytes(os.urandom(2048))
-    (project / ".modelops-bundle" / "config.yaml").write_text(
-        (project / ".modelops-bundle" / "config.yaml").read_text().replace("force_blob_patterns: []",
-                                                                           "force_blob_patterns: ['*.bin']")
-    )  # fmt: skip
+    mops("config", "storage.force_blob_patterns", "*.bin", cwd=project)
     registered = json.loads(mops("register-model", "model.py", "--json", cwd=project))
     assert [(m["class_name"], m["framework"], m["parameters"]) for m in registered["models"]] == [
         ("Wealth", "mesa", ["n"])

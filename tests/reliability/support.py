@@ -51,13 +51,7 @@ def new_project(
     for scaffolded in (".modelopsignore", "pyproject.toml"):
         (project.root / scaffolded).unlink(missing_ok=True)
     if ref is not None:
-        config = project.meta / "config.yaml"
-        config.write_text(
-            "".join(
-                f"registry_ref: {ref}\n" if line.startswith("registry_ref:") else line + "\n"
-                for line in config.read_text().splitlines()
-            )
-        )
+        assert project.run("config", "repository", ref).ok
     return project
 
 

@@ -262,8 +262,7 @@ def test_blob_store_faults(
         write_env(mops_env, "blobby", reliability_registry.host, storage=storage)
         name = f"blobby-{uuid.uuid4().hex[:8]}"
         project = new_project(mops_env, tmp_path / name, "blobby")
-        config = project.meta / "config.yaml"
-        config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 500000"))
+        ok(project.run("config", "storage.threshold_bytes", "500000", "--json"))
         fill(project, 21, small=5, large=2, large_size=600_000)
         ok(project.run("add", ".", "--json", input_env={"AWS_DEFAULT_REGION": "us-east-1"}))
         env = {"AWS_DEFAULT_REGION": "us-east-1"}

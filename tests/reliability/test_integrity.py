@@ -84,8 +84,7 @@ def _blob_project(environ: dict[str, str], tmp: Path, registry: RunningRegistry,
     write_env(environ, env_name, registry.host, storage=storage)
     name = f"{env_name}-{uuid.uuid4().hex[:8]}"
     project = new_project(environ, tmp / name, env_name)
-    config = project.meta / "config.yaml"
-    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 400000"))
+    ok(project.run("config", "storage.threshold_bytes", "400000", "--json"))
     fill(project, int(uuid.uuid4().int % 1000), small=4, large=2, large_size=500_000)
     ok(project.run("add", ".", "--json"))
     pushed = ok(project.run("push", "--json"))

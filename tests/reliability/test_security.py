@@ -79,8 +79,7 @@ class Scanner:
 
 
 def _blob_config(project: BundleProject) -> None:
-    config = project.meta / "config.yaml"
-    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 100000"))
+    assert project.run("config", "storage.threshold_bytes", "100000").ok
     project.write("data/big.bin", b"large file for blob storage\n" * 8000)
     project.write("src/model.py", "X = 1\n")
 

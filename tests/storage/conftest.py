@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from modelops_bundle.core.config import StorageSettings
-from modelops_bundle.core.environment import load_environment
 from modelops_bundle.core.plugins import PluginHost, build_plugin_host
+from modelops_bundle.core.settings import StoragePolicy
+from modelops_bundle.core.settings_files import load_environment
 from modelops_bundle.core.storage import StorageProvider, open_storage
 from tests.storage.services import (
     Service,
@@ -83,6 +83,6 @@ def open_env_storage(plugin_host: PluginHost, tmp_path_factory: pytest.TempPathF
         )
         full_environ = {"MODELOPS_HOME": str(home), "HOME": str(home), **(environ or {})}
         env = load_environment("test", full_environ)
-        return open_storage(plugin_host, env.storage, StorageSettings(prefix=prefix), full_environ)
+        return open_storage(plugin_host, env.storage, StoragePolicy(prefix=prefix), full_environ)
 
     return _open

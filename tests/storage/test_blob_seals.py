@@ -13,11 +13,10 @@ from typing import Any, BinaryIO
 import pytest
 
 from modelops_bundle.core.blob_seals import BlobSeals, object_signature
-from modelops_bundle.core.config import StorageSettings
-from modelops_bundle.core.environment import StorageEnvSettings
 from modelops_bundle.core.errors import ConfigError, IntegrityError
 from modelops_bundle.core.hashing import signature
 from modelops_bundle.core.plugins import PluginHost
+from modelops_bundle.core.settings import StoragePolicy, StorageSection, build
 from modelops_bundle.core.storage import BlobDownload, BlobUpload, StorageProvider, blob_key, open_storage
 from modelops_bundle.storage_conformance import write_random_file
 from modelops_bundle.testing import BundleProject
@@ -45,8 +44,8 @@ class CountingHasher:
 
 
 def local_store(plugin_host: PluginHost, tmp_path: Path, **options: Any) -> StorageProvider:
-    storage = StorageEnvSettings(provider="local", path=str(tmp_path / "store"), **options)
-    return open_storage(plugin_host, storage, StorageSettings(), {"MODELOPS_HOME": str(tmp_path / "home")})
+    storage = build(StorageSection, {"provider": "local", "path": str(tmp_path / "store"), **options})
+    return open_storage(plugin_host, storage, StoragePolicy(), {"MODELOPS_HOME": str(tmp_path / "home")})
 
 
 def uploaded(provider: StorageProvider, tmp_path: Path, *, seal: bool) -> tuple[str, str, bytes]:
@@ -189,8 +188,7 @@ def test_a_tampered_local_store_fails_ensure_naming_the_object(mops_env: dict[st
     """End to end on the embedded default: push seals the object; a same-size, same-mtime edit of it in
     the store is still caught by ``ensure``, which exits 1 naming the object and places nothing."""
     project = BundleProject.create(tmp_path / "study", mops_env)
-    config = project.meta / "config.yaml"
-    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 1048576"))
+    assert project.run("config", "storage.threshold_bytes", "1MiB").exit_code == 0
     project.write("data/big.bin", os.urandom(2 * 1024 * 1024))
     assert project.run("add", ".").exit_code == 0
     pushed = project.run("push", "--json")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from modelops_bundle.core.config import StorageSettings
-from modelops_bundle.core.environment import load_environment
 from modelops_bundle.core.plugins import PluginHost
+from modelops_bundle.core.settings import StoragePolicy
+from modelops_bundle.core.settings_files import load_environment
 from modelops_bundle.core.storage import blob_key, open_storage
 from modelops_bundle.testing import BundleProject
 from tests.storage.services import Service
@@ -64,8 +64,7 @@ def _environment_file(home: Path, storage_yaml: str) -> None:
 
 
 def _lower_threshold(project: BundleProject) -> None:
-    config = project.meta / "config.yaml"
-    config.write_text(config.read_text().replace("threshold_bytes: 52428800", "threshold_bytes: 1048576"))
+    assert project.run("config", "storage.threshold_bytes", "1MiB").exit_code == 0
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -109,7 +108,7 @@ def test_push_pull_ensure_through_each_provider(
     assert pointer["blobRef"]["uri"].startswith(f"{scheme}://") and "?" not in pointer["blobRef"]["uri"]
     assert entries["data/small.csv"]["storage"] == "oci"
     environment = load_environment("lab", env)
-    store = open_storage(plugin_host, environment.storage, StorageSettings(), env)
+    store = open_storage(plugin_host, environment.storage, StoragePolicy(), env)
     assert store.exists(blob_key("", big_digest))
     assert not any(secret in json.dumps(manifest) for secret in ("testing", "Eby8vdM02xNO"))
 

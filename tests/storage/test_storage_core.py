@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
-from pydantic import SecretStr
 
 from modelops_bundle import hookimpl
-from modelops_bundle.core.config import StorageSettings
-from modelops_bundle.core.environment import StorageEnvSettings
 from modelops_bundle.core.errors import ConfigError, IntegrityError, PluginError, StorageError, UsageError
 from modelops_bundle.core.index import BlobRef, IndexEntry
 from modelops_bundle.core.plugins import PluginHost, build_plugin_host
+from modelops_bundle.core.secrecy import Secret
+from modelops_bundle.core.settings import StoragePolicy, StorageSection, build
 from modelops_bundle.core.storage import (
     BlobDownload,
     BlobPointer,
@@ -39,9 +38,9 @@ HEX = hashlib.sha256(b"x").hexdigest()
 DIGEST = f"sha256:{HEX}"
 
 
-def open_with(host: PluginHost, tmp_path: Path, policy: StorageSettings | None = None, **env: Any) -> StorageProvider:
-    storage = StorageEnvSettings(**env) if env else None
-    return open_storage(host, storage, policy or StorageSettings(), {"MODELOPS_HOME": str(tmp_path / "home")})
+def open_with(host: PluginHost, tmp_path: Path, policy: StoragePolicy | None = None, **env: Any) -> StorageProvider:
+    storage = build(StorageSection, env) if env else None
+    return open_storage(host, storage, policy or StoragePolicy(), {"MODELOPS_HOME": str(tmp_path / "home")})
 
 
 # -------------------------------------------------------------------------------------------- keys
@@ -129,13 +128,13 @@ def test_missing_container_and_credentials_are_configuration_errors(plugin_host:
 
 
 def test_project_policy_wins_and_foreign_credentials_stay_out() -> None:
-    env = StorageEnvSettings(
-        provider="azure", container="env-container", connection_string=SecretStr("AccountKey=k;AccountName=a")
+    env = StorageSection(
+        provider="azure", container="env-container", connection_string=Secret("AccountKey=k;AccountName=a")
     )
-    same = resolve_settings(env, StorageSettings(container="project-container", prefix="/p/"), {})
+    same = resolve_settings(env, StoragePolicy(container="project-container", prefix="/p/"), {})
     assert (same.provider, same.container, same.prefix) == ("azure", "project-container", "p")
     assert same.connection_string is not None
-    other = resolve_settings(env, StorageSettings(provider="s3", container="bucket"), {})
+    other = resolve_settings(env, StoragePolicy(provider="s3", container="bucket"), {})
     assert (other.provider, other.container, other.connection_string) == ("s3", "bucket", None)
 
 
@@ -146,10 +145,10 @@ def test_credentials_from_the_standard_environment(plugin_host: PluginHost, tmp_
         "AWS_ACCESS_KEY_ID": "AKID",
         "AWS_SECRET_ACCESS_KEY": "s3cr3t",
     }
-    azure = open_storage(plugin_host, StorageEnvSettings(provider="azure", container="c"), StorageSettings(), environ)
+    azure = open_storage(plugin_host, StorageSection(provider="azure", container="c"), StoragePolicy(), environ)
     assert isinstance(azure, AzureProvider) and azure.connection_string == connection
     assert azure.account == "acct"
-    s3 = open_storage(plugin_host, StorageEnvSettings(provider="s3", container="b"), StorageSettings(), environ)
+    s3 = open_storage(plugin_host, StorageSection(provider="s3", container="b"), StoragePolicy(), environ)
     assert isinstance(s3, S3Provider) and (s3.key, s3.secret) == ("AKID", "s3cr3t")
 
 
@@ -331,7 +330,7 @@ def test_cli_start_imports_no_storage_sdk() -> None:
 
 def test_blob_transfers_serve_push_and_pull(plugin_host: PluginHost, tmp_path: Path) -> None:
     provider = open_with(
-        plugin_host, tmp_path, StorageSettings(prefix="proj"), provider="local", path=str(tmp_path / "b")
+        plugin_host, tmp_path, StoragePolicy(prefix="proj"), provider="local", path=str(tmp_path / "b")
     )
     root = tmp_path / "project"
     (root / "data").mkdir(parents=True)

@@ -28,7 +28,6 @@ def _base(path: Path, count: int = 1000) -> StatCache:
     for number in range(count):
         cache.entries[f"f{number}"] = _row(number)
         cache.changed_entries.add(f"f{number}")
-    cache.memo_put("state", [1, 2, 3, 4], True)
     cache.dirty = True
     cache.save()
     return StatCache.load(path)
@@ -50,7 +49,6 @@ def test_a_few_changes_go_to_a_delta_and_leave_the_base_alone(tmp_path: Path) ->
     cache.entries["f1"] = _row(1, "cd")
     cache.changed_entries.add("f1")
     cache.forget([f"f{number}" for number in range(1000) if number != 7])
-    cache.memo_put("state", [5, 6, 7, 8], False)
     cache.listings.put("data", _folder_stat(tmp_path), ["a.csv"], [], time.time_ns() + 10**10)
     cache.dirty = True
     cache.save()
@@ -61,7 +59,6 @@ def test_a_few_changes_go_to_a_delta_and_leave_the_base_alone(tmp_path: Path) ->
     reloaded = StatCache.load(path)
     assert reloaded.entries["f1"] == _row(1, "cd") and "f7" not in reloaded.entries
     assert len(reloaded.entries) == 999
-    assert reloaded.memo["state"] == {"fp": [5, 6, 7, 8], "data": False}
     assert reloaded.listings.folders["data"][2] == "a.csv"
     assert not reloaded.dirty  # reading a delta writes nothing
 
@@ -104,7 +101,7 @@ def test_a_malformed_delta_is_ignored_as_a_whole(tmp_path: Path) -> None:
     for spoil in (
         lambda d: d["entries"]["f2"].__setitem__(2, True),  # a boolean is no size
         lambda d: d["entries"]["f2"].pop(),
-        lambda d: d["memo"].__setitem__("state", 5),
+        lambda d: d.__setitem__("entries", []),
         lambda d: d.__setitem__("listings", {"x": [1, 2, "a"]}),
         lambda d: d.__setitem__("algorithm", "sha512"),
     ):
@@ -146,7 +143,7 @@ def test_an_older_cache_version_is_read_and_rewritten_with_an_id(tmp_path: Path)
 @given(
     rounds=st.lists(
         st.lists(
-            st.tuples(st.sampled_from(["store", "drop", "memo"]), st.integers(0, 30), st.integers(0, 3)),
+            st.tuples(st.sampled_from(["store", "drop"]), st.integers(0, 30), st.integers(0, 3)),
             max_size=40,
         ),
         min_size=1,
@@ -167,16 +164,13 @@ def _saves_and_loads(path: Path, rounds: list[list[tuple[str, int, int]]]) -> No
             if operation == "store":
                 cache.entries[f"f{number}"] = _row(number, f"{value:02x}")
                 cache.changed_entries.add(f"f{number}")
-            elif operation == "drop":
-                cache.forget(rel for rel in cache.entries if rel != f"f{number}")
             else:
-                cache.memo_put(f"k{number % 4}", [value], value)
+                cache.forget(rel for rel in cache.entries if rel != f"f{number}")
         cache.dirty = True
-        expected_entries, expected_memo = dict(cache.entries), json.loads(json.dumps(cache.memo))
+        expected_entries = dict(cache.entries)
         cache.save()
         cache = StatCache.load(path)
         assert cache.entries == expected_entries
-        assert cache.memo == expected_memo
 
 
 def _stat(where: Path) -> os.stat_result:

@@ -20,13 +20,13 @@ from modelops_bundle.core.hashing import (
     RACY_MARGIN_NS,
     HashJob,
     StatCache,
-    file_fingerprint,
     format_digest,
     hash_files,
     resolve_hasher,
     signature,
     split_digest,
 )
+from modelops_bundle.core.memo import Memo, file_fingerprint
 from modelops_bundle.core.plugins import build_plugin_host
 from modelops_bundle.plugins.hashing_sha256 import Sha256Hasher, mops_file_hasher
 
@@ -198,7 +198,6 @@ def test_corrupt_or_foreign_cache_is_discarded(tmp_path: Path, content: bytes) -
     path.write_bytes(content)
     cache = StatCache.load(path)
     assert cache.entries == {}
-    assert cache.memo == {}
     assert cache.algorithm == "sha256"
 
 
@@ -270,11 +269,11 @@ def test_save_without_changes_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_memo_is_keyed_by_fingerprint(tmp_path: Path) -> None:
-    cache = StatCache(tmp_path / "c.json")
-    cache.memo_put("k", [1, 2], {"v": 1})
-    assert cache.memo_get("k", [1, 2]) == {"v": 1}
-    assert cache.memo_get("k", [1, 3]) is None
-    assert cache.memo_get("other", [1, 2]) is None
+    memo = Memo(tmp_path / "memo.json")
+    memo.put("k", [1, 2], {"v": 1})
+    assert memo.get("k", [1, 2]) == {"v": 1}
+    assert memo.get("k", [1, 3]) is None
+    assert memo.get("other", [1, 2]) is None
 
 
 def test_file_fingerprint_changes_on_rewrite(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""core/workspace.py, config.py, validation.py, status.py, walk.py: metadata files, scanning, symlinks."""
+"""core/workspace.py, settings_files.py, validation.py, status.py, walk.py: metadata files, scanning, symlinks."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import BinaryIO
 import pytest
 
 from modelops_bundle import hookimpl
-from modelops_bundle.core.config import BundleConfig, load_config, render_config, save_config
 from modelops_bundle.core.errors import BundleError, ConfigError
 from modelops_bundle.core.project import Project
+from modelops_bundle.core.settings import ProjectConfig
+from modelops_bundle.core.settings_files import read_config, render_config, save_config
 from modelops_bundle.core.status import local_changes
 from modelops_bundle.core.walk import walk
 from modelops_bundle.core.workspace import SyncState, Workspace
@@ -36,24 +37,23 @@ def _sha(data: bytes) -> str:
 
 def test_config_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    config = BundleConfig(registry_ref="  seir-model ", default_tag="v1")
-    assert config.registry_ref == "seir-model"
+    config = ProjectConfig(repository="seir-model", default_tag="v1")
     save_config(path, config)
     assert path.read_text().startswith("# modelops-bundle configuration")
-    assert load_config(path) == config
-    assert "registry_ref: seir-model" in render_config(config)
+    assert read_config(path).config == config
+    assert "repository: seir-model" in render_config(config)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("registry_ref: x\nstorage:\n  mode: sometimes\n", ["config.yaml: invalid", "storage.mode (line 3)"]),
-        ("registry_ref: x\ntypo_key: 1\n", ["typo_key (line 2)", "Extra inputs are not permitted"]),
-        ("default_tag: v1\n", ["registry_ref", "Field required"]),
-        ("registry_ref: '   '\n", ["registry_ref (line 1)", "must not be empty"]),
-        ("registry_ref: x\nstorage:\n  threshold_bytes: -5\n", ["storage.threshold_bytes (line 3)"]),
-        ("registry_ref: [unclosed\n", ["config.yaml, line 2: invalid YAML"]),
-        ("registry_ref: x\n  bad: indent\n", ["config.yaml, line 2: invalid YAML"]),
+        ("repository: x\nstorage:\n  mode: sometimes\n", ["config.yaml: invalid", "storage.mode (line 3)"]),
+        ("repository: x\ntypo_key: 1\n", ["typo_key (line 2)", "unknown key"]),
+        ("repository: '   '\n", ["repository (line 1)", "must not be empty"]),
+        ("registry_ref: '   '\n", ["registry_ref", "must be a reference"]),
+        ("repository: x\nstorage:\n  threshold_bytes: -5\n", ["storage.threshold_bytes (line 3)"]),
+        ("repository: [unclosed\n", ["config.yaml, line 2: invalid YAML"]),
+        ("repository: x\n  bad: indent\n", ["config.yaml, line 2: invalid YAML"]),
         ("- just\n- a list\n", ["config.yaml: invalid", "(top level)"]),
     ],
 )
@@ -61,7 +61,7 @@ def test_broken_config_names_file_key_and_line(tmp_path: Path, text: str, expect
     path = tmp_path / "config.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        read_config(path)
     for fragment in expected:
         assert fragment in info.value.message
     assert str(path) in info.value.message
@@ -71,11 +71,11 @@ def test_broken_config_names_file_key_and_line(tmp_path: Path, text: str, expect
 
 def test_config_not_utf8_or_missing(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    path.write_bytes(b"registry_ref: \xff\xfe\n")
+    path.write_bytes(b"repository: \xff\xfe\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
-        load_config(path)
+        read_config(path)
     with pytest.raises(ConfigError, match="missing"):
-        load_config(tmp_path / "nope.yaml")
+        read_config(tmp_path / "nope.yaml")
 
 
 # ---------------------------------------------------------------------- tracked.txt, state.json
@@ -151,11 +151,11 @@ def test_validated_files_are_remembered_until_they_change(bundle_project: Bundle
     with ws.lock():
         ws.save_tracked(["b.txt", "a.txt", "a.txt"])
     assert (bundle_project.meta / "tracked.txt").read_text() == "a.txt\nb.txt\n"
-    ws.config_summary()
+    ws.config()
     ws.close()
     ws2 = _ws(bundle_project)
     assert ws2.tracked() == ["a.txt", "b.txt"]
-    assert ws2.config_summary().registry_ref == "project"
+    assert ws2.config().repository == "project"
     # a hand edit is validated again, never trusted from the memo
     (bundle_project.meta / "tracked.txt").write_text("a.txt\n/abs\n")
     with pytest.raises(ConfigError, match="line 2"):

@@ -28,6 +28,7 @@ PREFERRED_ORDER = (
     "tags",
     "ensure",
     "env",
+    "config",
     "plugins",
     "plugin",
     "completion",

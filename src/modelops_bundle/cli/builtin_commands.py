@@ -27,6 +27,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("tags", "tags"),
     ("ensure", "ensure"),
     ("env", "env"),
+    ("config", "config"),
     ("plugins", "plugins"),
     ("plugin_new", "plugin"),
     ("completion", "completion"),

@@ -15,7 +15,7 @@ from modelops_bundle.core.workspace import Workspace
 if TYPE_CHECKING:
     from modelops_bundle.core.reference import Reference
     from modelops_bundle.core.registry import RegistryBackend
-    from modelops_bundle.core.remote import LazyBlobFetcher
+    from modelops_bundle.core.session import LazyBlobFetcher, Session
 
 
 def open_workspace(ctx: CommandContext) -> Workspace:
@@ -23,8 +23,23 @@ def open_workspace(ctx: CommandContext) -> Workspace:
     return Workspace(find_project(ctx.cwd))
 
 
+def open_session(ctx: CommandContext) -> Session:
+    """The project containing the current directory as a session (its registry, environment and
+    settings), for commands that talk to a registry or a blob store."""
+    from modelops_bundle.core.session import Session
+
+    return Session(ctx.plugins, open_workspace(ctx), ctx.environ)
+
+
+def report_notices(ctx: CommandContext, session: Session) -> None:
+    """What the session found worth telling that is no error (on stderr, so ``--json`` stays clean)."""
+    for notice in session.notices:
+        ctx.out.warn(notice)
+    session.notices.clear()
+
+
 def hasher_for(ctx: CommandContext, ws: Workspace) -> Hasher:
-    return resolve_hasher(ctx.plugins.hook, ws.config_summary().hash_algorithm)
+    return resolve_hasher(ctx.plugins.hook, ws.config().hash_algorithm)
 
 
 def hashing_progress(ctx: CommandContext) -> Callable[[], ProgressSink]:
@@ -70,13 +85,12 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def fetch_session(ctx: CommandContext, ws: Workspace, ref: str | None) -> Iterator[FetchSession]:
+def fetch_session(ctx: CommandContext, session: Session, ref: str | None) -> Iterator[FetchSession]:
     """The project's registry backend and a lazy blob fetcher for ``ref``, closed afterwards."""
-    from modelops_bundle.core.remote import LazyBlobFetcher, open_backend, reference_for
-
-    reference = reference_for(ws, ref)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
-    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ, ctx.out.progress("blob downloads"))
+    reference = session.reference(ref)
+    backend = session.open_registry(reference)
+    report_notices(ctx, session)
+    fetcher = session.blob_fetcher(ctx.out.progress("blob downloads"))
     try:
         yield FetchSession(reference, backend, fetcher)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import hasher_for, hashing_progress, open_workspace, plural
+from modelops_bundle.cli.common import hasher_for, hashing_progress, open_session, plural
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import UsageError
@@ -23,26 +23,21 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps, diff_worktree, scan_keys
     from modelops_bundle.core.model_registry import Registry, load_registry
     from modelops_bundle.core.model_status import impact
-    from modelops_bundle.core.remote import (
-        fetch_version,
-        open_backend,
-        reference_for,
-        resolve_digest,
-        version_registry,
-    )
+    from modelops_bundle.core.remote import fetch_version, resolve_digest, version_registry
 
     refs: list[str] = list(args.refs)
     if args.ref:
         refs.insert(0, args.ref)
     if len(refs) > 2:
         raise UsageError("diff compares at most two versions")
-    ws = open_workspace(ctx)
-    base_ref = reference_for(ws, refs[0] if refs else None)
-    backend = open_backend(ctx.plugins, ws, base_ref, ctx.environ)
+    session = open_session(ctx)
+    ws = session.ws
+    base_ref = session.reference(refs[0] if refs else None)
+    backend = session.open_registry(base_ref)
     try:
         payload: dict[str, Any]
         if len(refs) == 2:
-            target_ref = reference_for(ws, refs[1])
+            target_ref = session.reference(refs[1])
             base = fetch_version(backend, base_ref)
             target = fetch_version(backend, target_ref)
             changes: VersionDiff = diff_indexes(base.index, target.index)

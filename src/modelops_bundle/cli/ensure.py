@@ -12,7 +12,7 @@ from modelops_bundle.cli.common import (
     chosen_ref,
     emit_outcome,
     fetch_session,
-    open_workspace,
+    open_session,
     plural,
 )
 from modelops_bundle.core.commands import Command
@@ -30,16 +30,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import ensure
 
-    with fetch_session(ctx, open_workspace(ctx), chosen_ref(args)) as session:
+    with fetch_session(ctx, open_session(ctx), chosen_ref(args)) as fetch:
         result = ensure(
             ctx.plugins,
-            session.backend,
-            session.reference,
+            fetch.backend,
+            fetch.reference,
             ctx.cwd / Path(args.dest),
             mirror=args.mirror,
             jobs=args.jobs,
             progress=ctx.out.progress,
-            blob_fetcher=session.fetcher,
+            blob_fetcher=fetch.fetcher,
             models=args.models,
         )
     if emit_outcome(ctx, result):

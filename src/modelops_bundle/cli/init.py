@@ -1,4 +1,4 @@
-"""``init [PATH] [--env NAME] [--template NAME]``: make a folder a modelops-bundle project."""
+"""``init [PATH] [--env NAME] [--template NAME] [--registry HOST[/REPO]]``: make a folder a project."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="minimal",
         help="scaffold to start from: minimal (default), seir, ...",
     )
+    parser.add_argument(
+        "--registry",
+        metavar="HOST[/REPO]",
+        help="pin this registry (and repository) instead of following the environment's",
+    )
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
@@ -24,13 +29,17 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.scaffold import init_project
 
     env_name = check_env_name(args.env) if args.env else default_environment_name(ctx.environ)
-    result = init_project(ctx.cwd / args.path, ctx.environ, env_name=env_name, template=args.template)
+    result = init_project(
+        ctx.cwd / args.path, ctx.environ, env_name=env_name, template=args.template, registry=args.registry
+    )
+    config = result.config
     if ctx.out.json_mode:
         ctx.out.emit_json(
             {
                 "project": str(result.project.root),
                 "environment": result.environment,
-                "registry_ref": result.registry_ref,
+                "repository": config.repository,
+                "registry": config.registry,
                 "created": result.created,
                 "kept": result.kept,
             }
@@ -38,7 +47,9 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         return 0
     ctx.out.line(f"Initialized modelops-bundle project in {result.project.root}")
     ctx.out.line(f"  environment: {result.environment}")
-    ctx.out.line(f"  bundle:      {result.registry_ref}")
+    ctx.out.line(f"  bundle:      {config.repository}")
+    if config.registry:
+        ctx.out.line(f"  registry:    {config.registry} (pinned: 'env switch' does not change it)")
     for rel in result.created:
         ctx.out.line(f"  created {rel}")
     for rel in result.kept:
@@ -53,5 +64,5 @@ COMMAND = Command(
     run=run,
     configure=configure,
     epilog="examples:\n  mops bundle init .\n  mops bundle init seir-model --template seir\n"
-    "  mops bundle init --env dev",
+    "  mops bundle init --env dev\n  mops bundle init --registry ghcr.io/lab/seir",
 )

@@ -11,6 +11,7 @@ from typing import IO, TYPE_CHECKING
 
 from modelops_bundle import __version__
 from modelops_bundle.core.errors import BundleError, ExitCode
+from modelops_bundle.core.flags import env_flag
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
@@ -85,7 +86,7 @@ def _run_as_process(main: Callable[[], int]) -> None:
 
 
 def _debug_enabled(environ: Mapping[str, str], verbose: int) -> bool:
-    return verbose > 0 or (environ.get("MOPS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"})
+    return verbose > 0 or env_flag(environ, "MOPS_DEBUG")
 
 
 def run(

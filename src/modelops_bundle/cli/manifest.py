@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace, plural
+from modelops_bundle.cli.common import open_session, plural
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -15,11 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.remote import fetch_version, open_backend, reference_for
+    from modelops_bundle.core.remote import fetch_version
 
-    ws = open_workspace(ctx)
-    reference = reference_for(ws, args.ref)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    session = open_session(ctx)
+    reference = session.reference(args.ref)
+    backend = session.open_registry(reference)
     try:
         version = fetch_version(backend, reference)
     finally:

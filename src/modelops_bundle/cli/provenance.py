@@ -62,25 +62,24 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
 
 def _backend(ctx: CommandContext, args: argparse.Namespace) -> tuple[Any, Any]:
-    from modelops_bundle.cli.common import open_workspace
-    from modelops_bundle.core.remote import open_backend, reference_for
+    from modelops_bundle.cli.common import open_session
 
     try:
-        ws = open_workspace(ctx)
+        session = open_session(ctx)
     except NotInitializedError:
         if not args.ref:
             raise
-        from modelops_bundle.core.environment import load_environment
         from modelops_bundle.core.reference import parse_reference
-        from modelops_bundle.core.registry_select import open_registry
+        from modelops_bundle.core.registry_select import open_reference
+        from modelops_bundle.core.settings_files import load_environment
 
         reference = parse_reference(args.ref)
         if reference.tag is None and reference.digest is None:
             reference = reference.with_tag("latest")
         environment = load_environment(args.env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
-        return open_registry(ctx.plugins, environment, reference, ctx.environ), reference
-    reference = reference_for(ws, args.ref)
-    return open_backend(ctx.plugins, ws, reference, ctx.environ), reference
+        return open_reference(ctx.plugins, environment, reference, ctx.environ), reference
+    reference = session.reference(args.ref)
+    return session.open_registry(reference), reference
 
 
 COMMAND = Command(

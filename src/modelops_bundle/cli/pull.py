@@ -11,7 +11,7 @@ from modelops_bundle.cli.common import (
     chosen_ref,
     emit_outcome,
     fetch_session,
-    open_workspace,
+    open_session,
     plural,
 )
 from modelops_bundle.cli.console import human_bytes
@@ -33,19 +33,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import pull
 
-    ws = open_workspace(ctx)
-    with fetch_session(ctx, ws, chosen_ref(args)) as session:
+    project = open_session(ctx)
+    with fetch_session(ctx, project, chosen_ref(args)) as fetch:
         result = pull(
             ctx.plugins,
-            ws,
-            session.backend,
-            session.reference,
+            project.ws,
+            fetch.backend,
+            fetch.reference,
             overwrite=args.overwrite,
             restore_deleted=args.restore_deleted,
             dry_run=args.dry_run,
             jobs=args.jobs,
             progress=ctx.out.progress,
-            blob_fetcher=session.fetcher,
+            blob_fetcher=fetch.fetcher,
             models=args.models,
         )
     if emit_outcome(ctx, result):

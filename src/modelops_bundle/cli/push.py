@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import add_jobs_option, emit_outcome, open_workspace, plural
+from modelops_bundle.cli.common import add_jobs_option, emit_outcome, open_session, plural, report_notices
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -32,19 +32,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.provenance import parse_annotation
     from modelops_bundle.core.push import PushOptions, push
-    from modelops_bundle.core.remote import open_backend, open_blob_store, reference_for
 
     annotations = dict(parse_annotation(text) for text in args.annotation)
-    ws = open_workspace(ctx)
-    reference = reference_for(ws, args.tag)
+    session = open_session(ctx)
+    reference = session.reference(args.tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {args.tag}")
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
-    blobs = open_blob_store(ctx.plugins, ws, ctx.environ, uploading=True, progress=ctx.out.progress("blob uploads"))
+    backend = session.open_registry(reference)
+    report_notices(ctx, session)
+    blobs = session.open_blob_store(uploading=True, progress=ctx.out.progress("blob uploads"))
     try:
         result = push(
             ctx.plugins,
-            ws,
+            session.ws,
             backend,
             reference,
             PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs, annotations=annotations),

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import add_jobs_option, hasher_for, hashing_progress, open_workspace, plural
+from modelops_bundle.cli.common import (
+    add_jobs_option,
+    hasher_for,
+    hashing_progress,
+    open_session,
+    plural,
+    report_notices,
+)
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -33,7 +40,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.bundle_files import bundle_paths
     from modelops_bundle.core.status import local_changes
 
-    ws = open_workspace(ctx)
+    session = open_session(ctx)
+    ws = session.ws
     if args.untracked_only:
         tracked_set = set(ws.tracked())
         untracked = [rel for rel in ws.walk().files if rel not in tracked_set]
@@ -45,8 +53,10 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                 ctx.out.line(rel)
         return 0
 
-    summary = ws.config_summary()
-    env_name = ws.env_name()
+    session.environment  # noqa: B018 -- the pinned environment must exist, --offline too
+    bundle = session.describe(session.reference())
+    env_name = session.env_name
+    report_notices(ctx, session)
     state = ws.state()
     paths = bundle_paths(ctx.plugins, ws)  # tracked files plus what travels anyway (registry.yaml)
     scan = ws.scan(
@@ -59,18 +69,17 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if not args.offline:
         from modelops_bundle.core.remote import remote_status
 
-        remote = remote_status(ctx.plugins, ws, scan, ctx.environ)
-        ws.close()  # keeps what the registry check learnt (the environment file validated) for next time
+        remote = remote_status(session, scan)
+        session.close()  # keeps what the registry check learnt (the environment file read) for next time
     models = _model_report(ctx, ws, scan, state, remote)
     tiers: dict[str, str] = {}
     if args.files:
         from modelops_bundle.core.remote import storage_tiers
 
-        tiers = storage_tiers(ctx.plugins, ws, scan, ctx.environ)
+        tiers = storage_tiers(session, scan)
     if args.explain:
         return _explain(ctx, models, args.explain)
     untracked = scan.untracked or []
-    bundle = f"{summary.registry_ref}:{summary.default_tag}"
     total_bytes = sum(info.size for info in scan.files.values())
     grouped = {
         "added": changes.added,

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace
+from modelops_bundle.cli.common import open_session
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.remote import list_versions, open_backend, project_reference
+    from modelops_bundle.core.remote import list_versions
 
-    ws = open_workspace(ctx)
-    reference = project_reference(ws)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+    session = open_session(ctx)
+    reference = session.reference()
+    backend = session.open_registry(reference)
     try:
         versions = list_versions(backend, reference)
         registry = backend.describe()

@@ -44,15 +44,16 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
 
 def _worktree(ctx: CommandContext, ref: str | None, report: object) -> None:
-    from modelops_bundle.cli.common import open_workspace
-    from modelops_bundle.core.remote import fetch_version, open_backend, reference_for
+    from modelops_bundle.cli.common import open_session
+    from modelops_bundle.core.remote import fetch_version
     from modelops_bundle.core.verify import VerifyReport, verify_tree
 
     assert isinstance(report, VerifyReport)
-    ws = open_workspace(ctx)
+    session = open_session(ctx)
+    ws = session.ws
     if ref:
-        reference = reference_for(ws, ref)
-        backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
+        reference = session.reference(ref)
+        backend = session.open_registry(reference)
         try:
             version = fetch_version(backend, reference)
         finally:
@@ -66,15 +67,15 @@ def _worktree(ctx: CommandContext, ref: str | None, report: object) -> None:
 
 
 def _remote(ctx: CommandContext, ref: str | None, report: object) -> None:
-    from modelops_bundle.cli.common import open_workspace
-    from modelops_bundle.core.remote import LazyBlobFetcher, fetch_version, open_backend, reference_for
+    from modelops_bundle.cli.common import open_session
+    from modelops_bundle.core.remote import fetch_version
     from modelops_bundle.core.verify import VerifyReport, verify_remote
 
     assert isinstance(report, VerifyReport)
-    ws = open_workspace(ctx)
-    reference = reference_for(ws, ref)
-    backend = open_backend(ctx.plugins, ws, reference, ctx.environ)
-    fetcher = LazyBlobFetcher(ctx.plugins, ws, ctx.environ)
+    session = open_session(ctx)
+    reference = session.reference(ref)
+    backend = session.open_registry(reference)
+    fetcher = session.blob_fetcher()
     try:
         version = fetch_version(backend, reference)
         verify_remote(backend, version, report, blob_fetcher=fetcher)

@@ -7,7 +7,6 @@ A command that changed a handful of files used to rewrite the whole stat cache -
 ```json
 {"version": 3, "base": "<id of the base>", "algorithm": "sha256",
  "entries": {"data/a.csv": [dev, ino, size, mtime_ns, "hex"], "gone.txt": null},
- "memo": {"state": {"fp": [...], "data": true}},
  "listings": {"data": [ctime_ns, inode, "a.csv/b.csv", "sub"], "old": null}}
 ```
 
@@ -23,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-#: Version of the base and delta documents (3: the base carries ``id``; 2: no id, never has a delta).
-CACHE_VERSION = 3
+#: Version of the base and delta documents (4: no memo, now its own file; 3: the base carries ``id``;
+#: 2: no id, never has a delta).
+CACHE_VERSION = 4
 #: A delta may hold this many changed rows, or a 32nd of the base's rows if more, before the next save
 #: writes a new base instead: every command reads the delta (about 1 ms per 500 rows), while a new base
 #: costs a write of the whole cache (about 20 ms for 10,000 files) once.
@@ -36,7 +36,6 @@ class Delta(NamedTuple):
     """The rows a delta changes: a ``None`` value removes the row."""
 
     entries: dict[str, tuple[Any, ...] | None]
-    memo: dict[str, Any]
     listings: dict[str, tuple[int, int, str, str] | None]
 
 
@@ -56,7 +55,6 @@ def encode_delta(base_id: str, algorithm: str, delta: Delta) -> bytes:
         "base": base_id,
         "algorithm": algorithm,
         "entries": {rel: list(row) if row is not None else None for rel, row in delta.entries.items()},
-        "memo": delta.memo,
         "listings": {rel: list(row) if row is not None else None for rel, row in delta.listings.items()},
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -76,18 +74,15 @@ def read_delta(path: Path, base_id: str, algorithm: str) -> Delta | None:
         and raw.get("algorithm") == algorithm
     ):
         return None
-    entries, memo, listings = raw.get("entries"), raw.get("memo"), raw.get("listings")
-    if not (isinstance(entries, dict) and isinstance(memo, dict) and isinstance(listings, dict)):
+    entries, listings = raw.get("entries"), raw.get("listings")
+    if not (isinstance(entries, dict) and isinstance(listings, dict)):
         return None
     if not all(row is None or _entry_row(row) for row in entries.values()):
-        return None
-    if not all(item is None or isinstance(item, dict) for item in memo.values()):
         return None
     if not all(row is None or _listing_row(row) for row in listings.values()):
         return None
     return Delta(
         {rel: tuple(row) if row is not None else None for rel, row in entries.items()},
-        memo,
         {rel: (row[0], row[1], row[2], row[3]) if row is not None else None for rel, row in listings.items()},
     )
 

@@ -20,13 +20,12 @@ def project_cache(cwd: Path, environ: Mapping[str, str]) -> tuple[BundleCache, l
         project = find_project(cwd)
     except NotInitializedError:
         return BundleCache(cache_root(environ)), []
-    from modelops_bundle.core.config import load_config
     from modelops_bundle.core.workspace import Workspace
 
     ws = Workspace(project)
     state = ws.state()
     synced = [digest for digest in (state.last_push_digest, state.last_pull_digest) if digest]
-    return BundleCache(cache_root(environ, load_config(project.config_path).cache_dir)), synced
+    return BundleCache(cache_root(environ, ws.config().cache_dir)), synced
 
 
 def collect_garbage(

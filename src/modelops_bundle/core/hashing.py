@@ -103,9 +103,9 @@ def holds(entry: Sequence[Any], st: os.stat_result) -> bool:
 class StatCache:
     """``.modelops-bundle/cache/stat-cache.json``: machine-local, disposable, never pushed.
 
-    Besides file digests it keeps ``memo`` -- small derived data keyed by the fingerprint of its
-    source file (validated metadata, compiled ignore rules) -- so a warm ``status`` re-reads nothing
-    it has already checked. A corrupt or foreign cache is discarded, never trusted.
+    Besides file digests it keeps the folder listings of the last walk (the untracked cache). A corrupt
+    or foreign cache is discarded, never trusted. (Small data derived from metadata files lives in the
+    settings memo, :mod:`.memo`.)
     """
 
     def __init__(self, path: Path, algorithm: str = "sha256") -> None:
@@ -113,7 +113,6 @@ class StatCache:
         self.algorithm = algorithm
         #: ``{rel: (st_dev, st_ino, st_size, st_mtime_ns, hexdigest)}``
         self.entries: dict[str, tuple[Any, ...]] = {}
-        self.memo: dict[str, Any] = {}
         self.listings = ListingCache()
         self.scan_start_ns = time.time_ns()
         self.dirty = False
@@ -121,7 +120,6 @@ class StatCache:
         #: what differs from it -- rows a save writes as a delta (core/cache_delta.py) while they are few.
         self.base_id: str | None = None
         self.changed_entries: set[str] = set()
-        self.changed_memo: set[str] = set()
         self.rebase = False  # the next save writes a whole base (algorithm switched, base of an older version)
 
     @classmethod
@@ -133,8 +131,8 @@ class StatCache:
             return cache
         if not isinstance(raw, dict) or not isinstance(raw.get("algorithm"), str):
             return cache
-        version = raw.get("version")  # 3 (cache_delta.CACHE_VERSION); 2 and 1 are read and rewritten as 3
-        if version == CACHE_VERSION or version == 2:  # 2: the same columns, without an id
+        version = raw.get("version")  # 4 (cache_delta.CACHE_VERSION); 3, 2 and 1 are read and rewritten as 4
+        if version in (CACHE_VERSION, 3, 2):  # 3: with the memo (now memo.json); 2: without an id
             entries = _entries_from_columns(raw)
         elif version == 1 and isinstance(raw.get("entries"), dict):  # before the columns
             entries = {rel: tuple(e) for rel, e in raw["entries"].items() if type(e) is list and _valid_entry(e)}
@@ -144,8 +142,6 @@ class StatCache:
             return cache
         cache.algorithm = raw["algorithm"]
         cache.entries = entries
-        memo = raw.get("memo")
-        cache.memo = memo if isinstance(memo, dict) else {}
         cache.listings = ListingCache.from_json(raw.get("listings"))
         base_id = raw.get("id")
         if version == CACHE_VERSION and isinstance(base_id, str) and base_id:
@@ -167,14 +163,8 @@ class StatCache:
                 self.entries.pop(rel, None)
             else:
                 self.entries[rel] = row
-        for key, item in delta.memo.items():
-            if item is None:
-                self.memo.pop(key, None)
-            else:
-                self.memo[key] = item
         self.listings.apply(delta.listings)
         self.changed_entries.update(delta.entries)
-        self.changed_memo.update(delta.memo)
 
     def use_algorithm(self, algorithm: str) -> None:
         """Digests of another algorithm are never reused: switching drops them."""
@@ -204,18 +194,6 @@ class StatCache:
             del self.entries[rel]
         self.changed_entries.update(stale)
         self.dirty = self.dirty or bool(stale)
-
-    def memo_get(self, key: str, fingerprint: Any) -> Any:
-        item = self.memo.get(key)
-        if isinstance(item, dict) and item.get("fp") == fingerprint:
-            return item.get("data")
-        return None
-
-    def memo_put(self, key: str, fingerprint: Any, data: Any) -> None:
-        if self.memo.get(key) != {"fp": fingerprint, "data": data}:
-            self.memo[key] = {"fp": fingerprint, "data": data}
-            self.changed_memo.add(key)
-            self.dirty = True
 
     def save(self) -> None:
         """Write what changed -- as a delta beside the base while the changes are few, else a new base --
@@ -248,9 +226,7 @@ class StatCache:
         for rel, row in entries.items():
             if row is not None and row[3] >= racy_limit:
                 entries[rel] = (row[0], row[1], -1, row[3], row[4])  # smudged, as in the base
-        return Delta(
-            entries, rows_of(self.memo, self.changed_memo), rows_of(self.listings.folders, self.listings.changed)
-        )
+        return Delta(entries, rows_of(self.listings.folders, self.listings.changed))
 
     def _write_base(self, racy_limit: int) -> None:
         base_id = os.urandom(8).hex()
@@ -259,7 +235,6 @@ class StatCache:
             "id": base_id,
             "algorithm": self.algorithm,
             **_entries_to_columns(self.entries, racy_limit),
-            "memo": self.memo,
             "listings": self.listings.to_json(),
         }
         # The old delta goes first: a crash in between leaves the old base alone, an older valid state.
@@ -269,7 +244,6 @@ class StatCache:
         self.base_id = base_id
         self.rebase = False
         self.changed_entries.clear()
-        self.changed_memo.clear()
         self.listings.rebased()
 
 
@@ -308,15 +282,6 @@ def _entries_from_columns(raw: Mapping[str, Any]) -> dict[str, tuple[Any, ...]] 
         return None
     signatures = iter(numbers)
     return dict(zip(paths, zip(signatures, signatures, signatures, signatures, digests, strict=True), strict=True))
-
-
-def file_fingerprint(path: Path) -> list[int] | None:
-    """Identity of a small metadata file for memoisation: size, mtime_ns, inode, ctime_ns."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 class HashJob(NamedTuple):

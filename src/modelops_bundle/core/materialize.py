@@ -27,12 +27,12 @@ from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.reference import Reference
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.environment import EnvironmentConfig
     from modelops_bundle.core.index import IndexEntry
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.registry import RegistryBackend
     from modelops_bundle.core.remote import RemoteVersion
+    from modelops_bundle.core.settings import Environment
     from modelops_bundle.core.storage import BlobTransfers
 
 REGISTRY_REL = f"{META_DIR}/registry.yaml"
@@ -111,16 +111,19 @@ class Materializer:
         self,
         cache: BundleCache,
         host: PluginHost,
-        environment: EnvironmentConfig,
+        environment: Environment,
         environ: Mapping[str, str],
         *,
         jobs: int = DEFAULT_JOBS,
+        pinned: str | None = None,
     ) -> None:
         self.cache = cache
         self.host = host
         self.environment = environment
         self.environ = environ
         self.jobs = jobs
+        #: A project's pinned registry (``config.yaml`` ``registry``), for references that name no host.
+        self.pinned = pinned
         self._backends: dict[str | None, RegistryBackend] = {}
         self._blobs: BlobTransfers | None = None
 
@@ -143,19 +146,20 @@ class Materializer:
     def backend(self, reference: Reference) -> RegistryBackend:
         backend = self._backends.get(reference.registry)
         if backend is None:
-            from modelops_bundle.core.registry_select import open_registry
+            from modelops_bundle.core.registry_select import open_registry, reference_target
 
-            backend = open_registry(self.host, self.environment, reference, self.environ)
+            target = reference_target(self.environment, self.environ, reference, pinned=self.pinned)
+            backend = open_registry(self.host, target, self.environ)
             self._backends[reference.registry] = backend
         return backend
 
     def _blob_fetcher(self) -> Any:
-        from modelops_bundle.core.config import StorageSettings
+        from modelops_bundle.core.settings import StoragePolicy
         from modelops_bundle.core.storage import open_blob_transfers
 
         if self._blobs is None:
             self._blobs = open_blob_transfers(
-                self.host, self.environment.storage, StorageSettings(), self.environ, uploading=False
+                self.host, self.environment.storage, StoragePolicy(), self.environ, uploading=False
             )
         return self._blobs
 

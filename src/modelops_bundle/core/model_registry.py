@@ -50,15 +50,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelops_bundle.core.errors import BundleError, ConfigError
-from modelops_bundle.core.fsutil import atomic_write_bytes, atomic_write_text
-from modelops_bundle.core.hashing import file_fingerprint
+from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.fsutil import atomic_write_text
+from modelops_bundle.core.memo import Memo, file_fingerprint
 from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.validation import dump_yaml, parse_yaml, read_text, validate
 
@@ -69,8 +68,8 @@ if TYPE_CHECKING:
 
 REGISTRY_REL = f"{META_DIR}/registry.yaml"
 REGISTRY_VERSION = "1.0"
+#: The model registry's own memo (:mod:`.memo`): large, and only the commands that use models read it.
 MEMO_FILE = "registry.json"
-MEMO_VERSION = 1
 FingerprintMode = Literal["bytes", "ast"]
 FINGERPRINT_MODES: tuple[FingerprintMode, ...] = ("bytes", "ast")
 
@@ -340,50 +339,23 @@ def parse_registry_bytes(data: bytes, origin: str) -> Registry:
 def load_registry(ws: Workspace) -> Registry:
     """The project's registry (empty when there is none), validated once per file state.
 
-    The validated form is memoised as JSON in ``cache/registry.json`` under the file's fingerprint, so a
-    warm ``status`` neither parses YAML nor imports pydantic -- and a project without models does not
-    carry the registry in the stat cache every command loads.
+    The validated form is remembered as JSON in a memo of its own (``cache/registry.json``, see
+    :mod:`.memo`), so a warm ``status`` neither parses YAML nor imports pydantic -- and a project without
+    models does not carry the registry in the memo every command loads.
     """
     path = ws.project.registry_path
-    fingerprint = file_fingerprint(path)
-    if fingerprint is None:
+    if file_fingerprint(path) is None:
         if path.exists() or path.is_symlink():
             read_text(path, what="model registry")  # raises the precise error
         return Registry()
-    cached = _read_memo(ws, fingerprint)
-    if cached is not None:
-        return Registry.from_json(cached)
-    registry = parse_registry(read_text(path, what="model registry"), path)
-    if file_fingerprint(path) == fingerprint:
-        _write_memo(ws, fingerprint, registry)
-    return registry
+    memo = _registry_memo(ws)
+    data = memo.cached("registry", path, lambda: parse_registry(read_text(path, what="model registry"), path).to_json())
+    memo.save()
+    return Registry.from_json(data)
 
 
-def _memo_path(ws: Workspace) -> Path:
-    return ws.project.cache_dir / MEMO_FILE
-
-
-def _read_memo(ws: Workspace, fingerprint: list[int]) -> dict[str, Any] | None:
-    try:
-        raw = json.loads(_memo_path(ws).read_bytes())
-    except (OSError, ValueError):
-        return None
-    if isinstance(raw, dict) and raw.get("version") == MEMO_VERSION and raw.get("fp") == fingerprint:
-        data = raw.get("data")
-        return data if isinstance(data, dict) else None
-    return None
-
-
-def _write_memo(ws: Workspace, fingerprint: list[int] | None, registry: Registry) -> None:
-    """Best effort: a memo that cannot be written only costs a YAML parse next time."""
-    if fingerprint is None:
-        return
-    payload = {"version": MEMO_VERSION, "fp": fingerprint, "data": registry.to_json()}
-    try:
-        ws.project.cache_dir.mkdir(exist_ok=True)
-        atomic_write_bytes(_memo_path(ws), json.dumps(payload, separators=(",", ":")).encode())
-    except (BundleError, OSError):
-        pass
+def _registry_memo(ws: Workspace) -> Memo:
+    return Memo.load(ws.project.cache_dir / MEMO_FILE)
 
 
 def render_registry(registry: Registry) -> str:
@@ -401,7 +373,9 @@ def save_registry(ws: Workspace, registry: Registry) -> bool:
     except (OSError, UnicodeDecodeError):
         pass
     atomic_write_text(path, text)
-    _write_memo(ws, file_fingerprint(path), registry)
+    memo = _registry_memo(ws)
+    memo.remember("registry", path, registry.to_json())
+    memo.save()
     return True
 
 
@@ -781,7 +755,7 @@ def _record_and_save(
     from modelops_bundle.core.hashing import resolve_hasher
 
     paths = sorted({rel for _, record in records for rel, _ in record.dependencies()})
-    hasher = resolve_hasher(host.hook, ws.config_summary().hash_algorithm)
+    hasher = resolve_hasher(host.hook, ws.config().hash_algorithm)
     scan = ws.scan(hasher, paths=paths)
     problems = [f"{rel}: not found" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
     if problems:

@@ -57,6 +57,8 @@ from modelops_bundle.core.index import (
 from modelops_bundle.core.registry import OCI_MANIFEST
 
 if TYPE_CHECKING:
+    from modelops_bundle.core.settings import StoragePolicy
+
     pass
 
 ARTIFACT_TYPE = "application/vnd.modelops.bundle.v1"
@@ -87,31 +89,6 @@ GZIP_LEVEL = 6
 # ------------------------------------------------------------------------------------------ tier policy
 
 
-@dataclass(frozen=True)
-class StoragePolicyView:
-    """The ``storage:`` settings a tier decision needs, plus whether a blob store is available."""
-
-    mode: str = "auto"
-    threshold_bytes: int = 50 * 1024 * 1024
-    force_blob_patterns: tuple[str, ...] = ()
-    force_oci_patterns: tuple[str, ...] = ()
-    blob_available: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, blob_available: bool) -> StoragePolicyView:
-        """From a :class:`~modelops_bundle.core.config.StorageSettings` or its plain-dict form (the
-        validated values :class:`~modelops_bundle.core.workspace.ConfigSummary` keeps)."""
-        values = settings if isinstance(settings, Mapping) else settings.model_dump()
-        defaults = cls()
-        return cls(
-            mode=values.get("mode", defaults.mode),
-            threshold_bytes=values.get("threshold_bytes", defaults.threshold_bytes),
-            force_blob_patterns=tuple(values.get("force_blob_patterns") or ()),
-            force_oci_patterns=tuple(values.get("force_oci_patterns") or ()),
-            blob_available=blob_available,
-        )
-
-
 def pattern_matches(pattern: str, path: str) -> bool:
     """Project glob syntax; a pattern without ``/`` also matches the file name in any folder."""
     if glob_to_regex(pattern).match(path):
@@ -119,7 +96,7 @@ def pattern_matches(pattern: str, path: str) -> bool:
     return "/" not in pattern and bool(glob_to_regex(pattern).match(path.rpartition("/")[2]))
 
 
-def decide_tier(entry: IndexEntry, policy: StoragePolicyView) -> str:
+def decide_tier(entry: IndexEntry, policy: StoragePolicy, *, blob_available: bool) -> str:
     """``"oci"`` or ``"blob"`` for one file (see the module docstring for the rule)."""
     if any(pattern_matches(p, entry.path) for p in policy.force_oci_patterns):
         return "oci"
@@ -127,7 +104,7 @@ def decide_tier(entry: IndexEntry, policy: StoragePolicyView) -> str:
         return "blob"
     if policy.mode in ("oci", "blob"):
         return policy.mode
-    if policy.blob_available and entry.size >= policy.threshold_bytes:
+    if blob_available and entry.size >= policy.threshold_bytes:
         return "blob"
     return "oci"
 

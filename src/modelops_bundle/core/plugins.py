@@ -21,6 +21,7 @@ import pluggy
 
 from modelops_bundle import ENTRY_POINT_GROUP, PROJECT_NAME, __version__, hookspecs
 from modelops_bundle.core.errors import PluginError
+from modelops_bundle.core.flags import env_flag
 
 #: Built-in plugins: (name, module). They are loaded through the same path as third-party ones.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -51,10 +52,6 @@ class PluginInfo:
     status: str = "loaded"  # loaded | disabled | error
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def disabled_names(environ: Mapping[str, str]) -> set[str]:
@@ -204,7 +201,7 @@ def build_plugin_host(
             host.record_failure(info, exc)
             continue
         host.register(module, info)
-    if not _truthy(environ.get("MOPS_DISABLE_PLUGIN_AUTOLOAD")):
+    if not env_flag(environ, "MOPS_DISABLE_PLUGIN_AUTOLOAD"):
         _load_entry_points(host, blocked)
     for name, plugin in extra_plugins:
         info = PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), "(test)", "", builtin=False)

@@ -487,7 +487,7 @@ def pull(
         source = str(version.pinned)
         check_version_paths(version.index, source=source)
         selected = _selection(backend, version, models)
-        algorithm = ws.config_summary().hash_algorithm
+        algorithm = ws.config().hash_algorithm
         foreign = version.index.algorithms - {algorithm}
         if foreign:
             raise UsageError(

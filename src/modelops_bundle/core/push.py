@@ -60,7 +60,6 @@ from modelops_bundle.core.packaging import (
     PackCache,
     PackInfo,
     PlannedLayer,
-    StoragePolicyView,
     build_manifest,
     check_plan,
     index_descriptor,
@@ -81,6 +80,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.provenance import ReferrerUpload
+    from modelops_bundle.core.settings import StoragePolicy
     from modelops_bundle.core.workspace import Scan
 
 DEFAULT_JOBS = 5
@@ -251,7 +251,7 @@ def _push_locked(
     packer: _Packer,
 ) -> PushResult:
     state = ws.state()
-    config = ws.config_summary()
+    config = ws.config()
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
     # Where the tag stands does not depend on the working tree: ask while the tree is scanned.
     remote_lookup = _Background(lambda: _tag_and_version(backend, target), name="mops-push-lookup")
@@ -266,8 +266,10 @@ def _push_locked(
         )
     if registry is not None:
         scan = _refresh_registry(host, ws, registry, scan, hasher, dry_run=options.dry_run)
-    policy = StoragePolicyView.from_settings(config.storage, blob_available=blob_uploader is not None)
-    entries = tiered_entries(host, scan.files.values(), scan.algorithm, policy)
+    policy = config.storage
+    entries = tiered_entries(
+        host, scan.files.values(), scan.algorithm, policy, blob_available=blob_uploader is not None
+    )
     blob_entries = [entry for entry in entries if entry.storage == "blob"]
     if blob_entries and blob_uploader is None:
         raise StorageError(
@@ -419,7 +421,7 @@ _MOVED_HINT = "pull first ('mops bundle pull'), or overwrite it with 'mops bundl
 
 
 def tiered_entries(
-    host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicyView
+    host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicy, *, blob_available: bool
 ) -> list[IndexEntry]:
     """Index entries for scanned files, each with the tier the ``mops_storage_tier`` hooks decide."""
     entries: list[IndexEntry] = []
@@ -427,7 +429,7 @@ def tiered_entries(
         entry = IndexEntry(
             path=info.rel, size=info.size, digest=info.digest, algorithm=algorithm, mode=normalise_mode(info.mode)
         )
-        tier = host.hook.mops_storage_tier(entry=entry, policy=policy) or "oci"
+        tier = host.hook.mops_storage_tier(entry=entry, policy=policy, blob_available=blob_available) or "oci"
         if tier not in ("oci", "blob"):
             raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
         entries.append(entry if tier == "oci" else entry.replace(storage="blob"))
@@ -467,7 +469,7 @@ def _refresh_registry(
     return scan
 
 
-def _layer_plan(host: PluginHost, entries: list[IndexEntry], policy: StoragePolicyView) -> LayerPlan:
+def _layer_plan(host: PluginHost, entries: list[IndexEntry], policy: StoragePolicy) -> LayerPlan:
     plan: LayerPlan | None = host.hook.mops_plan_layers(entries=entries, policy=policy)
     if plan is None:
         plan = plan_layers(entries)

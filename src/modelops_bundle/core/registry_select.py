@@ -1,157 +1,171 @@
-"""Choose and construct the registry backend for an environment and a reference.
+"""Where a version goes -- decided in this one place -- and the registry backend that takes it there.
 
-* ``registry.provider: oci-layout`` (the embedded ``local`` environment) -> the ``oci-layout`` backend
-  rooted at ``registry.path``, unless the reference names a registry host.
-* ``docker | acr | ecr | gcr | ghcr`` (HTTP registries) -> ``oci-distribution`` at the reference's host,
-  else ``$REGISTRY_URL``, else ``registry.login_server``. ``REGISTRY_URL`` overrides the environment
-  file as the seed README's Development section shows (``REGISTRY_URL=localhost:5555``); an
-  ``http://`` or ``https://`` prefix there decides the scheme.
-* Any other provider name is looked up among the backends plugins provide, so a third-party backend
-  is selected by naming it in the environment file.
+The registry comes from, in order:
+
+1. ``$REGISTRY_URL`` (``[http[s]://]host[:port][/namespace]``): a per-invocation override, for the
+   embedded ``local`` environment too (its layout directory is then replaced by that HTTP registry);
+2. the project's pinned ``registry`` in ``config.yaml`` (set only when the user asks:
+   ``init --registry``, ``mops bundle config registry HOST``);
+3. the project's environment: ``registry.login_server`` of an HTTP registry (docker, acr, ecr, gcr, ghcr),
+   the layout directory of ``oci-layout``, or a third-party backend named by ``registry.provider``;
+
+and the repository is the project's (``repository`` in ``config.yaml``, else the folder's name), under
+the registry's namespace. A reference that names a host (``--ref host/repo:tag``, ``api.resolve``) goes
+to that host. The environment file's credentials are sent only to the environment's own host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from modelops_bundle.core.envfiles import SecretValue, expand_path
+from modelops_bundle.core.envfiles import expand_path
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.plugins import PluginHost, collect_named
 from modelops_bundle.core.reference import Reference
-from modelops_bundle.core.registry import RegistryBackend
+from modelops_bundle.core.secrecy import reveal
+from modelops_bundle.core.settings import REGISTRY_URL_ENV, Environment, is_http_provider, split_address
 
-
-class RegistrySection(Protocol):
-    """The ``registry:`` section as selection reads it: the validated pydantic model
-    (:class:`~.environment.RegistrySettings`) or its light view (:class:`~.envfiles.RegistryView`)."""
-
-    @property
-    def provider(self) -> str: ...
-    @property
-    def login_server(self) -> str | None: ...
-    @property
-    def path(self) -> str | None: ...
-    @property
-    def username(self) -> str | None: ...
-    @property
-    def password(self) -> SecretValue | None: ...
-    @property
-    def insecure(self) -> bool: ...
-    @property
-    def model_extra(self) -> dict[str, Any] | None: ...
-
-
-class EnvironmentConfig(Protocol):
-    """An environment as selection reads it (the full model or :class:`~.envfiles.EnvironmentView`)."""
-
-    @property
-    def environment(self) -> str: ...
-    @property
-    def registry(self) -> RegistrySection: ...
-
+if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.registry import RegistryBackend
 
 LAYOUT = "oci-layout"
 DISTRIBUTION = "oci-distribution"
-#: Environment-file provider names that all mean "an HTTP registry".
-HTTP_PROVIDERS = frozenset({"docker", "acr", "ecr", "gcr", "ghcr", "oci", "distribution", DISTRIBUTION})
-REGISTRY_URL_ENV = "REGISTRY_URL"
 
 
-def backend_name(environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]) -> str:
-    """The backend name this environment and reference select (before checking it is installed)."""
-    provider = (environment.registry.provider or "docker").strip().lower()
-    if provider == LAYOUT:
-        return DISTRIBUTION if reference.registry or environ.get(REGISTRY_URL_ENV) else LAYOUT
-    if provider in HTTP_PROVIDERS:
-        return DISTRIBUTION
-    return provider
+class RegistryTarget(NamedTuple):
+    """A registry to read versions from or push them to, and why it was chosen.
+
+    ``address`` is an HTTP registry's ``[scheme://]host[:port][/namespace]``, or the layout folder of
+    the ``oci-layout`` backend; ``source`` says which setting won (``env show`` prints it).
+    """
+
+    backend: str
+    address: str
+    source: str
+    environment: Environment
+    #: Plain HTTP allowed beyond loopback hosts (``registry.insecure`` or ``$MODELOPS_BUNDLE_INSECURE``).
+    insecure: bool = False
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of an HTTP registry (lower case); empty for a layout folder."""
+        return "" if self.backend == LAYOUT else split_address(self.address)[0]
+
+    def display(self) -> str:
+        """Where versions go, for output: a host (with ``(plain HTTP)``) or ``OCI layout PATH``."""
+        if self.backend == LAYOUT:
+            return f"OCI layout {self.address}"
+        if self.backend != DISTRIBUTION:
+            return f"{self.address} ({self.backend})" if self.address else self.backend
+        from modelops_bundle.core.oci_http.hosts import parse_endpoint
+
+        try:
+            return parse_endpoint(self.address, insecure=self.insecure).display()
+        except ConfigError:
+            return self.address
 
 
-def registry_address(environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]) -> str:
-    """Where an HTTP registry is: the reference's host, ``$REGISTRY_URL``, or ``registry.login_server``."""
-    login_server = environment.registry.login_server
-    address = reference.registry or environ.get(REGISTRY_URL_ENV, "").strip() or login_server
-    if address and login_server and "://" in login_server and address.lower() == _host_of(login_server):
-        # The reference names the environment's own host (references carry no scheme): keep its scheme.
-        return f"{login_server.split('://', 1)[0]}://{address}"
-    if not address:
-        raise ConfigError(
-            f"environment {environment.environment!r} names no registry: registry.login_server is missing",
-            hint=f"add registry.login_server to the environment file, set {REGISTRY_URL_ENV}, "
-            "or use a reference with a registry host",
-        )
-    return address
-
-
-def backend_settings(
-    name: str, environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]
-) -> dict[str, Any]:
-    """The settings dict a backend class is constructed with."""
+def resolve_target(
+    environment: Environment, environ: Mapping[str, str], *, pinned: str | None = None
+) -> RegistryTarget:
+    """The registry of a project (``pinned``: its ``config.yaml`` ``registry``) in ``environment``."""
+    name = environment.environment
     registry = environment.registry
-    settings: dict[str, Any] = {
-        key: value for key, value in (registry.model_extra or {}).items() if isinstance(key, str)
-    }
+    insecure = _insecure(environment, environ)
+    provider = (registry.provider or "docker").strip().lower()
+    url = environ.get(REGISTRY_URL_ENV, "").strip()
+    if url:
+        backend = DISTRIBUTION if provider == LAYOUT or is_http_provider(provider) else provider
+        return RegistryTarget(backend, url, f"${REGISTRY_URL_ENV}", environment, insecure)
+    if pinned:
+        return RegistryTarget(DISTRIBUTION, pinned, "the project's config.yaml (registry)", environment, insecure)
+    source = f"environment {name!r}"
+    if provider == LAYOUT:
+        if not registry.path:
+            raise ConfigError(f"environment {name!r} uses an oci-layout registry without registry.path")
+        return RegistryTarget(LAYOUT, str(expand_path(registry.path)), source, environment, insecure)
+    if not is_http_provider(provider):  # a third-party backend decides for itself what it needs
+        address = registry.login_server or (str(expand_path(registry.path)) if registry.path else "")
+        return RegistryTarget(provider, address, source, environment, insecure)
+    if not registry.login_server:
+        raise ConfigError(
+            f"environment {name!r} names no registry: registry.login_server is missing",
+            hint=f"add registry.login_server to the environment file, set {REGISTRY_URL_ENV}, "
+            "or pin one with 'mops bundle config registry HOST'",
+        )
+    return RegistryTarget(DISTRIBUTION, registry.login_server, source, environment, insecure)
+
+
+def reference_target(
+    environment: Environment, environ: Mapping[str, str], reference: Reference, *, pinned: str | None = None
+) -> RegistryTarget:
+    """The registry ``reference`` lives on: the project's (:func:`resolve_target`), unless it names
+    another host -- then that host (plain HTTP kept for the target's own host, whose address may say
+    ``http://``)."""
+    if reference.registry is None:
+        return resolve_target(environment, environ, pinned=pinned)
+    try:
+        own: RegistryTarget | None = resolve_target(environment, environ, pinned=pinned)
+    except ConfigError:
+        own = None  # the environment names no registry: the reference's host is all there is
+    if own is not None and own.backend != LAYOUT and own.host == reference.registry.lower():
+        return own
+    return RegistryTarget(
+        DISTRIBUTION, reference.registry, "the reference", environment, _insecure(environment, environ)
+    )
+
+
+def _insecure(environment: Environment, environ: Mapping[str, str]) -> bool:
+    from modelops_bundle.core.flags import env_flag
+    from modelops_bundle.core.oci_http.hosts import INSECURE_ENV
+
+    return environment.registry.insecure or env_flag(environ, INSECURE_ENV)
+
+
+def backend_settings(target: RegistryTarget, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings mapping a backend class is constructed with: the environment's registry options,
+    its credentials when the target is the environment's own host, the address."""
+    registry = target.environment.registry
+    settings: dict[str, Any] = dict(registry.options)
+    own_host = split_address(registry.login_server)[0] if registry.login_server else ""
+    credentials = target.backend != LAYOUT and target.host == own_host
     settings.update(
         provider=registry.provider,
         insecure=registry.insecure,
-        username=registry.username,
-        password=registry.password.get_secret_value() if registry.password is not None else None,
+        username=registry.username if credentials else None,
+        password=reveal(registry.password) if credentials else None,
         environ=environ,
+        path=target.address
+        if target.backend == LAYOUT
+        else (str(expand_path(registry.path)) if registry.path else None),
     )
-    if name == LAYOUT and not registry.path:
-        raise ConfigError(f"environment {environment.environment!r} uses an oci-layout registry without registry.path")
-    settings["path"] = str(expand_path(registry.path)) if registry.path else None
-    if name == DISTRIBUTION:
-        settings["url"] = registry_address(environment, reference, environ)
-    elif name != LAYOUT:  # a third-party backend decides for itself what it needs
-        settings["url"] = reference.registry or environ.get(REGISTRY_URL_ENV) or registry.login_server
-    if reference.registry:
-        # Credentials in the environment file belong to its own registry, not to another host.
-        own = (environ.get(REGISTRY_URL_ENV) or registry.login_server or "").strip()
-        if not own or _host_of(own) != _host_of(reference.registry):
-            settings["username"] = settings["password"] = None
+    if target.backend != LAYOUT:
+        settings["url"] = target.address or None
     return settings
 
 
-def open_registry(
-    host: PluginHost, environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]
+def open_reference(
+    host: PluginHost, environment: Environment, reference: Reference, environ: Mapping[str, str]
 ) -> RegistryBackend:
-    """Construct the backend for ``reference`` in ``environment`` (no network traffic yet)."""
-    name = backend_name(environment, reference, environ)
+    """The backend ``reference`` lives on, in ``environment`` (outside any project: workers, ``api``)."""
+    return open_registry(host, reference_target(environment, environ, reference), environ)
+
+
+def open_registry(host: PluginHost, target: RegistryTarget, environ: Mapping[str, str]) -> RegistryBackend:
+    """Construct the backend of ``target`` (no network traffic yet)."""
+    from modelops_bundle.core.plugins import collect_named
+    from modelops_bundle.core.settings_files import environment_source
+
     backends = collect_named(host, "mops_registry_backends")
-    cls = backends.get(name)
+    cls = backends.get(target.backend)
     if cls is None:
+        name = target.environment.environment
         available = ", ".join(sorted(backends)) or "none"
         raise ConfigError(
-            f"environment {environment.environment!r}: unknown registry provider "
-            f"{environment.registry.provider!r} (no backend named {name!r} is installed)",
+            f"environment {name!r} ({environment_source(name, environ)}): unknown registry provider "
+            f"{target.environment.registry.provider!r} (no backend named {target.backend!r} is installed)",
             hint=f"use one of docker, acr, ecr, gcr, ghcr, oci-layout; installed backends: {available}",
         )
-    backend: RegistryBackend = cls(backend_settings(name, environment, reference, environ))
+    backend: RegistryBackend = cls(backend_settings(target, environ))
     return backend
-
-
-def registry_host_display(environment: EnvironmentConfig, reference: Reference, environ: Mapping[str, str]) -> str:
-    """Where pushes and pulls go, for status output: a host (with ``(plain HTTP)``) or a layout path.
-
-    Never raises and never contacts anything; a configuration problem shows as ``unconfigured (...)``.
-    """
-    from modelops_bundle.core.oci_http.hosts import INSECURE_ENV, env_flag, parse_endpoint
-
-    try:
-        name = backend_name(environment, reference, environ)
-        if name == LAYOUT:
-            return f"OCI layout {expand_path(environment.registry.path or '')}"
-        address = registry_address(environment, reference, environ)
-        if name != DISTRIBUTION:
-            return f"{address} ({name})"
-        insecure = environment.registry.insecure or env_flag(environ, INSECURE_ENV)
-        return parse_endpoint(address, insecure=insecure).display()
-    except ConfigError as exc:
-        return f"unconfigured ({exc.message})"
-
-
-def _host_of(address: str) -> str:
-    text = address.split("://", 1)[-1]
-    return text.split("/", 1)[0].lower()

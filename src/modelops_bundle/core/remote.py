@@ -1,5 +1,5 @@
-"""The project's registry side: which reference it pushes to, opening its backend, fetching versions,
-and the remote half of ``status`` (ahead / behind / diverged, what push and pull would do).
+"""Reading versions from a registry, and the remote half of ``status`` (ahead / behind / diverged, what
+push and pull would do). Which registry a project talks to is the session's (:mod:`.session`).
 
 A version is always read by digest: a tag is resolved once (:func:`resolve_digest`) and everything after
 that -- manifest, index, layers -- names the digest, so a tag moved by someone else mid-command cannot
@@ -8,63 +8,24 @@ mix two versions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.core.errors import (
-    BundleError,
-    ConfigError,
-    IntegrityError,
-    RegistryError,
-    StorageError,
-    UsageError,
-)
-from modelops_bundle.core.reference import Reference, parse_ref_option, parse_reference
+from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError, UsageError
+from modelops_bundle.core.reference import Reference
 
 # Index and manifest parsing (pydantic) are imported where a version is fetched: a status whose tag is
 # where the project left it never needs them.
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.index import BundleIndex
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.packaging import BundleManifest
-    from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.registry import RegistryBackend
-    from modelops_bundle.core.storage import BlobTransfers
-    from modelops_bundle.core.workspace import Scan, Workspace
+    from modelops_bundle.core.session import Session
+    from modelops_bundle.core.workspace import Scan
 
 
-# ------------------------------------------------------------------------------------------ references
-
-
-def project_reference(ws: Workspace) -> Reference:
-    """``registry_ref`` of ``config.yaml`` with its ``default_tag`` (unless the ref pins one)."""
-    summary = ws.config_summary()
-    try:
-        base = parse_reference(summary.registry_ref)
-    except UsageError as exc:
-        raise ConfigError(f"{ws.project.config_path}: registry_ref: {exc.message}") from None
-    if base.tag is None and base.digest is None:
-        base = base.with_tag(summary.default_tag)
-    return base
-
-
-def reference_for(ws: Workspace, value: str | None) -> Reference:
-    """``--ref``/``--tag`` (a tag, a digest or a full reference) against the project's reference."""
-    base = project_reference(ws)
-    return base if not value else parse_ref_option(value, base)
-
-
-def open_backend(host: PluginHost, ws: Workspace, reference: Reference, environ: Mapping[str, str]) -> RegistryBackend:
-    """The registry backend of the project's pinned environment for ``reference``."""
-    from modelops_bundle.core.envfiles import registry_environment
-    from modelops_bundle.core.registry_select import open_registry
-
-    # The registry section alone, validated once per environment-file state (no pydantic on a warm status).
-    environment = registry_environment(ws.env_name(), environ, ws.cache)
-    return open_registry(host, environment, reference, environ)
+# -------------------------------------------------------------------------------------- version files
 
 
 def fetch_version_file(backend: RegistryBackend, version: RemoteVersion, rel: str) -> bytes | None:
@@ -92,83 +53,15 @@ def version_registry(backend: RegistryBackend, version: RemoteVersion) -> Regist
     return None if data is None else parse_registry_bytes(data, f"{version.pinned}:{rel}")
 
 
-def open_blob_store(
-    host: PluginHost,
-    ws: Workspace,
-    environ: Mapping[str, str],
-    *,
-    uploading: bool,
-    progress: Any = None,
-) -> BlobTransfers | None:
-    """The blob store of the project's environment and ``storage:`` policy, or ``None`` if it has none."""
-    from modelops_bundle.core.envfiles import storage_section
-
-    summary = ws.config_summary()
-    if uploading and summary.storage.get("mode") == "oci":
-        return None
-    env_storage = storage_section(ws.env_name(), environ, ws.cache)
-    if not summary.storage.get("provider") and (env_storage is None or not env_storage.provider):
-        return None  # no blob store anywhere
-
-    from modelops_bundle.core.hashing import resolve_hasher
-    from modelops_bundle.core.storage import BlobPolicy, open_blob_transfers
-
-    # Both views were validated by the pydantic models when their files were first seen in this
-    # state (config summary, environment memo): opening the store builds no model.
-    return open_blob_transfers(
-        host,
-        env_storage,
-        BlobPolicy.from_values(summary.storage),
-        environ,
-        progress=progress,
-        hasher=resolve_hasher(host.hook, summary.hash_algorithm),
-        uploading=uploading,
-    )
-
-
-def storage_tiers(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[str, str]) -> dict[str, str]:
-    """``{path: "oci" | "blob"}``: where a push would put each scanned file under the current policy."""
-    from modelops_bundle.core.packaging import StoragePolicyView
+def storage_tiers(session: Session, scan: Scan) -> dict[str, str]:
+    """``{path: "oci" | "blob"}``: where a push would put each scanned file under the current policy
+    (decided without opening the blob store)."""
     from modelops_bundle.core.push import tiered_entries
 
-    config = ws.config_summary()
-    store = open_blob_store(host, ws, environ, uploading=True)
-    if store is not None:
-        store.close()
-    policy = StoragePolicyView.from_settings(config.storage, blob_available=store is not None)
-    return {entry.path: entry.storage for entry in tiered_entries(host, scan.files.values(), scan.algorithm, policy)}
-
-
-class LazyBlobFetcher:
-    """A pull's blob fetcher that opens the environment's blob store only if a version needs it, so a
-    version kept wholly in the registry never depends on blob-store settings or SDKs."""
-
-    def __init__(self, host: PluginHost, ws: Workspace, environ: Mapping[str, str], progress: Any = None) -> None:
-        self._args = (host, ws, environ, progress)
-        self._store: BlobTransfers | None = None
-
-    def _open(self) -> BlobTransfers:
-        if self._store is None:
-            host, ws, environ, progress = self._args
-            store = open_blob_store(host, ws, environ, uploading=False, progress=progress)
-            if store is None:
-                raise StorageError(
-                    "this version keeps files in blob storage, and no blob store is configured for the "
-                    f"environment {ws.env_name()!r}",
-                    hint="add a storage: section to the environment file (mops bundle env show)",
-                )
-            self._store = store
-        return self._store
-
-    def __call__(self, entry: IndexEntry, dest: Path) -> None:
-        self._open()(entry, dest)
-
-    def fetch_many(self, items: list[tuple[IndexEntry, Path]], *, jobs: int) -> Any:
-        return self._open().fetch_many(items, jobs=jobs)
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+    policy = session.ws.config().storage
+    available = session.blob_tier_available(uploading=True)
+    entries = tiered_entries(session.host, scan.files.values(), scan.algorithm, policy, blob_available=available)
+    return {entry.path: entry.storage for entry in entries}
 
 
 def describe(backend: RegistryBackend, reference: Reference) -> str:
@@ -304,22 +197,22 @@ class RemoteStatus:
         }
 
 
-def remote_status(host: PluginHost, ws: Workspace, scan: Scan, environ: Mapping[str, str]) -> RemoteStatus:
+def remote_status(session: Session, scan: Scan) -> RemoteStatus:
     """Compare the working tree (``scan`` of tracked and extra files), the last synced version and the
     project's tag. Never raises for registry trouble: ``state="unknown"`` with ``error`` instead."""
     from modelops_bundle.core.diff import diff_maps
 
-    reference = project_reference(ws)
-    state = ws.state()
+    reference = session.reference()
+    state = session.ws.state()
     known = state.known()
     last_synced = state.last_synced_files
     local_changed = len(scan.files) != len(last_synced) or any(
         last_synced.get(rel) != info.digest for rel, info in scan.files.items()
     )
     synced = state.synced_digest
-    status = RemoteStatus(str(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
+    status = RemoteStatus(session.describe(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
     try:
-        backend = open_backend(host, ws, reference, environ)
+        backend = session.open_registry(reference)
     except BundleError as exc:
         status.error = exc.message
         return status

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from modelops_bundle.core.config import BundleConfig, render_config, summary_data
-from modelops_bundle.core.environment import environment_exists, load_environment
 from modelops_bundle.core.errors import AlreadyInitializedError, BundleError, UsageError
 from modelops_bundle.core.fsutil import describe_os_error
 from modelops_bundle.core.ignore import default_ignore_file_text
 from modelops_bundle.core.project import META_DIR, Project, repository_name
-from modelops_bundle.core.workspace import ConfigSummary, SyncState, Workspace
+from modelops_bundle.core.settings import ProjectConfig
+from modelops_bundle.core.settings_files import load_environment, render_config
+from modelops_bundle.core.workspace import SyncState, Workspace
 
 TEMPLATE_SUFFIX = ".tmpl"
 DEFAULT_TEMPLATE = "minimal"
@@ -34,7 +34,7 @@ DEFAULT_TEMPLATE = "minimal"
 class InitResult:
     project: Project
     environment: str
-    registry_ref: str
+    config: ProjectConfig
     created: list[str] = field(default_factory=list)  # project-relative paths written outside META_DIR
     kept: list[str] = field(default_factory=list)  # template files that already existed
 
@@ -48,14 +48,19 @@ def available_templates() -> list[str]:
     )
 
 
-def registry_ref_for(name: str, login_server: str | None) -> str:
-    """``<login_server>/<name>`` for HTTP registries; just ``<name>`` for the embedded OCI layout.
+def pinned_registry(value: str) -> tuple[str, str | None]:
+    """``init --registry HOST[/REPOSITORY]`` as ``(registry, repository or None)``: the part up to the
+    first ``/`` is the registry host (with an ``http[s]://`` prefix if given), the rest the repository."""
+    from modelops_bundle.core.settings import check_registry_address, check_repository
 
-    A reference names no scheme: ``http://host:5000`` becomes ``host:5000/<name>``, and the environment's
-    ``login_server`` keeps saying plain HTTP for that host (``core.registry_select.registry_address``)."""
-    if not login_server:
-        return name
-    return f"{login_server.split('://', 1)[-1].rstrip('/')}/{name}"
+    text = value.strip().rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    prefix, body = (f"{scheme}://", rest) if sep else ("", text)
+    host, _, repository = body.partition("/")
+    problem = check_registry_address(prefix + host) or (check_repository(repository) if repository else None)
+    if problem:
+        raise UsageError(f"--registry {value!r}: {problem}", hint="use HOST[:PORT][/REPOSITORY], e.g. ghcr.io/lab/seir")
+    return prefix + host, repository or None
 
 
 def _template_files(template: str) -> list[tuple[str, bytes]]:
@@ -91,24 +96,23 @@ def init_project(
     *,
     env_name: str,
     template: str = DEFAULT_TEMPLATE,
+    registry: str | None = None,
 ) -> InitResult:
     root = Path(os.path.abspath(root))
     if (root / META_DIR).exists():
         raise AlreadyInitializedError(f"{root} is already a modelops-bundle project ({META_DIR}/ exists)")
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder")
-    if not environment_exists(env_name, environ):
-        load_environment(env_name, environ)  # raises ConfigError naming the missing file
-    environment = load_environment(env_name, environ)
+    load_environment(env_name, environ)  # must exist and be valid: raises ConfigError naming the file
     name = repository_name(root.name)
-    login_server = None if environment.registry.provider == "oci-layout" else environment.registry.login_server
-    config = BundleConfig(registry_ref=registry_ref_for(name, login_server))
+    pinned, repository = pinned_registry(registry) if registry else (None, None)
+    config = ProjectConfig(repository=repository or name, registry=pinned)
     files = _template_files(template)  # validates the template name before touching the disk
 
     # The highest folder this init creates: a failure removes it, and with it every folder below.
     first_missing = next((p for p in (*reversed(root.parents), root) if not p.exists()), None)
     created: list[Path] = []
-    result = InitResult(Project(root), env_name, config.registry_ref)
+    result = InitResult(Project(root), env_name, config)
     staging: Path | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -134,7 +138,7 @@ def init_project(
         os.chmod(staging, 0o755)
         os.rename(staging, root / META_DIR)
         staging = None
-        Workspace(result.project).remember_fresh(ConfigSummary(**summary_data(config)))
+        Workspace(result.project).remember_fresh(config)
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -31,14 +31,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelops_bundle.core.envfiles import SECRET_NAME, SecretValue
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError, PluginError, StorageError, UsageError
 from modelops_bundle.core.fsutil import create_temp_file, describe_os_error
 from modelops_bundle.core.hashing import signature as stat_signature
 from modelops_bundle.core.hashing import split_digest
 from modelops_bundle.core.registry import TransferProgress, TransferStats
+from modelops_bundle.core.secrecy import Secret, secret_values
+from modelops_bundle.core.settings import StoragePolicy, StorageSection
 
 if TYPE_CHECKING:
     from modelops_bundle.core.blob_seals import BlobSeals
@@ -166,61 +167,6 @@ class BlobDownload:
 # ------------------------------------------------------------------------------------------ settings
 
 
-class StorageSection(Protocol):
-    """An environment's ``storage:`` section: :class:`~.environment.StorageEnvSettings` (validated) or
-    :class:`~.envfiles.StorageView` (the same values, read without pydantic)."""
-
-    @property
-    def provider(self) -> str | None: ...
-    @property
-    def container(self) -> str | None: ...
-    @property
-    def path(self) -> str | None: ...
-    @property
-    def connection_string(self) -> SecretValue | None: ...
-    @property
-    def endpoint(self) -> str | None: ...
-    @property
-    def access_key(self) -> str | None: ...
-    @property
-    def secret_key(self) -> SecretValue | None: ...
-    @property
-    def model_extra(self) -> dict[str, Any] | None: ...
-
-
-class StoragePolicy(Protocol):
-    """What opening a store needs of the project's ``storage:`` policy: a
-    :class:`~.config.StorageSettings` or a :class:`BlobPolicy`."""
-
-    @property
-    def mode(self) -> str: ...
-    @property
-    def provider(self) -> str | None: ...
-    @property
-    def container(self) -> str | None: ...
-    @property
-    def prefix(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class BlobPolicy:
-    """The project's ``storage:`` policy from its validated plain values (``ConfigSummary.storage``)."""
-
-    mode: str = "auto"
-    provider: str | None = None
-    container: str | None = None
-    prefix: str = ""
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> BlobPolicy:
-        return cls(
-            mode=values.get("mode") or "auto",
-            provider=values.get("provider"),
-            container=values.get("container"),
-            prefix=values.get("prefix") or "",
-        )
-
-
 @dataclass(frozen=True)
 class ProviderSettings:
     """What a provider is constructed from: the project policy merged with the environment.
@@ -239,34 +185,28 @@ class ProviderSettings:
     prefix: str = ""
     path: str | None = None
     endpoint: str | None = None
-    connection_string: SecretValue | None = None
+    connection_string: Secret | None = None
     access_key: str | None = None
-    secret_key: SecretValue | None = None
+    secret_key: Secret | None = None
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
     scheme_owners: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for scrubbing messages (longest first, so parts do not win)."""
-        values: list[str] = []
-        if self.connection_string is not None:
-            raw = self.connection_string.get_secret_value()
-            values.append(raw)
-            for part in raw.split(";"):
-                name, _, value = part.partition("=")
-                if value and SECRET_NAME.search(name):
-                    values.append(value)
-        if self.secret_key is not None:
-            values.append(self.secret_key.get_secret_value())
-        for name, value in self.options.items():
-            if isinstance(value, str) and SECRET_NAME.search(name):
-                values.append(value)
-        return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+        pairs = [("connection_string", self.connection_string), ("secret_key", self.secret_key)]
+        return secret_values([*pairs, *self.options.items()])
 
 
 def canonical_provider(name: str) -> str:
     lowered = name.strip().lower()
     return PROVIDER_ALIASES.get(lowered, lowered)
+
+
+def requested_provider(env_storage: StorageSection | None, policy: StoragePolicy) -> str | None:
+    """The provider name the project's policy, else its environment, asks for (``None``: neither)."""
+    name = policy.provider or (env_storage.provider if env_storage is not None else None)
+    return name.strip() if name else None
 
 
 def resolve_settings(
@@ -283,10 +223,8 @@ def resolve_settings(
     to the environment's provider: they apply only when both name the same provider (after aliases),
     otherwise the chosen provider falls back to its standard credential chain.
     """
-    from modelops_bundle.core.envfiles import StorageView
-
-    env: StorageSection = env_storage if env_storage is not None else StorageView()
-    requested = (policy.provider or env.provider or DEFAULT_PROVIDER).strip()
+    env = env_storage if env_storage is not None else StorageSection()
+    requested = requested_provider(env_storage, policy) or DEFAULT_PROVIDER
     if not requested:
         raise ConfigError("storage provider name is empty")
     same = env.provider is None or canonical_provider(env.provider) == canonical_provider(requested)
@@ -300,7 +238,7 @@ def resolve_settings(
         connection_string=env.connection_string if same else None,
         access_key=env.access_key if same else None,
         secret_key=env.secret_key if same else None,
-        options=dict(env.model_extra or {}) if same else {},
+        options=dict(env.options) if same else {},
         environ=dict(environ),
         scheme_owners=dict(scheme_owners or {}),
     )
@@ -698,8 +636,7 @@ def open_storage(
     """
     providers = available_providers(host)
     settings = resolve_settings(env_storage, policy, environ, scheme_owners=scheme_owners(providers))
-    requested = settings.provider.strip().lower()
-    cls = providers.get(requested) or providers.get(canonical_provider(requested))
+    cls = provider_class(providers, settings.provider)
     if cls is None:
         known = ", ".join(sorted(providers)) or "(none: is the built-in storage plugin disabled?)"
         aliases = ", ".join(f"{alias} -> {target}" for alias, target in sorted(PROVIDER_ALIASES.items()))
@@ -708,6 +645,27 @@ def open_storage(
             hint=f"known providers: {known} (aliases: {aliases})",
         )
     return cls(settings)
+
+
+def provider_class(providers: Mapping[str, type[StorageProvider]], name: str) -> type[StorageProvider] | None:
+    """The class a provider name selects: a plugin's of that very name, else the alias's target."""
+    requested = name.strip().lower()
+    return providers.get(requested) or providers.get(canonical_provider(requested))
+
+
+def blob_tier_available(
+    host: PluginHost, env_storage: StorageSection | None, policy: StoragePolicy, *, uploading: bool
+) -> bool:
+    """Whether files can go to (``uploading``) or come from a blob store, without opening one: a provider
+    is named, it is not the registry tier (``oci``), and -- when uploading -- the policy is not ``mode:
+    oci``. An unknown provider counts as available, so that opening it explains the name."""
+    if uploading and policy.mode == "oci":
+        return False
+    name = requested_provider(env_storage, policy)
+    if name is None:
+        return False
+    cls = provider_class(available_providers(host), name)
+    return cls is None or not cls.is_registry_tier
 
 
 def open_blob_transfers(
@@ -723,15 +681,9 @@ def open_blob_transfers(
     """Push and pull's view of the blob store, or ``None`` when there is none: neither the environment
     nor the project names a provider, or the provider is ``oci``. When ``uploading``, a policy of
     ``mode: oci`` also means none (pulls still read blob-stored files of versions pushed otherwise)."""
-    if uploading and policy.mode == "oci":
+    if not blob_tier_available(host, env_storage, policy, uploading=uploading):
         return None
-    if (env_storage is None or not env_storage.provider) and not policy.provider:
-        return None
-    provider = open_storage(host, env_storage, policy, environ)
-    if provider.is_registry_tier:
-        provider.close()
-        return None
-    return BlobTransfers(provider, progress=progress, hasher=hasher)
+    return BlobTransfers(open_storage(host, env_storage, policy, environ), progress=progress, hasher=hasher)
 
 
 def pointer_provider(uri: str, providers: Mapping[str, type[StorageProvider]]) -> str | None:

@@ -74,7 +74,7 @@ def parse_json(text: str, path: Path) -> Any:
         raise ConfigError(f"{path}, line {exc.lineno}: invalid JSON ({exc.msg})") from None
 
 
-def _yaml_line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+def yaml_line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     """1-based line of the YAML node at ``loc`` (a pydantic error location), when it can be found."""
     import yaml
 
@@ -113,7 +113,7 @@ def validate(model: type[T] | Any, data: Any, path: Path, *, yaml_text: str | No
         for error in exc.errors()[:5]:
             loc = tuple(error.get("loc", ()))
             key = ".".join(str(part) for part in loc) or "(top level)"
-            line = _yaml_line_of(yaml_text, loc) if yaml_text is not None else None
+            line = yaml_line_of(yaml_text, loc) if yaml_text is not None else None
             where = f" (line {line})" if line else ""
             problems.append(f"{key}{where}: {error['msg']}")
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""

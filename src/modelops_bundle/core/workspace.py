@@ -1,8 +1,8 @@
-"""The working tree as the tool sees it: tracked list, sync state, config summary, ignore rules, digests.
+"""The working tree as the tool sees it: tracked list, sync state, settings, ignore rules, digests.
 
-Every metadata file is validated with pydantic the first time it is read in a given state; its
-fingerprint (size, mtime, inode, ctime) is then remembered in the stat cache, so a warm ``status``
-re-validates nothing and imports neither pydantic nor pathspec. Writes go through atomic replaces.
+Every metadata file is validated the first time it is read in a given state; its fingerprint (size,
+mtime, inode, ctime) is then remembered in the settings memo (:mod:`.memo`), so a warm ``status``
+re-validates nothing and imports neither pydantic, yaml nor pathspec. Writes go through atomic replaces.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelops_bundle.core.errors import BundleError, ConfigError
 from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock
@@ -24,20 +24,22 @@ from modelops_bundle.core.hashing import (
     HashJob,
     ProgressSink,
     StatCache,
-    file_fingerprint,
     format_digest,
     hash_files,
     racy_margin,
 )
 from modelops_bundle.core.ignore import IgnoreRules, compile_rule_sets, rules_fingerprint
+from modelops_bundle.core.memo import MEMO_FILE, Memo
 from modelops_bundle.core.paths import FILE_TYPE_BITS, UNSTORABLE_CHARACTER, invalid_reason, is_sorted, shown_path
 from modelops_bundle.core.project import Project
 from modelops_bundle.core.stat_probe import ASK_AGAIN, StatProbe, can_fork
 from modelops_bundle.core.validation import parse_json, read_text
 from modelops_bundle.core.walk import WalkResult, symlink_verdict, walk
 
-#: Memo key of the validated config (``.v2`` added ``cache_dir`` and ``storage``; an older memo is ignored).
-CONFIG_MEMO = "config.v2"
+if TYPE_CHECKING:
+    from modelops_bundle.core.settings import ProjectConfig
+    from modelops_bundle.core.settings_files import ConfigFile
+
 VERSION_CONFIGS_MEMO = "version-configs"
 #: A cache temp file older than this is a killed command's (cache writes take well under a second).
 STALE_CACHE_TEMP_SECONDS = 600
@@ -95,29 +97,6 @@ class SyncState:
         }
 
 
-class ConfigSummary:
-    """The validated ``config.yaml`` as plain values, so hot paths (status, push) build no pydantic model.
-
-    ``storage`` holds the ``storage:`` section's keys (mode, threshold_bytes, force_*_patterns,
-    provider, container, prefix) with their defaults filled in. (A plain class: a dataclass costs about
-    0.3 ms to define, on every command -- decision 0017.)
-    """
-
-    def __init__(
-        self,
-        registry_ref: str,
-        default_tag: str,
-        hash_algorithm: str,
-        cache_dir: str | None = None,
-        storage: dict[str, Any] | None = None,
-    ) -> None:
-        self.registry_ref = registry_ref
-        self.default_tag = default_tag
-        self.hash_algorithm = hash_algorithm
-        self.cache_dir = cache_dir
-        self.storage: dict[str, Any] = {} if storage is None else storage
-
-
 class FileInfo(NamedTuple):
     """One tracked file on disk (a tuple: tens of thousands are made per status)."""
 
@@ -129,7 +108,7 @@ class FileInfo(NamedTuple):
 
 class Scan:
     """A snapshot of the tracked files on disk (and, when asked, the untracked ones). A plain class (see
-    :class:`ConfigSummary`)."""
+    decision 0017)."""
 
     __slots__ = (
         "algorithm",
@@ -170,9 +149,10 @@ class Workspace:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.cache = StatCache.load(project.cache_dir / "stat-cache.json")
+        self.memo = Memo.load(project.cache_dir / MEMO_FILE)
         self._tracked: list[str] | None = None
         self._state: SyncState | None = None
-        self._config: ConfigSummary | None = None
+        self._config: ConfigFile | None = None
         self._rules: IgnoreRules | None = None
         self._rules_key = ""
         self._real_folders: set[str] = set()  # folders walks of this command went through
@@ -184,27 +164,16 @@ class Workspace:
         return exclusive_lock(self.project.lock_path, wait=wait)
 
     def close(self) -> None:
-        """Persist the stat cache (best effort: it is only a cache)."""
+        """Persist the stat cache and the settings memo (best effort: they are only caches)."""
         self.cache.save()
-
-    def _memo(self, key: str, path: Path, load: Callable[[], Any]) -> Any:
-        fingerprint = file_fingerprint(path)
-        if fingerprint is not None:
-            cached = self.cache.memo_get(key, fingerprint)
-            if cached is not None:
-                return cached
-        data = load()
-        fingerprint_after = file_fingerprint(path)
-        if fingerprint_after is not None and fingerprint_after == fingerprint:
-            self.cache.memo_put(key, fingerprint, data)
-        return data
+        self.memo.save()
 
     # ------------------------------------------------------------------ tracked list
 
     def tracked(self) -> list[str]:
         if self._tracked is None:
             path = self.project.tracked_path
-            self._memo("tracked", path, lambda: _validate_tracked(path))
+            self.memo.cached("tracked", path, lambda: _validate_tracked(path))
             self._tracked = _parse_tracked_lines(read_text(path, what="tracked list"))
         return self._tracked
 
@@ -216,7 +185,7 @@ class Workspace:
             raise BundleError(f"cannot track '{shown_path(bad)}': {invalid_reason(bad)}")
         atomic_write_text(self.project.tracked_path, "".join(f"{p}\n" for p in ordered))
         self._tracked = ordered
-        self._remember("tracked", self.project.tracked_path, True)
+        self.memo.remember("tracked", self.project.tracked_path, True)
 
     def sweep_leftovers(self) -> None:
         """Remove what a killed command left in ``.modelops-bundle/``: pull staging folders and the temp
@@ -256,7 +225,7 @@ class Workspace:
             if not path.exists():
                 self._state = SyncState()
             else:
-                self._memo("state", path, lambda: _validate_state(path))
+                self.memo.cached("state", path, lambda: _validate_state(path))
                 data = json.loads(read_text(path, what="sync state"))
                 self._state = SyncState(**data)
         return self._state
@@ -264,13 +233,13 @@ class Workspace:
     def save_state(self, state: SyncState) -> None:
         atomic_write_text(self.project.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         self._state = state
-        self._remember("state", self.project.state_path, True)
+        self.memo.remember("state", self.project.state_path, True)
 
     def version_configs(self) -> dict[str, str]:
         """``{manifest digest: config (index) digest}`` of versions this project pushed or pulled, so a
         push that looks for an identical earlier version fetches only the manifests that can match
         (machine-local and disposable: a version missing here is simply fetched)."""
-        data = self.cache.memo_get(VERSION_CONFIGS_MEMO, 1)
+        data = self.memo.get(VERSION_CONFIGS_MEMO, 1)
         return dict(data) if isinstance(data, dict) else {}
 
     def remember_version_config(self, state: SyncState, digest: str, config_digest: str) -> None:
@@ -278,20 +247,23 @@ class Workspace:
         known = state.known()
         configs = {d: c for d, c in self.version_configs().items() if d in known and isinstance(c, str)}
         configs[digest] = config_digest
-        self.cache.memo_put(VERSION_CONFIGS_MEMO, 1, configs)
+        self.memo.put(VERSION_CONFIGS_MEMO, 1, configs)
 
-    # ------------------------------------------------------------------ config and environment
+    # ------------------------------------------------------------------ settings
 
-    def config_summary(self) -> ConfigSummary:
+    def config_file(self) -> ConfigFile:
+        """``config.yaml`` as written (one of an earlier release still holds ``registry_ref``: the
+        session migrates it, :attr:`.session.Session.config`)."""
         if self._config is None:
-            data = self._memo(CONFIG_MEMO, self.project.config_path, self._load_config_summary)
-            self._config = ConfigSummary(**data)
+            from modelops_bundle.core.settings_files import read_config
+
+            self._config = read_config(self.project.config_path, self.memo)
         return self._config
 
-    def _load_config_summary(self) -> dict[str, Any]:
-        from modelops_bundle.core.config import load_config, summary_data
-
-        return summary_data(load_config(self.project.config_path))
+    def config(self) -> ProjectConfig:
+        """The settings of ``config.yaml`` that need no environment to read (hashing, storage policy,
+        cache folder); where versions go is :attr:`.session.Session.target`'s to say."""
+        return self.config_file().config
 
     def env_name(self) -> str:
         path = self.project.env_path
@@ -308,28 +280,25 @@ class Workspace:
 
             text = read_ignore_file(self.project.ignore_path)
             key = self._rules_key = rules_fingerprint(text)
-            cached = self.cache.memo.get("ignore")
-            if isinstance(cached, dict) and cached.get("fp") == key:
-                hard, soft = cached["data"]
+            cached = self.memo.get("ignore", key)
+            if isinstance(cached, list) and len(cached) == 2:
+                hard, soft = cached
                 self._rules = IgnoreRules([tuple(p) for p in hard], [tuple(p) for p in soft])
             else:
                 hard, soft = compile_rule_sets(text)
-                self.cache.memo_put("ignore", key, [hard, soft])
+                self.memo.put("ignore", key, [hard, soft])
                 self._rules = IgnoreRules(hard, soft)
         return self._rules
 
-    def remember_fresh(self, summary: ConfigSummary) -> None:
+    def remember_fresh(self, config: ProjectConfig) -> None:
         """Record the metadata files ``init`` just wrote as validated (they were made from validated
-        models), so the first command after ``init`` does not validate them again."""
-        self._remember(CONFIG_MEMO, self.project.config_path, summary.__dict__.copy())
-        self._remember("tracked", self.project.tracked_path, True)
-        self._remember("state", self.project.state_path, True)
-        self.cache.save()
+        records), so the first command after ``init`` does not validate them again."""
+        from modelops_bundle.core.settings import to_plain
 
-    def _remember(self, key: str, path: Path, data: Any) -> None:
-        fingerprint = file_fingerprint(path)
-        if fingerprint is not None:
-            self.cache.memo_put(key, fingerprint, data)
+        self.memo.remember("config", self.project.config_path, to_plain(config))
+        self.memo.remember("tracked", self.project.tracked_path, True)
+        self.memo.remember("state", self.project.state_path, True)
+        self.memo.save()
 
     # ------------------------------------------------------------------ scanning
 

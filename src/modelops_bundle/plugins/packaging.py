@@ -14,20 +14,21 @@ from modelops_bundle.core.project import META_DIR, Project
 
 if TYPE_CHECKING:
     from modelops_bundle.core.index import BundleIndex, IndexEntry
-    from modelops_bundle.core.packaging import LayerPlan, StoragePolicyView
+    from modelops_bundle.core.packaging import LayerPlan
+    from modelops_bundle.core.settings import StoragePolicy
 
 REGISTRY_FILE = f"{META_DIR}/registry.yaml"
 
 
 @hookimpl(trylast=True)
-def mops_storage_tier(entry: IndexEntry, policy: StoragePolicyView) -> str | None:
+def mops_storage_tier(entry: IndexEntry, policy: StoragePolicy, blob_available: bool) -> str | None:
     from modelops_bundle.core.packaging import decide_tier
 
-    return decide_tier(entry, policy)
+    return decide_tier(entry, policy, blob_available=blob_available)
 
 
 @hookimpl(trylast=True)
-def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicyView) -> LayerPlan | None:
+def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> LayerPlan | None:
     from modelops_bundle.core.packaging import plan_layers
 
     return plan_layers(entries)

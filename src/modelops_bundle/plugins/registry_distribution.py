@@ -50,8 +50,9 @@ class OciDistributionRegistry:
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         from modelops_bundle.core.auth import resolve_credentials
+        from modelops_bundle.core.flags import env_flag
         from modelops_bundle.core.oci_http.client import DEFAULT_TIMEOUT, HttpRegistry, RetryPolicy
-        from modelops_bundle.core.oci_http.hosts import INSECURE_ENV, env_flag, parse_endpoint
+        from modelops_bundle.core.oci_http.hosts import INSECURE_ENV, parse_endpoint
         from modelops_bundle.core.oci_http.transfer import (
             DEFAULT_CHUNK_SIZE,
             DEFAULT_CHUNK_THRESHOLD,

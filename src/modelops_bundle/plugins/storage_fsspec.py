@@ -21,8 +21,8 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelops_bundle.core.envfiles import SECRET_NAME
 from modelops_bundle.core.errors import BundleError, ConfigError, StorageError
+from modelops_bundle.core.secrecy import SECRET_NAME
 from modelops_bundle.core.storage import (
     ByteCounter,
     ProviderSettings,

@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from modelops_bundle.core.config import StorageSettings, load_config, save_config
-from modelops_bundle.core.environment import StorageEnvSettings
 from modelops_bundle.core.plugins import build_plugin_host
+from modelops_bundle.core.settings import StoragePolicy, StorageSection
 from modelops_bundle.core.storage import StorageProvider, blob_key, open_storage
 from modelops_bundle.testing import BundleProject, StorageProviderConformance
 
@@ -23,8 +22,8 @@ PLUGINS: list[tuple[str, object]] = [("shardstore", plugin)]
 
 def open_provider(folder: Path, prefix: str = "conformance") -> StorageProvider:
     host = build_plugin_host({"MOPS_DISABLE_PLUGINS": "shardstore"}, extra_plugins=PLUGINS)
-    settings = StorageEnvSettings(provider="shardstore", path=str(folder))
-    return open_storage(host, settings, StorageSettings.model_validate({"prefix": prefix}), environ={})
+    settings = StorageSection(provider="shardstore", path=str(folder))
+    return open_storage(host, settings, StoragePolicy(prefix=prefix), environ={})
 
 
 class TestShardStoreConformance(StorageProviderConformance):
@@ -72,10 +71,8 @@ def test_push_and_pull_through_the_store(bundle_project: BundleProject, tmp_path
     )
     bundle_project.extra_plugins.extend(PLUGINS)
     assert bundle_project.run("env", "switch", "lab").exit_code == 0
-    config_path = bundle_project.meta / "config.yaml"
-    config = load_config(config_path)
-    config.storage.threshold_bytes = 100_000  # files from 100 kB go to blob storage
-    save_config(config_path, config)
+    # files from 100 kB go to blob storage
+    assert bundle_project.run("config", "storage.threshold_bytes", "100000").exit_code == 0
     payload = os.urandom(250_000)
     bundle_project.write("data/contacts.bin", payload)
     bundle_project.write("model.py", "BETA = 0.2\n")

@@ -9,7 +9,6 @@ would cross the network unprotected. Well-known cloud registries never get plain
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,10 +17,6 @@ from modelops_bundle.core.reference import HOST_RE
 
 INSECURE_ENV = "MODELOPS_BUNDLE_INSECURE"
 _CLOUD_SUFFIXES = (".azurecr.io", ".amazonaws.com", ".pkg.dev", "gcr.io", "ghcr.io", "docker.io", "quay.io")
-
-
-def env_flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def host_name(host: str) -> str:

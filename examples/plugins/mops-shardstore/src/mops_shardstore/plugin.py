@@ -52,7 +52,7 @@ class ShardStoreProvider(StorageProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        from modelops_bundle.core.environment import expand_path, modelops_home  # pydantic: load on first use
+        from modelops_bundle.core.envfiles import expand_path, modelops_home
 
         base = expand_path(settings.path) if settings.path else modelops_home(settings.environ) / "shardstore"
         self.root = base.absolute()
