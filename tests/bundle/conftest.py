@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelops_bundle.testing import BundleProject
-from tests.oci.conftest import distribution  # noqa: F401 - re-exported fixture
+from tests.oci.conftest import auth_distribution, distribution  # noqa: F401 - re-exported fixtures
 
 Tree = dict[str, bytes]
 

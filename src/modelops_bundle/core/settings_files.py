@@ -46,7 +46,7 @@ def read_settings(path: Path, cls: type[R], *, what: str, memo: Memo | None = No
     """The record ``cls`` from the YAML file ``path``; its parsed data remembered in ``memo`` (under
     ``key``) unless it holds a credential."""
     data = _read_data(path, what, memo, key)
-    return build_from_file(cls, data, path)
+    return build_from_file(cls, {} if data is None else data, path)
 
 
 def build_from_file(cls: type[R], data: Any, path: Path) -> R:
@@ -61,8 +61,7 @@ def _read_data(path: Path, what: str, memo: Memo | None, key: str) -> Any:
     def parse() -> Any:
         from modelops_bundle.core.validation import parse_yaml, read_text
 
-        data = parse_yaml(read_text(path, what=what), path)
-        return {} if data is None else data
+        return parse_yaml(read_text(path, what=what), path)  # None for an empty document
 
     if memo is None:
         return parse()
@@ -142,7 +141,7 @@ class ConfigFile(NamedTuple):
 
 def read_config(path: Path, memo: Memo | None = None) -> ConfigFile:
     data = _read_data(path, "bundle configuration", memo, "config")
-    if data == {}:  # init always writes the repository: an empty file is a truncated one
+    if data is None:  # an empty document: a truncated file (a file of only defaults says {})
         raise ConfigError(
             f"{path}: empty (a truncated file?); it holds at least 'repository: NAME'",
             hint="write the project's repository name into it, e.g. 'repository: my-model'",
