@@ -33,8 +33,6 @@ def _tags(registry: RunningRegistry, repository: str) -> list[str]:
     return sorted(tag for tag in tags if not tag.startswith("sha256-"))  # versions, not provenance referrers
 
 
-
-
 @pytest.fixture
 def two_environments(
     mops_env: dict[str, str], distribution: RunningRegistry, auth_distribution: RunningRegistry
