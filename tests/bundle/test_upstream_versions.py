@@ -75,6 +75,9 @@ def test_manifest_tags_and_ensure(model: BundleProject, tmp_path: Path) -> None:
     assert read_tree(tmp_path / "run", skip_meta=False) == files
     verified = ok(model.run("verify", "--remote", "v011", "--json"))
     assert verified["ok"] is True, verified
+    publish(layout(model), REPO, upstream_version({**files, "README.md": b"# v0.1.2\n"}), "v012")
+    diffed = ok(model.run("diff", "v011", "v012", "--json"))
+    assert diffed["modified"] == ["README.md"], diffed
 
 
 def test_materialize_and_the_worker_entry_point_over_http(
