@@ -61,6 +61,15 @@ def test_pull_a_version_pushed_by_v011(model: BundleProject) -> None:
     status = ok(model.run("status", "--json"))
     assert status["remote"]["state"] == "synced" and not any(status["changes"].values())
 
+    # The way across: edit and push on top of it; the new version is in the current format.
+    model.write("README.md", "# seir, now pushed by this tool\n")
+    pushed = ok(model.run("push", "--json"))
+    assert pushed["digest"] != digest
+    manifest = json.loads(layout(model).get_manifest(REPO, pushed["digest"]).data)
+    assert manifest["artifactType"] == "application/vnd.modelops.bundle.v1"
+    # (push refreshes the model registry's digests, so registry.yaml is rewritten in the current layout)
+    assert ok(model.run("diff", digest, pushed["digest"], "--json"))["modified"] == [REGISTRY_REL, "README.md"]
+
 
 def test_manifest_tags_and_ensure(model: BundleProject, tmp_path: Path) -> None:
     files = sample_files()
