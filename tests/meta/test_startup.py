@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata")
+# typer and click: only a host CLI that mounts ``modelops_bundle.cli.app`` imports them (decision 0021).
+HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata", "typer", "click")
 
 PROBE = """
 import io, json, sys

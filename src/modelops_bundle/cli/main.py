@@ -23,37 +23,43 @@ DESCRIPTION = (
 
 
 def mops_main(argv: Sequence[str] | None = None) -> int:
-    """``mops [--version] bundle COMMAND ...``."""
+    """``mops bundle COMMAND ...`` (this tool); any other ``mops ...`` is the ModelOps suite's command
+    line, run through the suite's own entry point when it is installed (:mod:`.suite`)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] in (["--version"], ["-V"]):
-        sys.stdout.write(f"mops (modelops-bundle) {__version__}\n")
-        return ExitCode.OK
     if args[:1] == ["bundle"]:
-        return run(args[1:], prog="mops bundle")
-    sys.stdout.write(
-        "usage: mops [--version] bundle COMMAND [options]\n\n"
-        f"{DESCRIPTION}\n\ngroups:\n  bundle    package, push and pull model bundles (mops bundle --help)\n"
-    )
-    return ExitCode.OK if args[:1] in (["-h"], ["--help"]) else ExitCode.USAGE
+        return bundle_main(args[1:], prog="mops bundle")
+    from modelops_bundle.cli.suite import run_other_command
+
+    return run_other_command(args, DESCRIPTION)
 
 
-def bundle_main(argv: Sequence[str] | None = None) -> int:
-    """``modelops-bundle COMMAND ...`` (the same commands as ``mops bundle``)."""
+def bundle_main(argv: Sequence[str] | None = None, *, prog: str = "modelops-bundle") -> int:
+    """``modelops-bundle COMMAND ...`` (the same commands as ``mops bundle``): the stable executable the
+    suite's ``mops bundle`` runs, so its exit code and streams are the command's own."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["--version"], ["-V"]):
         sys.stdout.write(f"modelops-bundle {__version__}\n")
         return ExitCode.OK
-    return run(args, prog="modelops-bundle")
+    return run(args, prog=prog)
 
 
 def mops_console() -> None:
-    """The ``mops`` executable (:func:`mops_main` in a process of its own)."""
-    _run_as_process(mops_main)
+    """The ``mops`` executable: ``mops bundle ...`` in a process of its own (:func:`_run_as_process`);
+    anything else belongs to the ModelOps suite, whose code then owns the process as its own script would."""
+    if sys.argv[1:2] == ["bundle"]:
+        _run_as_process(mops_main)
+    else:
+        sys.exit(mops_main())
 
 
 def bundle_console() -> None:
     """The ``modelops-bundle`` executable (:func:`bundle_main` in a process of its own)."""
     _run_as_process(bundle_main)
+
+
+def module_console() -> None:
+    """``python -m modelops_bundle COMMAND ...``: the same commands as ``modelops-bundle``."""
+    _run_as_process(lambda: bundle_main(prog="python -m modelops_bundle"))
 
 
 def _run_as_process(main: Callable[[], int]) -> None:

@@ -586,10 +586,12 @@ class BundleCache:
 
 def version_specs(index_bytes: bytes) -> dict[str, ObjectSpec]:
     """``{path: ObjectSpec}`` from raw index bytes (already verified by digest; parsed leniently)."""
+    from modelops_bundle.core.upstream import index_file_items
+
     data = json.loads(index_bytes)
     return {
         entry["path"]: ObjectSpec(entry["digest"], int(entry["size"]), bool(int(entry.get("mode", 0o644)) & 0o111))
-        for entry in data.get("files", ())
+        for entry in index_file_items(data)  # a v0.1.1 index keys its files by path
     }
 
 

@@ -19,7 +19,8 @@ Schema (``schemaVersion`` 1, media type :data:`INDEX_MEDIA_TYPE`, the upstream n
   index digest; the creation time lives in the manifest annotations instead.
 
 Reading is strict (:func:`parse_index`): anything malformed raises :class:`IntegrityError` naming the
-problem, before a single file is written.
+problem, before a single file is written. An index pushed by modelops-bundle v0.1.1 (same media type,
+another shape) is read by :mod:`~modelops_bundle.core.upstream` into the same structures.
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ class BundleIndex:
     files: tuple[IndexEntry, ...] = ()
     mediaType: str = INDEX_MEDIA_TYPE
     schemaVersion: int = INDEX_SCHEMA_VERSION
+    #: Read from a version pushed by modelops-bundle v0.1.1 (:mod:`~modelops_bundle.core.upstream`);
+    #: not part of the JSON.
+    upstream: bool = False
 
     def by_path(self) -> dict[str, IndexEntry]:
         return {entry.path: entry for entry in self.files}
@@ -248,6 +252,10 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         raise IntegrityError(f"{source}: index is not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise IntegrityError(f"{source}: index is not a JSON object")
+    from modelops_bundle.core import upstream
+
+    if upstream.is_upstream_index(raw):
+        return upstream.index_from_json(raw, source=source)
     if raw.get("mediaType") != INDEX_MEDIA_TYPE or raw.get("schemaVersion") != INDEX_SCHEMA_VERSION:
         raise IntegrityError(
             f"{source}: unsupported index (mediaType {raw.get('mediaType')!r}, "

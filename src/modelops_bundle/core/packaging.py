@@ -26,7 +26,8 @@ Layers (:func:`plan_layers`)
 Packs are deterministic: entries sorted by path, regular files only, mtime 0, uid/gid 0, empty owner
 names, the mode from the index, PAX format; gzip level 6 with mtime 0 and no file name.
 
-Manifest: image-spec 1.1, ``artifactType`` :data:`ARTIFACT_TYPE`, config = the bundle index.
+Manifest: image-spec 1.1, ``artifactType`` :data:`ARTIFACT_TYPE`, config = the bundle index. Manifests
+pushed by v0.1.1 (no ``artifactType``, one raw layer per file) are read too (core/upstream.py).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ from modelops_bundle.core.index import (
     digest_problem,
 )
 from modelops_bundle.core.registry import OCI_MANIFEST
+from modelops_bundle.core.upstream import MAX_UPSTREAM_LAYERS, is_upstream_layout
+from modelops_bundle.core.upstream import check_against_manifest as check_upstream_index
+from modelops_bundle.core.upstream import check_layers as check_upstream_layers
 
 if TYPE_CHECKING:
     from modelops_bundle.core.settings import StoragePolicy
@@ -471,6 +475,8 @@ class BundleManifest:
     layers: tuple[Descriptor, ...]
     annotations: Mapping[str, str] = field(default_factory=dict)
     artifact_type: str | None = None
+    #: Pushed by modelops-bundle v0.1.1: raw per-file layers (:mod:`~modelops_bundle.core.upstream`).
+    upstream: bool = False
 
     @property
     def created(self) -> str | None:
@@ -518,10 +524,15 @@ def parse_manifest(data: bytes, digest: str, media_type: str, *, source: str) ->
             f"{source} is not a modelops bundle (artifactType {artifact_type!r}, config {config.media_type})"
         )
     layers_raw = raw.get("layers")
-    if not isinstance(layers_raw, list) or len(layers_raw) > MAX_MANIFEST_LAYERS:
-        raise IntegrityError(f"{source}: manifest layers missing or more than {MAX_MANIFEST_LAYERS}")
+    # A version pushed by v0.1.1: one raw layer per file (core/upstream.py).
+    upstream = is_upstream_layout(artifact_type, layers_raw)
+    limit = MAX_UPSTREAM_LAYERS if upstream else MAX_MANIFEST_LAYERS
+    if not isinstance(layers_raw, list) or len(layers_raw) > limit:
+        raise IntegrityError(f"{source}: manifest layers missing or more than {limit}")
     layers = tuple(_descriptor(layer, f"layer {number}", source) for number, layer in enumerate(layers_raw))
-    for number, layer in enumerate(layers):
+    if upstream:
+        check_upstream_layers(layers, source=source)
+    for number, layer in enumerate(() if upstream else layers):
         if layer.media_type == PACK_MEDIA_TYPE:
             content = (layer.annotations or {}).get(ANNOTATION_CONTENT_DIGEST, "")
             if not _SHA256.match(content):
@@ -531,12 +542,18 @@ def parse_manifest(data: bytes, digest: str, media_type: str, *, source: str) ->
     annotations = raw.get("annotations") or {}
     if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
         raise IntegrityError(f"{source}: malformed manifest annotations")
-    return BundleManifest(digest, config, layers, dict(annotations), artifact_type)
+    return BundleManifest(digest, config, layers, dict(annotations), artifact_type, upstream)
 
 
 def check_index_against_manifest(index: BundleIndex, manifest: BundleManifest, *, source: str) -> None:
     """The index and its manifest must agree: each registry-stored file is in a layer the manifest
-    lists (raw layers: same digest and size), and every layer holds at least one file."""
+    lists (raw layers: same digest and size), and every layer holds at least one file. A version pushed
+    by v0.1.1 is checked by its own rules (:func:`~modelops_bundle.core.upstream.check_against_manifest`)."""
+    if index.upstream:
+        check_upstream_index(index, manifest, source=source)
+        return
+    if manifest.upstream and manifest.layers:
+        raise IntegrityError(f"{source}: index does not match manifest: the manifest is in the v0.1.1 format")
     layers: dict[str, Descriptor] = {}
     for layer in manifest.layers:
         layers.setdefault(layer.content_digest, layer)

@@ -1,0 +1,1 @@
+"""Probe commands for modelops-bundle's coexistence tests."""

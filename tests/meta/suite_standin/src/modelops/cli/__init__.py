@@ -1,0 +1,1 @@
+"""The stand-in suite's command line."""
