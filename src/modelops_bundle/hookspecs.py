@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.packaging import LayerPlan, StoragePolicyView
     from modelops_bundle.core.project import Project
     from modelops_bundle.core.providers import RegistryBackendClass, StorageProviderClass
+    from modelops_bundle.core.runner import ModelRunner, RunnableModel
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -81,6 +82,27 @@ def mops_code_dependencies(model: DiscoveredModel, project: Project) -> CodeDepe
     When: ``register-model`` and before every push, to refresh the model registry's code digests.
     Returns: the dependencies, or ``None`` to leave the decision to other plugins.
     Ordering: collecting hook; the union of all answers is used.
+    """
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+@hookspec(firstresult=True)
+def mops_model_runner(model: RunnableModel) -> ModelRunner | None:
+    """Provide the runner for one registered model: how to build it, run it with parameters and a seed,
+    and hand back its outputs.
+
+    When: once per run, by :func:`modelops_bundle.api.run_model` (and so by the ModelOps worker and the
+    Dask integration), after the bundle is materialised and *before* any model code is imported.
+    Arguments: ``model`` -- the registered model: ``id``, ``framework`` (``"calabaria"`` for a registry
+    entry that names none, as upstream ModelOps tools write them), ``entrypoint``, its registry
+    ``record`` and the ``root`` of the materialised tree.
+    Returns: a :class:`~modelops_bundle.core.runner.ModelRunner` -- ``run(target, request) -> RunOutput``,
+    called with the object the entrypoint names, imported from the tree in isolation -- or ``None`` when
+    this plugin does not run models of ``model.framework``. First-result hook; the built-in runners
+    (``calabaria``, ``starsim``) are ``trylast``, so a plugin can replace them. A model no plugin answers
+    for fails with an error naming its framework and this hook, before its code is imported.
     """
 
 

@@ -153,7 +153,8 @@ class _Checker:
         except SourceFileError as exc:
             return [Problem(kind, key, f"entrypoint {record.entrypoint}: {exc.reason}", rel, exc.line)]
         if isinstance(record, ModelRecord):
-            defined: dict[str, Any] = dict(module_classes(source))
+            # A model is a class, or a function that builds one (a Starsim sim factory).
+            defined: dict[str, Any] = {**module_functions(source), **module_classes(source)}
             what = "class"
         else:
             defined, what = dict(module_functions(source)), "function"
