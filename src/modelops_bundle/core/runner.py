@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +126,7 @@ def run_model(
     env: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[tuple[str, object]] = (),
 ) -> ModelResult:
     """Run the registered model ``model_id`` of a bundle once (as a Dask task, or anywhere).
 
@@ -136,6 +137,8 @@ def run_model(
     ``mops_model_runner`` hook provides for the model's framework (Calabaria: ``default_parameters(**params)``
     then ``simulate(params, seed)``; Starsim: build the sim with ``params``, run it with ``rand_seed=seed``).
     A model whose framework no plugin runs raises :class:`NoRunnerError` before any of its code is imported.
+    ``extra_plugins``: ``(name, plugin)`` pairs registered after the installed plugins, as
+    :mod:`modelops_bundle.testing` does for commands -- to test a framework plugin before it is installed.
     """
     from modelops_bundle import api
     from modelops_bundle.core.errors import UsageError
@@ -149,7 +152,7 @@ def run_model(
     from modelops_bundle.core.plugins import build_plugin_host
 
     model = RunnableModel(model_id, record.framework or DEFAULT_FRAMEWORK, record.entrypoint, record, report.path)
-    runner = find_runner(build_plugin_host(merged), model)
+    runner = find_runner(build_plugin_host(merged, extra_plugins=extra_plugins), model)
     request = RunRequest(model, dict(params or {}), seed, dict(model_kwargs or {}))
     output = call_in_tree(report.path, model.module, model.attribute, lambda target: runner.run(target, request))
     outputs, used = checked_output(output, runner, model)
