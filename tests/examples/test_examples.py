@@ -122,11 +122,13 @@ def test_the_examples_load_through_their_entry_points(tmp_path: Path) -> None:
     )  # fmt: skip
     project = tmp_path / "wealth"
     mops("init", str(project), "--env", "lab")
-    (project / "model.py").write_text("import mesa\n\n\nclass Wealth(mesa.Model):\n"
-                                      "    def __init__(self, n=10, seed=None):\n"
-                                      "        super().__init__(seed=seed)\n"
-                                      "        self.datacollector = mesa.DataCollector(model_reporters={'n': lambda m: n})\n"
-                                      "\n    def step(self):\n        self.datacollector.collect(self)\n")  # fmt: skip
+    (project / "model.py").write_text(
+        "import mesa\n\n\nclass Wealth(mesa.Model):\n"
+        "    def __init__(self, n=10, seed=None):\n"
+        "        super().__init__(seed=seed)\n"
+        "        self.datacollector = mesa.DataCollector(model_reporters={'n': lambda m: n})\n"
+        "\n    def step(self):\n        self.datacollector.collect(self)\n"
+    )
     (project / "data").mkdir()
     (project / "data" / "grid.bin").write_bytes(os.urandom(2048))
     (project / ".modelops-bundle" / "config.yaml").write_text(
