@@ -911,11 +911,11 @@ def _file_digest(path: Path, algorithm: str, hasher: Hasher | None) -> str:
     """The hex digest of a downloaded file: by the project's hasher when it is of this algorithm (the
     same digest, computed as the push computed it: ``check_hasher`` holds it to the standard), else
     through the one checking routine."""
-    from modelops_bundle.core.hashing import file_digest
+    from modelops_bundle.core.hashing import CONTENT_ALGORITHMS, file_digest
 
-    if hasher is not None and hasher.algorithm == algorithm:
+    if hasher is not None and hasher.algorithm == algorithm and algorithm in CONTENT_ALGORITHMS:
         return hasher.digest_file(str(path))
-    return file_digest(path, algorithm, chunk=_READ_CHUNK).partition(":")[2]
+    return file_digest(path, algorithm, chunk=_READ_CHUNK).partition(":")[2]  # other algorithms: refused
 
 
 def _exception_chain(exc: BaseException) -> Iterable[BaseException]:
