@@ -111,12 +111,16 @@ def mops_model_runner(model: RunnableModel) -> ModelRunner | None:
 
 @hookspec(firstresult=True)
 def mops_file_hasher(algorithm: str) -> Hasher | None:
-    """Provide the content hasher for ``algorithm`` (``"sha256"`` unless configured).
+    """Provide the content hasher for ``algorithm``: ``"sha256"`` (the default) or ``"sha512"`` -- the only
+    digests a bundle index records; any other ``hash_algorithm`` is refused before this hook is asked.
 
     When: once per command that hashes files. The core owns the stat cache and the worker threads and
-    calls the returned hasher's ``digest_file`` only for files whose stat signature changed.
-    Returns: a :class:`~modelops_bundle.core.hashing.Hasher` or ``None`` if this plugin does not know
-    ``algorithm``. First-result hook: the built-in ``sha256`` plugin is ``trylast``.
+    calls the returned hasher's ``digest_fileobj`` only for files whose stat signature changed.
+    Returns: a :class:`~modelops_bundle.core.hashing.Hasher` whose ``algorithm`` is ``algorithm``, or
+    ``None`` if this plugin does not provide it. The hasher must compute the *standard* digests (faster,
+    perhaps): every check of bytes recomputes them through ``core.hashing.new_content_hash``, and a
+    hasher that differs on a probe is refused the first time it hashes. First-result hook: the built-in
+    ``sha256`` plugin is ``trylast``.
     """
 
 

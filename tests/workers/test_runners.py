@@ -18,8 +18,6 @@ from tests.bundle.conftest import ok
 
 ss = pytest.importorskip("starsim", reason="the test extras install starsim: pip install -e '.[test]'")
 
-pytestmark = pytest.mark.mops_env(STARSIM_INSTALL_FONTS="0")
-
 
 def succeeded(result: Any) -> None:
     assert result.exit_code == 0, result
