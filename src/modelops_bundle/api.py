@@ -7,7 +7,7 @@ Everything here is typed and keeps its signature across minor releases. A *ref* 
 * a bare digest ``sha256:...``: found in the cache, else fetched from ``$MODELOPS_BUNDLE_REGISTRY``
   (``host/repo``);
 * a project folder (``str`` or :class:`~pathlib.Path` holding ``.modelops-bundle/``): its
-  ``registry_ref`` and default tag, in its pinned environment (unless ``env=`` is given).
+  repository and default tag, where its settings send versions (unless ``env=`` names another environment).
 
 Everything fetched goes through the shared cache (:mod:`modelops_bundle.core.cache`): ``$MODELOPS_BUNDLE_CACHE``,
 else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``.

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.packaging import LayerPlan
     from modelops_bundle.core.project import Project
     from modelops_bundle.core.providers import RegistryBackendClass, StorageProviderClass
+    from modelops_bundle.core.runner import ModelRunner, RunnableModel
     from modelops_bundle.core.settings import StoragePolicy
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -85,17 +86,42 @@ def mops_code_dependencies(model: DiscoveredModel, project: Project) -> CodeDepe
     """
 
 
+# ---------------------------------------------------------------------------------------------- running
+
+
+@hookspec(firstresult=True)
+def mops_model_runner(model: RunnableModel) -> ModelRunner | None:
+    """Provide the runner for one registered model: how to build it, run it with parameters and a seed,
+    and hand back its outputs.
+
+    When: once per run, by :func:`modelops_bundle.api.run_model` (and so by the ModelOps worker and the
+    Dask integration), after the bundle is materialised and *before* any model code is imported.
+    Arguments: ``model`` -- the registered model: ``id``, ``framework`` (``"calabaria"`` for a registry
+    entry that names none, as upstream ModelOps tools write them), ``entrypoint``, its registry
+    ``record`` and the ``root`` of the materialised tree.
+    Returns: a :class:`~modelops_bundle.core.runner.ModelRunner` -- ``run(target, request) -> RunOutput``,
+    called with the object the entrypoint names, imported from the tree in isolation -- or ``None`` when
+    this plugin does not run models of ``model.framework``. First-result hook; the built-in runners
+    (``calabaria``, ``starsim``) are ``trylast``, so a plugin can replace them. A model no plugin answers
+    for fails with an error naming its framework and this hook, before its code is imported.
+    """
+
+
 # ---------------------------------------------------------------------------------------------- hashing
 
 
 @hookspec(firstresult=True)
 def mops_file_hasher(algorithm: str) -> Hasher | None:
-    """Provide the content hasher for ``algorithm`` (``"sha256"`` unless configured).
+    """Provide the content hasher for ``algorithm``: ``"sha256"`` (the default) or ``"sha512"`` -- the only
+    digests a bundle index records; any other ``hash_algorithm`` is refused before this hook is asked.
 
     When: once per command that hashes files. The core owns the stat cache and the worker threads and
-    calls the returned hasher's ``digest_file`` only for files whose stat signature changed.
-    Returns: a :class:`~modelops_bundle.core.hashing.Hasher` or ``None`` if this plugin does not know
-    ``algorithm``. First-result hook: the built-in ``sha256`` plugin is ``trylast``.
+    calls the returned hasher's ``digest_fileobj`` only for files whose stat signature changed.
+    Returns: a :class:`~modelops_bundle.core.hashing.Hasher` whose ``algorithm`` is ``algorithm``, or
+    ``None`` if this plugin does not provide it. The hasher must compute the *standard* digests (faster,
+    perhaps): every check of bytes recomputes them through ``core.hashing.new_content_hash``, and a
+    hasher that differs on a probe is refused the first time it hashes. First-result hook: the built-in
+    ``sha256`` plugin is ``trylast``.
     """
 
 

@@ -26,6 +26,13 @@ Enable it with ``-p modelops_bundle.testing`` (command line or ``addopts``), or 
     ``MissingContainerChecks`` (all four: ``FullConformance``). Subclass in a ``Test...`` class and provide
     a ``provider`` fixture; see :mod:`modelops_bundle.storage_conformance`.
 
+``ModelRunnerConformance``
+    The conformance suite of a framework plugin (discovery + ``mops_model_runner``): the model it finds
+    registers, pushes and runs by digest through :func:`modelops_bundle.api.run_model`, deterministic for
+    a seed, with provenance tags. Provide ``model_files`` and ``model_path`` fixtures; see
+    :mod:`modelops_bundle.runner_conformance`. :meth:`BundleProject.run_model` runs a model with the
+    project's ``extra_plugins``.
+
 Example -- testing a plugin that is not installed yet::
 
     from modelops_bundle import hookimpl
@@ -60,10 +67,11 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from modelops_bundle.runner_conformance import ModelRunnerConformance
 from modelops_bundle.storage_conformance import (
     FullConformance,
     MissingContainerChecks,
@@ -72,12 +80,16 @@ from modelops_bundle.storage_conformance import (
     StorageProviderConformance,
 )
 
+if TYPE_CHECKING:
+    from modelops_bundle.core.runner import ModelResult
+
 __all__ = [
     "BundleProject",
     "CliResult",
     "CliRunner",
     "FullConformance",
     "MissingContainerChecks",
+    "ModelRunnerConformance",
     "PermissionDeniedChecks",
     "ServerGoneChecks",
     "StorageProviderConformance",
@@ -246,6 +258,26 @@ class BundleProject:
         """
         folder = self.root / cwd if cwd is not None else self.root
         return run_command(["-C", str(folder), *args], _apply(self.env, input_env), extra_plugins=self.extra_plugins)
+
+    def run_model(
+        self, ref: str, model_id: str, params: Mapping[str, Any] | None = None, seed: int = 0, **options: Any
+    ) -> ModelResult:
+        """:func:`modelops_bundle.api.run_model` in this project's environment, with its ``extra_plugins``
+        (a framework plugin's runner is found before it is installed). ``ref``: e.g. ``"project@sha256:..."``
+        from a ``push``; ``options``: ``model_kwargs``, ``cache_dir``, ``env``."""
+        from modelops_bundle.api import run_model
+
+        return run_model(
+            ref, model_id, params, seed, environ=self.env, extra_plugins=list(self.extra_plugins), **options
+        )
+
+    def push_digest(self, *args: str) -> str:
+        """``push --json`` (with ``args``); the pushed version's digest, or an error showing the output."""
+        result = self.run("push", "--json", *args)
+        if result.exit_code != 0:
+            raise RuntimeError(f"push failed in {self.root}: {result!r}")
+        digest: str = result.json()["digest"]
+        return digest
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -110,7 +110,7 @@ def test_the_examples_load_through_their_entry_points(tmp_path: Path) -> None:
     for name, (entry_name, version) in names.items():
         entry = listed[entry_name]
         assert (entry["distribution"], entry["version"], entry["status"]) == (name, version, "loaded")
-    assert listed["mesa"]["hooks"] == ["mops_discover_models"]
+    assert listed["mesa"]["hooks"] == ["mops_discover_models", "mops_model_runner"]
     assert listed["shardstore"]["hooks"] == ["mops_storage_providers"]
 
     # Both at work in one project: a Mesa model registered, its large input pushed to the shard store.
@@ -122,8 +122,13 @@ def test_the_examples_load_through_their_entry_points(tmp_path: Path) -> None:
     )  # fmt: skip
     project = tmp_path / "wealth"
     mops("init", str(project), "--env", "lab")
-    (project / "model.py").write_text("import mesa\n\n\nclass Wealth(mesa.Model):\n    def __init__(self, n=10):\n"
-                                      "        super().__init__()\n")  # fmt: skip
+    (project / "model.py").write_text(
+        "import mesa\n\n\nclass Wealth(mesa.Model):\n"
+        "    def __init__(self, n=10, seed=None):\n"
+        "        super().__init__(seed=seed)\n"
+        "        self.datacollector = mesa.DataCollector(model_reporters={'n': lambda m: n})\n"
+        "\n    def step(self):\n        self.datacollector.collect(self)\n"
+    )
     (project / "data").mkdir()
     (project / "data" / "grid.bin").write_bytes(os.urandom(2048))
     mops("config", "storage.force_blob_patterns", "*.bin", cwd=project)
@@ -132,6 +137,17 @@ def test_the_examples_load_through_their_entry_points(tmp_path: Path) -> None:
         ("Wealth", "mesa", ["n"])
     ]
     mops("add", ".", cwd=project)
-    mops("push", cwd=project)
+    digest = json.loads(mops("push", "--json", cwd=project))["digest"]
     stored = [p for p in (tmp_path / "shards").rglob("*") if p.is_file()]
     assert len(stored) == 1 and len(stored[0].parent.name) == 3  # one object, in a 3-hex-digit shard
+
+    # ... and run by digest through the Python API, with the installed plugin's runner (as a worker would).
+    script = (
+        "import json, sys; from modelops_bundle import api\n"
+        "r = api.run_model(sys.argv[1], 'model_wealth', {'n': 7, 'max_steps': 3}, seed=5, env='lab')\n"
+        "print(json.dumps([r.outputs, r.params, r.tags['bundle.digest'], r.tags['model.id']]))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script, f"wealth@{digest}"], env=env, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout) == [{"n": [7, 7, 7]}, {"n": 7, "max_steps": 3}, digest, "model_wealth"]

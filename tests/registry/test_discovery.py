@@ -135,14 +135,90 @@ def test_starsim_aliases_and_chains(tree: Tree) -> None:
                 class I(ss.Demographics): ...
                 class J(ss.Infection): ...
                 class K(ss.Module): ...
+                class L(ss.RandomNet): ...
                 class NotStarsim(other.Sim): ...
-                class NotEither(ss.People): ...
             """
         }
     )
     found = models_in(root, "models/sims.py")
-    assert sorted(found) == ["A", "B", "C", "E", "F", "G", "H", "I", "J", "K"]
     assert {model.framework for model in found.values()} == {"starsim"}
+    # Only sims are models; every other Starsim class is a component of them.
+    assert sorted(name for name, model in found.items() if model.role == "model") == ["A", "F", "G"]
+    kinds = {name: model.kind for name, model in found.items() if model.role == "component"}
+    assert kinds == {
+        "B": "network",
+        "C": "analyzer",
+        "E": "disease",
+        "H": "intervention",
+        "I": "demographics",
+        "J": "disease",
+        "K": "module",
+        "L": "network",
+    }
+    assert found["A"].kind == "sim"
+    assert found["A"].components == tuple(f"models.sims:{name}" for name in "BCEHIJKL")
+
+
+def test_starsim_sim_factories(tree: Tree) -> None:
+    root = tree(
+        {
+            "models/__init__.py": "",
+            "models/parts.py": """
+                import starsim as ss
+
+                class Household(ss.DynamicNetwork): ...
+                class Campaign(ss.Intervention): ...
+            """,
+            "models/build.py": """
+                import starsim as ss
+                from starsim import Sim
+                from models.parts import Household
+
+                class Town(ss.Sim): ...
+
+                def make_sim(beta=0.1, n_agents=1000):
+                    sim = ss.Sim(n_agents=n_agents, diseases=ss.SIR(beta=beta), networks=Household())
+                    return sim
+
+                def make_town(**kwargs):
+                    return Town(**kwargs)
+
+                def annotated() -> Sim:
+                    return build_somehow()
+
+                class Builder:
+                    def __init__(self, n_agents=500):
+                        self.n_agents = n_agents
+
+                    def __call__(self, beta=0.1):
+                        return ss.Sim(n_agents=self.n_agents, diseases=ss.SIR(beta=beta))
+
+                def run_and_summarise():
+                    sim = ss.Sim()
+                    sim.run()
+                    return sim.results
+
+                def _private_builder():
+                    return ss.Sim()
+
+                def main():
+                    ss.Sim().run()
+            """,
+        }
+    )
+    found = models_in(root, "models/build.py")
+    models = {name: model.kind for name, model in found.items() if model.role == "model"}
+    assert models == {
+        "Town": "sim",
+        "make_sim": "sim factory",
+        "make_town": "sim factory",
+        "annotated": "sim factory",
+        "Builder": "sim factory",
+    }
+    # Components the model's code imports from other project files are recorded with it.
+    assert found["make_sim"].components == ("models.parts:Campaign", "models.parts:Household")
+    parts = models_in(root, "models/parts.py")
+    assert {name: model.role for name, model in parts.items()} == {"Household": "component", "Campaign": "component"}
 
 
 def test_calibration_targets_any_alias_and_data_forms(tree: Tree) -> None:

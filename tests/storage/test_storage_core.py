@@ -281,7 +281,7 @@ def test_progress_counts_skipped_files(plugin_host: PluginHost, tmp_path: Path) 
 
 
 class _XorHasher:
-    """A toy digest algorithm that hashlib does not know: verification must go through the plugin."""
+    """A toy digest algorithm that hashlib does not know, offered by a plugin's hasher."""
 
     algorithm = "xsum"
 
@@ -295,17 +295,23 @@ class _XorHasher:
         return hashlib.sha256(b"xsum" + data).hexdigest()
 
 
-def test_digests_of_plugin_algorithms_are_verified_by_the_plugin(plugin_host: PluginHost, tmp_path: Path) -> None:
+def test_digests_of_other_algorithms_are_refused_even_with_a_plugin_hasher(
+    plugin_host: PluginHost, tmp_path: Path
+) -> None:
+    """Only sha256 and sha512 are file digests (decisions/0023): a download is checked by the one routine."""
     provider = open_with(plugin_host, tmp_path, provider="local", path=str(tmp_path / "blobs"))
     source = tmp_path / "f"
     source.write_bytes(b"payload")
     digest = "xsum:" + _XorHasher().digest_bytes(b"payload")
     key = blob_key("", digest)
     provider.put_file(key, source, 7)
-    with pytest.raises(IntegrityError, match="unknown digest algorithm"):
-        provider.get_to_file(key, tmp_path / "out2", 7, digest)
-    assert not (tmp_path / "out2").exists()
-    provider.get_to_file(key, tmp_path / "out", 7, digest, hasher=_XorHasher())
+    for hasher in (None, _XorHasher()):
+        with pytest.raises(IntegrityError, match="cannot check a 'xsum' digest: file digests are sha256 or sha512"):
+            provider.get_to_file(key, tmp_path / "out", 7, digest, hasher=hasher)
+        assert not (tmp_path / "out").exists()
+    sha512 = "sha512:" + hashlib.sha512(b"payload").hexdigest()
+    provider.put_file(blob_key("", sha512), source, 7)
+    provider.get_to_file(blob_key("", sha512), tmp_path / "out", 7, sha512)
     assert (tmp_path / "out").read_bytes() == b"payload"
 
 

@@ -548,3 +548,86 @@ def test_a_symlink_swapped_in_after_the_scan_is_refused_not_followed(tmp_path: P
     judged = HashJob("f.bin", str(path), outside.stat().st_size, None, True)
     hash_files([judged], hasher, threads=1, on_done=lambda job, st, hexdigest: followed.update({job.rel: hexdigest}))
     assert followed["f.bin"] == hashlib.sha256(outside.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ which algorithms, checked where
+
+
+class _Hook:
+    """Stands in for ``host.hook``: answers ``mops_file_hasher`` with ``hasher`` (and counts the calls)."""
+
+    def __init__(self, hasher: object) -> None:
+        self.hasher = hasher
+        self.asked: list[str] = []
+
+    def mops_file_hasher(self, algorithm: str) -> object:
+        self.asked.append(algorithm)
+        return self.hasher
+
+
+class _Sha512Hasher(Sha256Hasher):
+    algorithm = "sha512"
+
+    def digest_fileobj(self, handle: BinaryIO) -> str:
+        return hashlib.sha512(handle.read()).hexdigest()
+
+    def digest_bytes(self, data: bytes) -> str:
+        return hashlib.sha512(data).hexdigest()
+
+
+class _Wrong(Sha256Hasher):
+    """Claims sha256, computes something else."""
+
+    def digest_fileobj(self, handle: BinaryIO) -> str:
+        return hashlib.sha256(b"salt" + handle.read()).hexdigest()
+
+
+def test_the_algorithms_are_the_ones_the_index_accepts() -> None:
+    from modelops_bundle.core.hashing import CONTENT_ALGORITHMS
+    from modelops_bundle.core.index import KNOWN_ALGORITHMS
+
+    assert set(CONTENT_ALGORITHMS) == set(KNOWN_ALGORITHMS)
+
+
+def test_an_algorithm_the_index_cannot_record_is_refused_before_plugins_are_asked() -> None:
+    from modelops_bundle.core.errors import ConfigError
+    from modelops_bundle.core.hashing import resolve_hasher
+
+    hook = _Hook(Sha256Hasher())
+    with pytest.raises(
+        ConfigError, match="hash_algorithm 'blake3' is not supported: file digests are sha256 or sha512"
+    ):
+        resolve_hasher(hook, "blake3")
+    assert hook.asked == []
+    assert isinstance(resolve_hasher(_Hook(_Sha512Hasher()), "sha512"), _Sha512Hasher)
+
+
+def test_a_hasher_for_another_algorithm_than_asked_is_refused() -> None:
+    from modelops_bundle.core.errors import PluginError
+    from modelops_bundle.core.hashing import resolve_hasher
+
+    with pytest.raises(PluginError, match="returned a hasher for 'sha256' when asked for 'sha512'"):
+        resolve_hasher(_Hook(Sha256Hasher()), "sha512")
+
+
+def test_a_hasher_with_non_standard_digests_is_refused_when_it_first_hashes(tmp_path: Path) -> None:
+    from modelops_bundle.core.errors import PluginError
+
+    jobs, _ = _jobs(tmp_path, 2, size=100)
+    with pytest.raises(PluginError, match=r"test_hashing\._Wrong \(mops_file_hasher\) computes digests that differ"):
+        hash_files(jobs, _Wrong(), threads=2, on_done=lambda *a: None)
+
+
+def test_every_check_goes_through_one_routine(tmp_path: Path) -> None:
+    from modelops_bundle.core.errors import IntegrityError
+    from modelops_bundle.core.hashing import file_digest, file_matches, new_content_hash
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 3_000_000)
+    expected = "sha512:" + hashlib.sha512(path.read_bytes()).hexdigest()
+    assert file_digest(path, "sha512") == expected
+    assert file_matches(path, expected) and file_matches(path, expected, 3_000_000)
+    assert not file_matches(path, expected, 5) and not file_matches(tmp_path / "absent", expected)
+    with pytest.raises(IntegrityError, match="cannot check a 'md5' digest"):
+        new_content_hash("md5")
+    assert not file_matches(path, "md5:" + hashlib.md5(b"").hexdigest())

@@ -203,18 +203,18 @@ def test_scan_reports_missing_and_skipped(bundle_project: BundleProject) -> None
     assert scan.untracked is not None and ".modelopsignore" in scan.untracked
 
 
-class _Md5:
-    algorithm = "md5"
+class _Sha512:
+    algorithm = "sha512"
 
     def digest_file(self, path: str) -> str:
         with open(path, "rb") as handle:
             return self.digest_fileobj(handle)
 
     def digest_fileobj(self, handle: BinaryIO) -> str:
-        return hashlib.md5(handle.read()).hexdigest()
+        return hashlib.sha512(handle.read()).hexdigest()
 
     def digest_bytes(self, data: bytes) -> str:
-        return hashlib.md5(data).hexdigest()
+        return hashlib.sha512(data).hexdigest()
 
 
 def test_switching_algorithm_rehashes_everything(bundle_project: BundleProject, age: Callable[..., None]) -> None:
@@ -224,10 +224,10 @@ def test_switching_algorithm_rehashes_everything(bundle_project: BundleProject, 
         ws.save_tracked(["a.txt"])
     ws.scan(Sha256Hasher())
     ws.close()
-    other = _ws(bundle_project).scan(_Md5())
+    other = _ws(bundle_project).scan(_Sha512())
     assert other.hashed_files == 1
-    assert other.algorithm == "md5"
-    assert other.files["a.txt"].digest == "md5:" + hashlib.md5(b"abc").hexdigest()
+    assert other.algorithm == "sha512"
+    assert other.files["a.txt"].digest == "sha512:" + hashlib.sha512(b"abc").hexdigest()
 
 
 def test_corrupt_stat_cache_is_discarded_by_scan(bundle_project: BundleProject, age: Callable[..., None]) -> None:

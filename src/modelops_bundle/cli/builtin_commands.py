@@ -21,6 +21,8 @@ BUILTIN_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("pull", "pull"),
     ("register_model", "register-model"),
     ("register_target", "register-target"),
+    ("unregister_model", "unregister-model"),
+    ("unregister_target", "unregister-target"),
     ("target_set", "target-set"),
     ("list_models", "list"),
     ("manifest", "manifest"),

@@ -136,3 +136,11 @@ def report_newly_tracked(ctx: CommandContext, paths: list[str]) -> None:
         ctx.out.line(f"Now tracking {plural(len(paths), 'file')} it depends on:")
         for rel in paths:
             ctx.out.line(f"  {rel}")
+
+
+def report_dropped(ctx: CommandContext, kind: str, dropped: list[tuple[str, str]], target_sets: list[str]) -> None:
+    """Registered ids that re-registering a file dropped because the file no longer defines them."""
+    for key, why in dropped:
+        ctx.out.line(f"Dropped {kind} {key}: {why}", style="yellow")
+    for change in target_sets:
+        ctx.out.line(f"  {change}")

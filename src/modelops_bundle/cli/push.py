@@ -59,6 +59,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if emit_outcome(ctx, result):
         return 0
     out = ctx.out
+    if result.tracked:  # dependencies registered models gained since registration (same plan for --dry-run)
+        verb = "Would track" if result.dry_run else "Tracked"
+        out.line(f"{verb} {plural(len(result.tracked), 'file')} registered models now depend on:")
+        for path in result.tracked:
+            out.line(f"  {path}")
     if result.up_to_date:
         out.line(f"Everything up to date: {result.reference}", style="green")
         out.line(f"Digest: {result.digest}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import open_workspace, plural, report_newly_tracked
+from modelops_bundle.cli.common import open_workspace, plural, report_dropped, report_newly_tracked
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -63,16 +63,20 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             {
                 "models": [_model_json(key, record, updated) for key, record, updated in models],
                 "newly_tracked": result.newly_tracked,
+                "dropped": [{"id": key, "reason": why} for key, why in result.dropped],
                 "warnings": result.warnings,
             }
         )
         return 0
+    report_dropped(ctx, "model", result.dropped, [])
     for key, record, updated in models:
         verb = "Updated" if updated else "Registered"
         ctx.out.line(f"{verb} model {key} ({record.entrypoint}, {record.framework})", style="green")
         ctx.out.line(f"  code: {plural(len(record.code), 'file')}, data: {plural(len(record.data), 'file')}")
         if record.outputs:
             ctx.out.line(f"  outputs: {', '.join(record.outputs)}")
+        if record.components:
+            ctx.out.line(f"  components: {', '.join(record.components)}")
     report_newly_tracked(ctx, result.newly_tracked)
     return 0
 
@@ -87,6 +91,7 @@ def _model_json(key: str, record: Any, updated: bool) -> dict[str, Any]:
         "framework": record.framework,
         "outputs": record.outputs,
         "parameters": record.parameters,
+        "components": record.components,
         "code": record.code,
         "data": record.data,
         "model_digest": record.model_digest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace, plural, report_newly_tracked
+from modelops_bundle.cli.common import open_workspace, plural, report_dropped, report_newly_tracked
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -49,10 +49,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                     for key, record, updated in targets
                 ],
                 "newly_tracked": result.newly_tracked,
+                "dropped": [{"id": key, "reason": why} for key, why in result.dropped],
+                "target_sets": result.target_set_changes,
                 "warnings": result.warnings,
             }
         )
         return 0
+    report_dropped(ctx, "target", result.dropped, result.target_set_changes)
     for key, record, updated in targets:
         verb = "Updated" if updated else "Registered"
         ctx.out.line(f"{verb} target {key} ({record.entrypoint}), model output '{record.model_output}'", style="green")

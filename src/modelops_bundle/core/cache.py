@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import re
@@ -342,15 +341,10 @@ class BundleCache:
 
     def verify_object(self, path: Path, digest: str) -> bool:
         """Full check: the bytes hash to ``digest``."""
-        algorithm, hexdigest = split(digest)
-        hasher = hashlib.new(algorithm)
-        try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(_COPY_CHUNK):
-                    hasher.update(chunk)
-        except OSError:
-            return False
-        return hasher.hexdigest() == hexdigest
+        from modelops_bundle.core.hashing import file_matches
+
+        split(digest)  # a malformed digest is an error, not a mismatch
+        return file_matches(path, digest)
 
     # -------------------------------------------------------------------------------- versions
 
@@ -622,15 +616,10 @@ def _marker_files(marker: Path, files: Mapping[str, ObjectSpec]) -> dict[str, Ob
 
 
 def _same_bytes(path: Path, spec: ObjectSpec) -> bool:
-    algorithm, hexdigest = split(spec.digest)
-    hasher = hashlib.new(algorithm)
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_COPY_CHUNK):
-                hasher.update(chunk)
-    except OSError:
-        return False
-    return hasher.hexdigest() == hexdigest
+    from modelops_bundle.core.hashing import file_matches
+
+    split(spec.digest)  # a malformed digest is an error, not a mismatch
+    return file_matches(path, spec.digest)
 
 
 def _signature_ok(st: os.stat_result, size: int) -> bool:

@@ -62,9 +62,16 @@ class SourceFile:
         return module_name_for(self.rel)
 
 
+#: :attr:`DiscoveredModel.role` of a model: registered by ``register-model PATH`` without ``--class``.
+ROLE_MODEL = "model"
+#: :attr:`DiscoveredModel.role` of a framework building block (a Starsim network, disease, intervention...):
+#: not registered unless named with ``--class``; recorded in the ``components`` of the models using it.
+ROLE_COMPONENT = "component"
+
+
 @dataclass(frozen=True)
 class DiscoveredModel:
-    """A model class found in a source file."""
+    """A model class (or function: ``class_name`` is then the function's name) found in a source file."""
 
     class_name: str
     rel: str
@@ -73,6 +80,12 @@ class DiscoveredModel:
     outputs: tuple[str, ...] = ()
     bases: tuple[str, ...] = ()
     parameters: tuple[str, ...] = ()
+    #: ``"model"`` or ``"component"`` (see :data:`ROLE_COMPONENT`); what a component is, in ``kind``.
+    role: str = ROLE_MODEL
+    #: What kind of model or component, in the framework's words (``"sim"``, ``"sim factory"``, ``"network"``).
+    kind: str = ""
+    #: Entrypoints (``module:Name``) of the framework components the model's code defines or imports.
+    components: tuple[str, ...] = ()
     #: The parsed file (and through it the run's parse cache); absent for models built by hand.
     source: SourceFile | None = field(default=None, compare=False, repr=False)
 
@@ -473,6 +486,7 @@ class DiscoveryResult:
     models: list[DiscoveredModel] = field(default_factory=list)
     targets: list[DiscoveredTarget] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    components: list[DiscoveredModel] = field(default_factory=list)
 
 
 def _discovered(
@@ -498,9 +512,14 @@ def _discovered(
 
 
 def discover_models(host: PluginHost, source: SourceFile) -> DiscoveryResult:
-    """Models in ``source`` from every discovery plugin; the first report of a class wins."""
-    models, failures = _discovered(host, "mops_discover_models", source, lambda m: m.class_name, "discovery")
-    return DiscoveryResult(models=models, failures=failures)
+    """Models in ``source`` from every discovery plugin; the first report of a class wins.
+
+    Components (``role == "component"``) come back in :attr:`DiscoveryResult.components`, not as models.
+    """
+    found, failures = _discovered(host, "mops_discover_models", source, lambda m: m.class_name, "discovery")
+    models = [item for item in found if getattr(item, "role", ROLE_MODEL) != ROLE_COMPONENT]
+    components = [item for item in found if getattr(item, "role", ROLE_MODEL) == ROLE_COMPONENT]
+    return DiscoveryResult(models=models, components=components, failures=failures)
 
 
 def discover_targets(host: PluginHost, source: SourceFile) -> DiscoveryResult:

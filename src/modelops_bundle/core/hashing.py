@@ -316,6 +316,7 @@ def hash_files(
     """
     if not jobs:
         return
+    check_hasher(hasher)
     large = sorted((job for job in jobs if job.size >= SMALL_FILE_BYTES), key=lambda job: job.size, reverse=True)
     small = [job for job in jobs if job.size < SMALL_FILE_BYTES]
     lock = threading.Lock()
@@ -439,8 +440,101 @@ def digest_map(entries: Mapping[str, str], algorithm: str) -> dict[str, str]:
 
 
 def resolve_hasher(hook: Any, algorithm: str) -> Hasher:
-    """The hasher the plugins provide for ``algorithm``, or a configuration error."""
+    """The hasher the plugins provide for ``algorithm``, or a configuration error.
+
+    ``algorithm`` must be one of :data:`CONTENT_ALGORITHMS`: a bundle index records nothing else, and
+    every check of a file's bytes recomputes the digest with :func:`new_content_hash`. A hasher made for
+    another algorithm than asked is a plugin bug, refused here; one whose digests differ from the
+    standard algorithm's is refused the first time it hashes (:func:`check_hasher`).
+    """
+    if algorithm not in CONTENT_ALGORITHMS:
+        raise ConfigError(
+            f"hash_algorithm {algorithm!r} is not supported: file digests are {' or '.join(CONTENT_ALGORITHMS)}",
+            hint="set hash_algorithm: sha256 in .modelops-bundle/config.yaml",
+        )
     hasher: Hasher | None = hook.mops_file_hasher(algorithm=algorithm)
     if hasher is None:
         raise ConfigError(f"no plugin provides the hash algorithm {algorithm!r}")
+    made_for = getattr(hasher, "algorithm", None)
+    if made_for != algorithm:
+        from modelops_bundle.core.errors import PluginError
+
+        raise PluginError(f"mops_file_hasher returned a hasher for {made_for!r} when asked for {algorithm!r}")
     return hasher
+
+
+# ------------------------------------------------------------------------------ checking digests
+#
+# Every check of bytes against a digest that names them -- pull, ensure, the shared cache, verify, blob
+# downloads, packs, registry blobs -- recomputes it through new_content_hash: one place that says which
+# algorithms exist. A hashing plugin (mops_file_hasher) may compute the same digests faster; it may not
+# define other ones, because nothing downstream could check them.
+
+#: The algorithms of file digests (the bundle index's ``algorithm``; ``core/index.KNOWN_ALGORITHMS``).
+CONTENT_ALGORITHMS: tuple[str, ...] = ("sha256", "sha512")
+_PROBE = b"modelops-bundle: does this hasher compute the standard digest?\n"
+_CHECKED_HASHERS: set[tuple[type, str]] = set()
+
+
+class _HashObject(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def new_content_hash(algorithm: str) -> _HashObject:
+    """A fresh hash object for one of :data:`CONTENT_ALGORITHMS` (anything else: :class:`IntegrityError`).
+
+    ``hashlib`` (OpenSSL: 2-3 ms to load) is imported here, on first use, not by every command.
+    """
+    if algorithm not in CONTENT_ALGORITHMS:
+        raise IntegrityError(f"cannot check a {algorithm!r} digest: file digests are sha256 or sha512")
+    import hashlib
+
+    return hashlib.new(algorithm)
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str, *, chunk: int = READ_CHUNK) -> str:
+    """``<algorithm>:<hex>`` of a file's bytes, streamed (raises ``OSError`` as ``open`` does)."""
+    digest = new_content_hash(algorithm)
+    view = memoryview(bytearray(chunk))
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            count = handle.readinto(view)
+            if not count:
+                break
+            digest.update(view[:count])
+    return format_digest(algorithm, digest.hexdigest())
+
+
+def file_matches(path: str | os.PathLike[str], digest: str, size: int | None = None) -> bool:
+    """True when the file holds exactly the bytes ``digest`` (and ``size``) name; False when it does not,
+    cannot be read, or ``digest`` is of no known algorithm."""
+    algorithm, _ = split_digest(digest)
+    try:
+        if size is not None and os.stat(path).st_size != size:
+            return False
+        return file_digest(path, algorithm) == digest
+    except (OSError, IntegrityError):
+        return False
+
+
+def check_hasher(hasher: Hasher) -> None:
+    """Refuse a hasher whose digests are not the standard ones of its algorithm (once per class and
+    algorithm in a process): digests it made could never be verified after a pull."""
+    key = (type(hasher), hasher.algorithm)
+    if key in _CHECKED_HASHERS:
+        return
+    import io
+
+    expected = new_content_hash(hasher.algorithm)
+    expected.update(_PROBE)
+    if hasher.digest_fileobj(io.BytesIO(_PROBE)) != expected.hexdigest():
+        from modelops_bundle.core.errors import PluginError
+
+        kind = type(hasher)
+        raise PluginError(
+            f"the {hasher.algorithm} hasher {kind.__module__}.{kind.__qualname__} (mops_file_hasher) computes "
+            f"digests that differ from {hasher.algorithm}'s; a hashing plugin may compute the standard "
+            "digests faster, not other ones"
+        )
+    _CHECKED_HASHERS.add(key)

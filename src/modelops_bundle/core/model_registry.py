@@ -62,7 +62,7 @@ from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.validation import dump_yaml, parse_yaml, read_text, validate
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.discovery import CodeDependencies
+    from modelops_bundle.core.discovery import CodeDependencies, DiscoveredModel, ProjectSources, SourceFile
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.workspace import Scan, Workspace
 
@@ -113,6 +113,8 @@ class ModelRecord(DependentRecord):
     parameters: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     model_digest: str | None = None
+    #: Entrypoints of the framework components (Starsim networks, diseases, ...) the model's code uses.
+    components: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -186,7 +188,15 @@ class Registry:
 
 
 _SHARED_KEYS = {"path", "entrypoint", "code", "code_digests", "code_fingerprints", "data", "data_digests"}
-_MODEL_KEYS = _SHARED_KEYS | {"class_name", "framework", "scenarios", "parameters", "outputs", "model_digest"}
+_MODEL_KEYS = _SHARED_KEYS | {
+    "class_name",
+    "framework",
+    "scenarios",
+    "parameters",
+    "outputs",
+    "model_digest",
+    "components",
+}
 _TARGET_KEYS = _SHARED_KEYS | {"model_output", "target_digest"}
 
 
@@ -213,6 +223,8 @@ def _model_json(model: ModelRecord) -> dict[str, Any]:
     if model.framework:
         out["framework"] = model.framework
     out.update(scenarios=list(model.scenarios), parameters=list(model.parameters), outputs=list(model.outputs))
+    if model.components:
+        out["components"] = list(model.components)
     out.update(_dependency_json(model))
     out["model_digest"] = model.model_digest
     out.update(model.extra)
@@ -275,6 +287,7 @@ def _schema() -> Any:
         parameters: list[str] = Field(default_factory=list)
         outputs: list[str] = Field(default_factory=list)
         model_digest: Digest | None = None
+        components: list[str] = Field(default_factory=list)
 
     class TargetSchema(Entry):
         model_output: str = Field(min_length=1)
@@ -490,6 +503,10 @@ class RegistrationResult:
     registered: list[tuple[str, DependentRecord, bool]] = field(default_factory=list)  # (id, record, updated)
     newly_tracked: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Ids registered from the same file that it no longer defines, dropped: ``(id, why)``.
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    #: What dropping targets did to target sets (``"target set main: removed incidence"``).
+    target_set_changes: list[str] = field(default_factory=list)
 
 
 def expand_paths(ws: Workspace, rels: Iterable[str], what: str) -> list[str]:
@@ -549,12 +566,20 @@ def register_models(
     discovery = discover_models(host, source)
     result.warnings.extend(discovery.failures)
     found = {model.class_name: model for model in discovery.models}
+    components = {model.class_name: model for model in discovery.components}
     all_classes = module_classes(source)
     chosen: list[DiscoveredModel] = []
     if classes:
         for name in dict.fromkeys(classes):
             if name in found:
                 chosen.append(found[name])
+            elif name in components:
+                part = components[name]
+                result.warnings.append(
+                    f"{rel}: {name} is a {part.framework} {part.kind or 'component'}, a part of models rather "
+                    "than a model; registering it anyway"
+                )
+                chosen.append(part)
             elif name in all_classes:
                 result.warnings.append(
                     f"{rel}: class {name} is not recognised as a model by any discovery plugin; registering it anyway"
@@ -564,7 +589,9 @@ def register_models(
                 raise UsageError(f"class '{name}' not found in {rel}", hint=_classes_hint(found, all_classes))
     else:
         if not found:
-            raise UsageError(f"no model classes found in {rel}", hint=_classes_hint(found, all_classes))
+            raise UsageError(
+                f"no model classes found in {rel}", hint=_classes_hint(found, all_classes, discovery.components)
+            )
         chosen = list(found.values())
     if model_id is not None and len(chosen) > 1:
         names = ", ".join(model.class_name for model in chosen)
@@ -581,6 +608,14 @@ def register_models(
     with ws.lock():
         registry = load_registry(ws)
         ids = [model_id or default_model_id(rel, model.class_name) for model in chosen]
+        gone = {
+            key: f"{record.class_name} is no longer defined in {rel}"
+            for key, record in registry.models.items()
+            if record.path == rel and key not in ids and not _defines(source, record.entrypoint)
+        }
+        result.dropped = sorted(gone.items())
+        for key in gone:
+            del registry.models[key]
         _check_ids(ids, [model.entrypoint for model in chosen], {k: m.entrypoint for k, m in registry.models.items()})
         records: list[tuple[str, ModelRecord]] = []
         for key, model in zip(ids, chosen, strict=True):
@@ -608,6 +643,7 @@ def register_models(
                         scenarios=list(old.scenarios) if old else [],
                         parameters=list(model.parameters) or (list(old.parameters) if old else []),
                         outputs=list(model.outputs),
+                        components=list(getattr(model, "components", ())),
                         code=sorted(deps.files),
                         data=model_data,
                         extra=dict(old.extra) if old else {},
@@ -676,6 +712,16 @@ def register_targets(ws: Workspace, host: PluginHost, *, rel: str, names: list[s
         )
     with ws.lock():
         registry = load_registry(ws)
+        defined = {target.name for target in discovery.targets}
+        gone = {
+            key: f"{rel} no longer defines target {key!r}"
+            for key, record in registry.targets.items()
+            if record.path == rel and key not in defined
+        }
+        result.dropped = sorted(gone.items())
+        result.target_set_changes = _remove_targets(registry, set(gone))
+        for key in gone:
+            del registry.targets[key]
         _check_ids(
             [key for key, _ in planned],
             [record.entrypoint for _, record in planned],
@@ -690,6 +736,39 @@ def register_targets(ws: Workspace, host: PluginHost, *, rel: str, names: list[s
     return result
 
 
+def _defines(source: SourceFile, entrypoint: str) -> bool:
+    """Whether ``source`` still defines (or re-exports) the class or function an entrypoint names."""
+    from modelops_bundle.core.discovery import module_classes, module_functions
+
+    name = entrypoint.partition(":")[2]
+    return name in module_classes(source) or name in module_functions(source) or name in _imported_names(source)
+
+
+def _imported_names(source: SourceFile) -> set[str]:
+    from modelops_bundle.core.discovery import import_table
+
+    return set(import_table(source).names)
+
+
+def _remove_targets(registry: Registry, removed: set[str]) -> list[str]:
+    """Take ``removed`` targets out of every target set (a set left empty is deleted); what changed."""
+    changes: list[str] = []
+    if not removed:
+        return changes
+    for name, target_set in list(registry.target_sets.items()):
+        gone = [target for target in target_set.targets if target in removed]
+        if not gone:
+            continue
+        target_set.targets = [target for target in target_set.targets if target not in removed]
+        target_set.weights = {key: value for key, value in target_set.weights.items() if key not in removed}
+        if target_set.targets:
+            changes.append(f"target set {name}: removed {', '.join(gone)}")
+        else:
+            del registry.target_sets[name]
+            changes.append(f"target set {name}: deleted (it held only {', '.join(gone)})")
+    return changes
+
+
 def _require_python_file(ws: Workspace, rel: str, what: str) -> None:
     from modelops_bundle.core.errors import UsageError
 
@@ -702,9 +781,17 @@ def _require_python_file(ws: Workspace, rel: str, what: str) -> None:
         raise UsageError(f"{what} file is not a Python file (.py): {rel}")
 
 
-def _classes_hint(found: Mapping[str, Any], all_classes: Mapping[str, Any]) -> str:
+def _classes_hint(
+    found: Mapping[str, Any], all_classes: Mapping[str, Any], components: Sequence[DiscoveredModel] = ()
+) -> str:
     if found:
         return "model classes found there: " + ", ".join(found)
+    if components:
+        parts = ", ".join(f"{part.class_name} ({part.framework} {part.kind or 'component'})" for part in components)
+        return (
+            f"only components of models found there: {parts}; register the sim that uses them "
+            "(or pass --class NAME to register one anyway)"
+        )
     if all_classes:
         return (
             "classes found there: "
@@ -781,6 +868,88 @@ def _record_and_save(
     if result.newly_tracked:
         ws.save_tracked(tracked | set(paths))
     save_registry(ws, registry)
+
+
+# ----------------------------------------------------------------------------------- unregistering
+
+
+@dataclass
+class UnregisterResult:
+    """What ``unregister-model`` / ``unregister-target`` removed, and what that did to the rest."""
+
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (id, why: "named" or what is missing)
+    target_set_changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def missing_reason(sources: ProjectSources, record: DependentRecord) -> str | None:
+    """Why a registered model's or target's definition no longer exists (file or class/function gone), or
+    ``None`` while it does. A file that exists but does not parse is broken, not missing: ``None``."""
+    from modelops_bundle.core.discovery import SourceFileError
+
+    if not sources.is_file(record.path):
+        return f"{record.path} no longer exists"
+    module = record.entrypoint.partition(":")[0]
+    rel = sources.module_file(module)
+    if rel is None:
+        return f"module {module} ({record.entrypoint}) is no longer a project file"
+    try:
+        source = sources.get(rel)
+    except SourceFileError:
+        return None
+    if _defines(source, record.entrypoint):
+        return None
+    return f"{record.entrypoint.partition(':')[2]} is no longer defined in {rel}"
+
+
+def unregister(
+    ws: Workspace, kind: Literal["model", "target"], ids: Sequence[str], *, all_missing: bool
+) -> UnregisterResult:
+    """Remove registered models or targets: those named, and with ``all_missing`` every one whose file or
+    class (function) no longer exists. Takes the project lock; an unknown id changes nothing.
+
+    The files stay tracked. Removed targets leave the target sets naming them (an emptied set is
+    deleted); removing a model whose outputs targets compare against is allowed, with a warning.
+    """
+    from modelops_bundle.core.discovery import ProjectSources
+    from modelops_bundle.core.errors import UsageError
+
+    result = UnregisterResult()
+    with ws.lock():
+        registry = load_registry(ws)
+        records: dict[str, DependentRecord] = dict(registry.models if kind == "model" else registry.targets)
+        unknown = [key for key in dict.fromkeys(ids) if key not in records]
+        if unknown:
+            known = ", ".join(sorted(records)) or "none"
+            raise UsageError(
+                f"no registered {kind} {', '.join(repr(key) for key in unknown)}", hint=f"registered {kind}s: {known}"
+            )
+        chosen = {key: "named" for key in dict.fromkeys(ids)}
+        if all_missing:
+            sources = ProjectSources(ws.project.root)
+            for key, record in records.items():
+                why = missing_reason(sources, record)
+                if why is not None and key not in chosen:
+                    chosen[key] = why
+        result.removed = list(chosen.items())
+        if not chosen:
+            return result
+        if kind == "model":
+            for key in chosen:
+                del registry.models[key]
+            outputs = registry.outputs()
+            for key, target in sorted(registry.targets.items()):
+                if target.model_output not in outputs:
+                    result.warnings.append(
+                        f"target {key} compares against output '{target.model_output}', "
+                        "which no registered model provides now"
+                    )
+        else:
+            result.target_set_changes = _remove_targets(registry, set(chosen))
+            for key in chosen:
+                del registry.targets[key]
+        save_registry(ws, registry)
+    return result
 
 
 # ---------------------------------------------------------------------------------- target sets

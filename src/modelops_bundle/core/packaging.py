@@ -287,8 +287,10 @@ class _VerifyingReader:
     """Reads a member's bytes for the tar while checking they still match the index digest."""
 
     def __init__(self, handle: IO[bytes], algorithm: str) -> None:
+        from modelops_bundle.core.hashing import new_content_hash
+
         self.handle = handle
-        self.hash = hashlib.new(algorithm)
+        self.hash = new_content_hash(algorithm)
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)

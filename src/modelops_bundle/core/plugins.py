@@ -32,6 +32,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("basemodel", "modelops_bundle.plugins.discovery_basemodel"),
     ("starsim", "modelops_bundle.plugins.discovery_starsim"),
     ("calabaria", "modelops_bundle.plugins.targets_calabaria"),
+    ("calabaria-runner", "modelops_bundle.plugins.runner_calabaria"),
+    ("starsim-runner", "modelops_bundle.plugins.runner_starsim"),
     ("code-fingerprint", "modelops_bundle.plugins.code_fingerprint"),
     ("oci-layout", "modelops_bundle.plugins.oci_layout"),
     ("oci-distribution", "modelops_bundle.plugins.oci_distribution"),

@@ -68,18 +68,23 @@ class PreflightError(UsageError):
 
 
 def preflight(
-    ws: Workspace, host: PluginHost | None = None, *, registry: Registry | None = None, scan: Scan | None = None
+    ws: Workspace,
+    host: PluginHost | None = None,
+    *,
+    registry: Registry | None = None,
+    scan: Scan | None = None,
+    tracked: set[str] | None = None,
 ) -> list[Problem]:
     """Every problem of the registry against the working tree (empty: good to push).
 
     ``scan`` (the push's own) is used for what exists when given; otherwise the file system is asked.
     With ``host``, a model's imports are checked through every ``mops_code_dependencies`` plugin (as
-    registration computed them); without, through the built-in import graph alone.
+    registration computed them); without, through the built-in import graph alone. ``tracked``: what
+    counts as tracked (a push's plan adds the dependencies it will track); default ``tracked.txt``.
     """
     registry = registry if registry is not None else load_registry(ws)
     sources = ProjectSources(ws.project.root)
-    tracked = set(ws.tracked())
-    checker = _Checker(ws, host, sources, tracked, scan)
+    checker = _Checker(ws, host, sources, tracked if tracked is not None else set(ws.tracked()), scan)
     problems: list[Problem] = []
     for key, model in registry.models.items():
         problems += checker.record("model", key, model)
@@ -107,10 +112,15 @@ def preflight(
 
 
 def check_before_push(
-    ws: Workspace, host: PluginHost | None = None, *, registry: Registry | None = None, scan: Scan | None = None
+    ws: Workspace,
+    host: PluginHost | None = None,
+    *,
+    registry: Registry | None = None,
+    scan: Scan | None = None,
+    tracked: set[str] | None = None,
 ) -> None:
     """Raise :class:`PreflightError` listing every problem, if there is any."""
-    problems = preflight(ws, host, registry=registry, scan=scan)
+    problems = preflight(ws, host, registry=registry, scan=scan, tracked=tracked)
     if problems:
         raise PreflightError(problems)
 
@@ -153,7 +163,8 @@ class _Checker:
         except SourceFileError as exc:
             return [Problem(kind, key, f"entrypoint {record.entrypoint}: {exc.reason}", rel, exc.line)]
         if isinstance(record, ModelRecord):
-            defined: dict[str, Any] = dict(module_classes(source))
+            # A model is a class, or a function that builds one (a Starsim sim factory).
+            defined: dict[str, Any] = {**module_functions(source), **module_classes(source)}
             what = "class"
         else:
             defined, what = dict(module_functions(source)), "function"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import shutil
 import stat as stat_module
@@ -49,7 +48,7 @@ from modelops_bundle.core.errors import (
     UsageError,
 )
 from modelops_bundle.core.fsutil import describe_os_error
-from modelops_bundle.core.hashing import ProgressSink, resolve_hasher
+from modelops_bundle.core.hashing import ProgressSink, file_matches, new_content_hash, resolve_hasher
 from modelops_bundle.core.index import BundleIndex, IndexEntry
 from modelops_bundle.core.packaging import PACK_MEDIA_TYPE, BlobFetcher, Descriptor
 from modelops_bundle.core.project import META_DIR
@@ -215,7 +214,7 @@ class _LimitedHashingReader:
         self.stream = stream
         self.limit = limit
         self.what = what
-        self.hash = hashlib.sha256()
+        self.hash = new_content_hash("sha256")  # a layer's content digest: sha256, as push makes it
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -280,7 +279,7 @@ def unpack_pack(
 
 
 def _write_verified(source: Any, target: Path, entry: IndexEntry) -> None:
-    digest = hashlib.new(entry.algorithm)
+    digest = new_content_hash(entry.algorithm)
     size = 0
     try:
         out = open(target, "wb")  # noqa: SIM115 - closed below; write errors are reported as such
@@ -300,16 +299,7 @@ def _write_verified(source: Any, target: Path, entry: IndexEntry) -> None:
 
 def verify_file(path: Path, entry: IndexEntry) -> bool:
     """True when ``path`` holds exactly ``entry``'s bytes."""
-    try:
-        if os.stat(path).st_size != entry.size:
-            return False
-        digest = hashlib.new(entry.algorithm)
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_COPY_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return False
-    return f"{entry.algorithm}:{digest.hexdigest()}" == entry.digest
+    return entry.algorithm == entry.digest.partition(":")[0] and file_matches(path, entry.digest, entry.size)
 
 
 def fetch_to_staging(

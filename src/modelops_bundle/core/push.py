@@ -116,6 +116,8 @@ class PushResult:
     changes: VersionDiff = field(default_factory=VersionDiff)
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] | None = None  # {"digest": referrer, "method": "referrers-api" | "tag-schema"}
+    #: Untracked dependencies of registered models this push tracked (a dry run: would track).
+    tracked: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +137,7 @@ class PushResult:
             "skipped_blobs": self.skipped_blobs,
             "changes": self.changes.to_json(),
             "provenance": self.provenance,
+            "tracked": self.tracked,
             "warnings": self.warnings,
         }
 
@@ -255,8 +258,10 @@ def _push_locked(
     hasher = resolve_hasher(host.hook, config.hash_algorithm)
     # Where the tag stands does not depend on the working tree: ask while the tree is scanned.
     remote_lookup = _Background(lambda: _tag_and_version(backend, target), name="mops-push-lookup")
-    registry = _registry_for_push(host, ws, dry_run=options.dry_run)
-    scan = ws.scan(hasher, paths=bundle_paths(host, ws), progress=(lambda: progress("hashing")) if progress else None)
+    registry_plan = plan_registry(host, ws)
+    retrack = registry_plan.retrack if registry_plan is not None else []
+    paths = sorted({*bundle_paths(host, ws), *retrack}) if retrack else bundle_paths(host, ws)
+    scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
     problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
     if problems:
         shown = "; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else "")
@@ -264,8 +269,8 @@ def _push_locked(
             f"cannot push: {len(problems)} tracked file(s) cannot be read: {shown}",
             hint="restore them, or stop tracking them with 'mops bundle remove'",
         )
-    if registry is not None:
-        scan = _refresh_registry(host, ws, registry, scan, hasher, dry_run=options.dry_run)
+    if registry_plan is not None:
+        scan = _refresh_registry(host, ws, registry_plan, scan, hasher, dry_run=options.dry_run)
     policy = config.storage
     entries = tiered_entries(
         host, scan.files.values(), scan.algorithm, policy, blob_available=blob_uploader is not None
@@ -301,6 +306,7 @@ def _push_locked(
         files=len(index.files),
         total_bytes=index.total_size,
         layers=len(layers),
+        tracked=list(retrack),
     )
     remote_digest, remote, foreign = remote_lookup.result()
     result.previous_digest = remote_digest
@@ -311,6 +317,8 @@ def _push_locked(
         if options.annotations:
             result.warnings.append("annotations not recorded: the content is unchanged, so no new version was made")
         result.digest = remote_digest
+        if not options.dry_run:
+            _track(ws, retrack)
         if not options.dry_run and (
             state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
         ):
@@ -408,6 +416,7 @@ def _push_locked(
             f"this version is stored as {digest} but the tag does not point at it",
             hint="pull the other version, then push again",
         )
+    _track(ws, retrack)
     _record_push(ws, state, target, digest, index, config_descriptor.digest)
     if referrer_failure is not None:
         result.warnings.append(f"the provenance document could not be attached: {referrer_failure}")
@@ -436,29 +445,47 @@ def tiered_entries(
     return entries
 
 
-def _registry_for_push(host: PluginHost, ws: Workspace, *, dry_run: bool) -> Registry | None:
-    """The model registry, with imports added since registration tracked (so models can run from the
-    version), or ``None`` when the project registers no models."""
+@dataclass
+class RegistryPlan:
+    """What a push does with the model registry -- the same for ``push`` and ``push --dry-run``.
+
+    ``registry``: the registry with every model's and target's import closure re-read (imports added
+    since registration join its code). ``retrack``: dependencies that exist but are not tracked; the push
+    bundles them, preflight counts them as tracked, and they are added to ``tracked.txt`` only when the
+    push succeeds (a dry run, or a push that fails, leaves the tracked list as it was).
+    """
+
+    registry: Registry
+    retrack: list[str]
+
+
+def plan_registry(host: PluginHost, ws: Workspace) -> RegistryPlan | None:
+    """The :class:`RegistryPlan` of a push, or ``None`` when the project registers nothing."""
     from modelops_bundle.core.model_registry import load_registry, refresh_dependencies
 
     registry = load_registry(ws)
     if registry.is_empty:
         return None
-    untracked = refresh_dependencies(ws, host, registry)
-    if untracked and not dry_run:
-        ws.save_tracked(set(ws.tracked()) | set(untracked))
-    return registry
+    return RegistryPlan(registry, refresh_dependencies(ws, host, registry))
+
+
+def _track(ws: Workspace, paths: list[str]) -> None:
+    """Track the dependencies the push re-tracked, now that it succeeded."""
+    if paths:
+        ws.save_tracked(set(ws.tracked()) | set(paths))
 
 
 def _refresh_registry(
-    host: PluginHost, ws: Workspace, registry: Registry, scan: Scan, hasher: Hasher, *, dry_run: bool
+    host: PluginHost, ws: Workspace, plan: RegistryPlan, scan: Scan, hasher: Hasher, *, dry_run: bool
 ) -> Scan:
     """Preflight, then record the digests of this very scan in ``registry.yaml`` -- before the index is
     built, so the registry inside the version always matches the version's files."""
     from modelops_bundle.core.model_registry import code_fingerprinter, refresh_digests, save_registry
     from modelops_bundle.core.preflight import check_before_push
 
-    check_before_push(ws, host, registry=registry, scan=scan)  # a version whose models cannot run is refused
+    registry = plan.registry
+    tracked = set(ws.tracked()) | set(plan.retrack)
+    check_before_push(ws, host, registry=registry, scan=scan, tracked=tracked)  # models that cannot run: refused
     fingerprinter = code_fingerprinter(host, ws.project.root) if registry.fingerprint == "ast" else None
     refresh_digests(registry, scan, fingerprinter=fingerprinter)
     if dry_run or not save_registry(ws, registry):

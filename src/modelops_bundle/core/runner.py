@@ -1,8 +1,13 @@
-"""Run a registered model of a bundle: materialise what it needs, import it in isolation, simulate.
+"""Run a registered model of a bundle: materialise what it needs, find its runner, import it in isolation, run.
 
 Used by :func:`modelops_bundle.api.run_model`, by the Dask integration (:mod:`modelops_bundle.dask`) and
 by anything else that runs models from bundles. No Dask import here: a plain worker process or a
 notebook runs models the same way.
+
+How a model runs is its framework's business: the ``mops_model_runner`` hook gives a
+:class:`ModelRunner` for the registered model (built-ins: ``plugins/runner_calabaria.py``,
+``plugins/runner_starsim.py``); this module materialises the tree, imports the entrypoint, hands it to
+the runner with a :class:`RunRequest`, and wraps the :class:`RunOutput` with provenance tags.
 
 Isolation: each bundle's top-level modules are swapped into ``sys.modules`` (and its folder onto
 ``sys.path``) under a process-wide lock for the duration of one call, so two bundles with a
@@ -17,11 +22,86 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelops_bundle.core.errors import PluginError
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.model_registry import ModelRecord
+    from modelops_bundle.core.plugins import PluginHost
+
+#: The framework of a registry entry that names none: upstream ModelOps tools register Calabaria models only.
+DEFAULT_FRAMEWORK = "calabaria"
+RUNNER_HOOK = "mops_model_runner"
+
+
+# ------------------------------------------------------------------------------ the runner contract
+
+
+@dataclass(frozen=True)
+class RunnableModel:
+    """A registered model of a materialised bundle, as the ``mops_model_runner`` hook sees it."""
+
+    id: str
+    framework: str
+    entrypoint: str  # "package.module:Attribute"
+    record: ModelRecord  # the model's entry in registry.yaml (outputs, parameters, dependencies)
+    root: Path  # the materialised tree the model is imported from
+
+    @property
+    def module(self) -> str:
+        return self.entrypoint.partition(":")[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.entrypoint.partition(":")[2] or self.record.class_name
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What one run asks of a runner: parameters (``{}``: the model's defaults), seed, constructor arguments."""
+
+    model: RunnableModel
+    params: Mapping[str, Any]
+    seed: int
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutput:
+    """What a runner hands back: named outputs, and the parameters the run really used (defaults filled in).
+
+    Outputs should be picklable (they cross process boundaries as Dask results): arrays, tables,
+    numbers, mappings of those.
+    """
+
+    outputs: dict[str, Any]
+    params: dict[str, Any]
+
+
+class ModelRunner(Protocol):
+    """Runs models of one framework; returned by ``mops_model_runner``."""
+
+    def run(self, target: Any, request: RunRequest) -> RunOutput:
+        """Build the model from ``target`` (the object the entrypoint names: a class, a function, ...),
+        run it with ``request.params`` and ``request.seed``, and return its outputs.
+
+        Called with the bundle's modules importable (isolated, see :func:`call_in_tree`), on the calling
+        thread. Exceptions of the model itself propagate unchanged; a model this runner cannot run
+        (wrong kind of object) should raise :class:`~modelops_bundle.core.errors.UsageError` saying why.
+        """
+        ...
+
+
+class NoRunnerError(PluginError):
+    """No ``mops_model_runner`` plugin runs models of this framework."""
+
+
+# ------------------------------------------------------------------------------------------ running
 
 
 @dataclass
@@ -46,14 +126,19 @@ def run_model(
     env: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[tuple[str, object]] = (),
 ) -> ModelResult:
     """Run the registered model ``model_id`` of a bundle once (as a Dask task, or anywhere).
 
     The bundle is materialised (only what the model needs) through the shared cache: after a Dask
     ``BundlePlugin`` or an earlier run, that is a check of the completion marker and nothing is fetched.
     The model class is imported from the tree in isolation (see the module docstring) and constructed with
-    ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) fills in the model's defaults through
-    ``default_parameters(**params)`` when the model has it; ``simulate(params, seed)`` runs it.
+    ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) and ``seed`` go to the runner the
+    ``mops_model_runner`` hook provides for the model's framework (Calabaria: ``default_parameters(**params)``
+    then ``simulate(params, seed)``; Starsim: build the sim with ``params``, run it with ``rand_seed=seed``).
+    A model whose framework no plugin runs raises :class:`NoRunnerError` before any of its code is imported.
+    ``extra_plugins``: ``(name, plugin)`` pairs registered after the installed plugins, as
+    :mod:`modelops_bundle.testing` does for commands -- to test a framework plugin before it is installed.
     """
     from modelops_bundle import api
     from modelops_bundle.core.errors import UsageError
@@ -64,21 +149,57 @@ def run_model(
     record = registry.models.get(model_id)
     if record is None:
         raise UsageError(f"bundle {report.digest} has no model {model_id!r}", hint=f"models: {sorted(registry.models)}")
-    module_name, _, class_name = record.entrypoint.partition(":")
+    from modelops_bundle.core.plugins import build_plugin_host
 
-    def simulate(cls: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        model = cls(**dict(model_kwargs or {}))
-        chosen: Any = dict(params or {})
-        if hasattr(model, "default_parameters"):
-            chosen = model.default_parameters(**chosen)
-        outputs = model.simulate(chosen, seed)
-        values = chosen.to_dict() if hasattr(chosen, "to_dict") else dict(chosen)
-        return dict(outputs), values
-
-    outputs, used = call_in_tree(report.path, module_name, class_name or record.class_name, simulate)
+    model = RunnableModel(model_id, record.framework or DEFAULT_FRAMEWORK, record.entrypoint, record, report.path)
+    runner = find_runner(build_plugin_host(merged, extra_plugins=extra_plugins), model)
+    request = RunRequest(model, dict(params or {}), seed, dict(model_kwargs or {}))
+    output = call_in_tree(report.path, model.module, model.attribute, lambda target: runner.run(target, request))
+    outputs, used = checked_output(output, runner, model)
     tags = api.provenance_tags(report.digest, env=env, cache_dir=cache_dir, environ=merged)
     tags.update({"model.id": model_id, "model.digest": record.model_digest or ""})
     return ModelResult(report.digest, model_id, seed, used, outputs, tags)
+
+
+def find_runner(host: PluginHost, model: RunnableModel) -> ModelRunner:
+    """The runner the ``mops_model_runner`` plugins give for ``model``, or :class:`NoRunnerError`."""
+    runner: ModelRunner | None = host.hook.mops_model_runner(model=model)
+    if runner is None:
+        raise NoRunnerError(
+            f"no plugin runs {model.framework} models: model {model.id} ({model.entrypoint}) "
+            f"is registered with framework {model.framework!r}",
+            hint=f"install the modelops-bundle plugin for {model.framework}, or write one implementing the "
+            f"{RUNNER_HOOK} hook (docs/plugins.md#{RUNNER_HOOK}); 'mops bundle plugins' lists what is loaded",
+        )
+    if not callable(getattr(runner, "run", None)):
+        raise PluginError(
+            f"{RUNNER_HOOK} returned {_describe_object(runner)} for {model.framework} model {model.id}, "
+            "which has no run(target, request) method"
+        )
+    return runner
+
+
+def checked_output(output: Any, runner: ModelRunner, model: RunnableModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(outputs, params)`` of a runner's :class:`RunOutput`; anything else is the runner's bug, named."""
+    outputs = getattr(output, "outputs", None)
+    used = getattr(output, "params", None)
+    if not isinstance(outputs, Mapping) or not isinstance(used, Mapping):
+        raise PluginError(
+            f"the {model.framework} runner {_describe_object(runner)} returned {_describe_object(output)} "
+            f"for model {model.id}; a runner returns RunOutput(outputs={{name: value}}, params={{name: value}})"
+        )
+    bad = [repr(name) for name in outputs if not isinstance(name, str)]
+    if bad:
+        raise PluginError(
+            f"the {model.framework} runner {_describe_object(runner)} returned outputs named by non-strings "
+            f"for model {model.id}: {', '.join(bad[:5])}"
+        )
+    return dict(outputs), dict(used)
+
+
+def _describe_object(value: Any) -> str:
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}" if value is not None else "None"
 
 
 # --------------------------------------------------------------------------------------- isolation

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import os
 import re
@@ -403,7 +402,7 @@ class StorageProvider(ABC):
         for ``size`` and ``digest``, then renamed. On any failure the partial file is removed and
         ``dest`` is left as it was; a mismatch raises :class:`IntegrityError` naming provider and object.
 
-        ``hasher`` verifies digests of an algorithm :mod:`hashlib` does not know (a hashing plugin's).
+        ``hasher``: the project's file hasher, used when it is of ``digest``'s algorithm.
         """
         self._require_blob_tier()
         check_key(key)
@@ -861,20 +860,14 @@ def _raise_failures(failures: list[BaseException]) -> None:
 
 
 def _file_digest(path: Path, algorithm: str, hasher: Hasher | None) -> str:
-    if hasher is not None and hasher.algorithm == algorithm:
+    """The hex digest of a downloaded file: by the project's hasher when it is of this algorithm (the
+    same digest, computed as the push computed it: ``check_hasher`` holds it to the standard), else
+    through the one checking routine."""
+    from modelops_bundle.core.hashing import CONTENT_ALGORITHMS, file_digest
+
+    if hasher is not None and hasher.algorithm == algorithm and algorithm in CONTENT_ALGORITHMS:
         return hasher.digest_file(str(path))
-    try:
-        digest = hashlib.new(algorithm)
-    except ValueError as exc:
-        raise IntegrityError(f"cannot verify {path.name}: unknown digest algorithm {algorithm!r}") from exc
-    view = memoryview(bytearray(_READ_CHUNK))
-    with open(path, "rb", buffering=0) as handle:
-        while True:
-            count = handle.readinto(view)
-            if not count:
-                break
-            digest.update(view[:count])
-    return digest.hexdigest()
+    return file_digest(path, algorithm, chunk=_READ_CHUNK).partition(":")[2]  # other algorithms: refused
 
 
 def _exception_chain(exc: BaseException) -> Iterable[BaseException]:

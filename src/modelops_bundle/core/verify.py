@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat as stat_module
 import tempfile
@@ -61,11 +60,9 @@ class VerifyReport:
 
 
 def _digest_of(path: Path, algorithm: str) -> str:
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-    return f"{algorithm}:{hasher.hexdigest()}"
+    from modelops_bundle.core.hashing import file_digest
+
+    return file_digest(path, algorithm)
 
 
 def verify_tree(root: Path, expected: dict[str, str], report: VerifyReport, *, source: str) -> None:

@@ -164,8 +164,11 @@ class OciDistributionRegistry:
             raise RegistryError(f"{what} not found on {self.describe()}")
         data, headers = found
         if DIGEST_RE.match(reference):
-            algorithm = reference.split(":", 1)[0]
-            digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+            from modelops_bundle.core.oci_http.digests import new_hash
+
+            check = new_hash(reference)
+            check.update(data)
+            digest = f"{reference.split(':', 1)[0]}:{check.hexdigest()}"
             if digest != reference:
                 raise IntegrityError(f"{what}: content digest {digest} does not match")
         else:

@@ -10,13 +10,13 @@ import contextlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from modelops_bundle.core.errors import IntegrityError, RegistryError
 from modelops_bundle.core.reference import DIGEST_RE
 
 if TYPE_CHECKING:
-    import hashlib
+    pass
 
 
 def _current_umask() -> int:
@@ -44,11 +44,12 @@ def split_digest(digest: str) -> tuple[str, str]:
 # hashlib (OpenSSL, 2-3 ms to load) is imported on first use: a status that only reads a tag needs none.
 
 
-def new_hash(digest: str) -> hashlib._Hash:
-    """A fresh hash object for the algorithm ``digest`` is made with."""
-    import hashlib
+def new_hash(digest: str) -> Any:
+    """A fresh hash object for the algorithm ``digest`` is made with (the one checking routine,
+    :func:`modelops_bundle.core.hashing.new_content_hash`)."""
+    from modelops_bundle.core.hashing import new_content_hash
 
-    return hashlib.new(split_digest(digest)[0])
+    return new_content_hash(split_digest(digest)[0])
 
 
 def sha256_digest(data: bytes) -> str:
