@@ -105,6 +105,7 @@ def _source(
     from modelops_bundle.core.materialize import Materializer
     from modelops_bundle.core.plugins import build_plugin_host
     from modelops_bundle.core.reference import Reference, is_digest, parse_reference
+    from modelops_bundle.core.short_digest import parse_prefix
 
     values = _environ(environ)
     configured: str | None = None
@@ -121,11 +122,13 @@ def _source(
         configured = load_config(ws.project.config_path).cache_dir
     else:
         text = os.fspath(ref).strip()
-        if is_digest(text):
+        prefix = parse_prefix(text, bare=False)  # a short digest, ``sha256:eba4b34``
+        if is_digest(text) or prefix is not None:
             base = values.get(REGISTRY_ENV, "").strip()
-            reference = parse_reference(base).with_digest(text) if base else Reference("_", None, None, text)
+            where = parse_reference(base) if base else Reference("_")
+            reference = where.with_digest(text) if prefix is None else where._replace(prefix=prefix)
         else:
-            reference = parse_reference(text)
+            reference = parse_reference(text, short_digests=True)
             if reference.tag is None and reference.digest is None:
                 reference = reference.with_tag("latest")
         env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
@@ -287,6 +290,7 @@ def push_dir(
     reference = reference_for(ws, tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {tag}")
+    reference = reference.with_tag(reference.tag)  # a hex tag is a tag here, never a short digest
     host = build_plugin_host(values)
     backend = open_backend(host, ws, reference, values)
     blobs = open_blob_store(host, ws, values, uploading=True)
