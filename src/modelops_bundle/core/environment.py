@@ -101,8 +101,13 @@ def load_environment(name: str, environ: Mapping[str, str]) -> EnvironmentConfig
         return load_yaml_model(path, EnvironmentConfig, what="environment file")
     if name == LOCAL_ENV:
         return embedded_local(environ)
-    available = ", ".join(list_environments(environ))
-    raise ConfigError(f"environment {name!r} not found: no file {path}", hint=f"available: {available}")
+    from modelops_bundle.core.suggest import did_you_mean
+
+    names = list_environments(environ)
+    raise ConfigError(
+        f"environment {name!r} not found: no file {path}{did_you_mean(name, names)}",
+        hint=f"available: {', '.join(names)}",
+    )
 
 
 def masked(config: EnvironmentConfig) -> dict[str, Any]:
