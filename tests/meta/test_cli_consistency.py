@@ -66,8 +66,21 @@ def test_json_is_one_document_and_quiet_prints_nothing(bundle_project: BundlePro
     json.loads(as_json.stdout)  # exactly one JSON document
     quiet = bundle_project.run(*argv, "-q")
     assert quiet.exit_code == 0, quiet
-    if argv[0] != "completion":  # its script is the product, printed like --json output
+    if argv[0] == "completion":  # its script is the product, printed like --json output
+        return
+    if argv[0] in LISTINGS:  # the bare names, one per line, for scripts
+        assert quiet.stdout.splitlines() == LISTINGS[argv[0]](as_json.json())
+    else:
         assert quiet.stdout == ""
+
+
+#: What ``-q`` prints for the listing commands: their names or ids, one per line, as ``--json`` has them.
+LISTINGS = {
+    "list": lambda doc: [item["id"] for item in (*doc["models"], *doc["targets"])],
+    "tags": lambda doc: [tag for version in doc["versions"] for tag in version["tags"]],
+    "env": lambda doc: [item["name"] for item in doc["environments"]],
+    "plugins": lambda doc: [item["name"] for item in doc],
+}
 
 
 # ------------------------------------------------------------------------------------ the terminal
@@ -136,8 +149,8 @@ def test_status_markers_only_on_a_terminal(bundle_project: BundleProject, monkey
     bundle_project.write("models/seir.py", MODEL)
     assert bundle_project.run("register-model", "models/seir.py").exit_code == 0
     piped = bundle_project.run("status", "--offline")
-    row = next(line for line in piped.stdout.splitlines() if line.startswith("SEIR"))
-    assert row.split()[1] == "Ready" and "✓" not in piped.stdout
+    row = next(line for line in piped.stdout.splitlines() if line.startswith("seir_seir "))
+    assert row.split()[1:3] == ["SEIR", "Ready"] and "✓" not in piped.stdout  # id, class, status
 
     from modelops_bundle.cli import main
 

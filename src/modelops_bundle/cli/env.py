@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace
+from modelops_bundle.cli.common import complete_with, emit_names, open_workspace
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import UsageError
@@ -12,7 +12,8 @@ from modelops_bundle.core.errors import UsageError
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("list", "show", "switch"), default="list")
-    parser.add_argument("name", nargs="?", help="environment name (show: default the pinned one; switch: required)")
+    name_help = "environment name (show: default the pinned one; switch: required)"
+    complete_with(parser.add_argument("name", nargs="?", help=name_help), "environments")
 
 
 def _pinned(ctx: CommandContext) -> str | None:
@@ -40,6 +41,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                     ],
                 }
             )
+            return 0
+        if emit_names(ctx, names):
             return 0
         for name in names:
             marker = "*" if name == pinned else " "
@@ -95,5 +98,6 @@ COMMAND = Command(
     help="list, show (secrets masked) or switch the project's environment",
     run=run,
     configure=configure,
-    epilog="examples:\n  mops bundle env list\n  mops bundle env show dev\n  mops bundle env switch dev",
+    epilog="examples:\n  mops bundle env list\n  mops bundle env list -q         # names only, one per line\n"
+    "  mops bundle env show dev\n  mops bundle env switch dev",
 )

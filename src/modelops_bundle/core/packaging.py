@@ -54,7 +54,7 @@ from modelops_bundle.core.index import (
     bytes_digest,
     digest_problem,
 )
-from modelops_bundle.core.registry import OCI_MANIFEST
+from modelops_bundle.core.registry import OCI_MANIFEST, TransferStats
 
 if TYPE_CHECKING:
     pass
@@ -146,9 +146,18 @@ class BlobUploader(Protocol):
         *,
         jobs: int,
         hashed_at: Mapping[str, tuple[int, int, int, int]] | None = None,
-    ) -> int:
-        """Upload the files the store lacks (streaming); returns the bytes sent. ``hashed_at``: each
-        path's ``(device, inode, size, mtime_ns)`` when its digest was computed, where known."""
+    ) -> TransferStats:
+        """Upload the files the store lacks (streaming); returns the files and bytes sent and the files
+        the store had. ``hashed_at``: each path's ``(device, inode, size, mtime_ns)`` when its digest
+        was computed, where known."""
+        ...
+
+    def describe(self) -> str:
+        """The provider and where it keeps files, for reports (``local folder /...``)."""
+        ...
+
+    def missing(self, entries: Sequence[IndexEntry]) -> list[IndexEntry]:
+        """The entries (one per digest) whose bytes the store lacks: what a dry run would send."""
         ...
 
 
