@@ -129,7 +129,7 @@ def _source(
             reference = where.with_digest(text) if prefix is None else where._replace(prefix=prefix)
         else:
             reference = parse_reference(text, short_digests=True)
-            if reference.tag is None and reference.digest is None:
+            if reference.tag is None and reference.digest is None and reference.prefix is None:
                 reference = reference.with_tag("latest")
         env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
     root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values, configured)

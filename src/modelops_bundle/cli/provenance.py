@@ -78,7 +78,7 @@ def _backend(ctx: CommandContext, args: argparse.Namespace) -> tuple[Any, Any]:
         from modelops_bundle.core.registry_select import open_registry
 
         reference = parse_reference(args.ref, short_digests=True)
-        if reference.tag is None and reference.digest is None:
+        if reference.tag is None and reference.digest is None and reference.prefix is None:
             reference = reference.with_tag("latest")
         environment = load_environment(args.env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
         return open_registry(ctx.plugins, environment, reference, ctx.environ), reference

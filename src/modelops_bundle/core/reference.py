@@ -14,7 +14,7 @@ import re
 from typing import NamedTuple
 
 from modelops_bundle.core.errors import UsageError
-from modelops_bundle.core.short_digest import DigestPrefix, parse_prefix
+from modelops_bundle.core.short_digest import MIN_HEX, DigestPrefix, parse_prefix
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -114,6 +114,8 @@ def parse_ref_option(value: str, base: Reference) -> Reference:
     prefix = parse_prefix(value, bare=False)
     if prefix is not None:
         return Reference(base.repository, base.registry, prefix=prefix)
+    if value.startswith(("sha256:", "sha512:")):  # never a repository named "sha256"
+        raise UsageError(f"invalid reference {value!r}: not a digest, nor a short one (at least {MIN_HEX} hex digits)")
     if is_tag(value) and "/" not in value and ":" not in value:
         return Reference(base.repository, base.registry, value, None, parse_prefix(value))
     return parse_reference(value, short_digests=True)
