@@ -34,7 +34,7 @@ def test_init_over_an_existing_pyproject_offers_what_the_template_imports(run_cl
     assert "kept existing pyproject.toml" in result.stdout
     assert "warning: pyproject.toml does not declare 'starsim>=3.0,<4', which models/sir.py imports" in result.stderr
     assert "warning: pyproject.toml does not declare 'pandas', which models/sir.py imports" in result.stderr
-    assert "'mops bundle init --add-dependencies' adds them" in result.stdout
+    assert "or register the models and run 'mops bundle init --add-dependencies'" in result.stdout
     assert (folder / "pyproject.toml").read_text() == USER_PYPROJECT  # offered, not written
 
 
