@@ -74,9 +74,7 @@ def report(ctx: CommandContext, check: DependencyCheck | None) -> None:
         return
     for item in check.missing:
         ctx.out.warn(f"pyproject.toml does not declare {item.requirement!r}, which {', '.join(item.used_by)} imports")
-    ctx.out.line(
-        "  add them to pyproject.toml, or register the models and run 'mops bundle init --add-dependencies'"
-    )
+    ctx.out.line("  add them to pyproject.toml, or register the models and run 'mops bundle init --add-dependencies'")
 
 
 def to_json(check: DependencyCheck | None) -> dict[str, Any] | None:
