@@ -60,6 +60,8 @@ def test_usage_errors_as_json(bundle_project: BundleProject) -> None:
         assert payload["error"] and payload["hint"]
         assert "usage:" in result.stderr
     assert "required: --dest" in bundle_project.run("ensure", "--json").json()["error"]
+    nothing = bundle_project.run("--json")
+    assert nothing.exit_code == 2 and nothing.json()["error"] == "no command given"
 
 
 def test_a_mistyped_choice(run_cli: CliRunner) -> None:

@@ -139,6 +139,8 @@ def run(
         for name, failure in add_failures:
             console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {failure}")
     if command is None:
+        if console.json_mode:  # a usage error: the JSON document, not the help text
+            return _report(console, "no command given", f"'{prog} --help' lists the commands", ExitCode.USAGE, False)
         parser.print_help(file=console.stdout)
         return ExitCode.USAGE
     cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
