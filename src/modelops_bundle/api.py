@@ -105,6 +105,7 @@ def _source(
     from modelops_bundle.core.plugins import build_plugin_host
     from modelops_bundle.core.reference import Reference, is_digest, parse_reference
     from modelops_bundle.core.settings_files import load_environment
+    from modelops_bundle.core.short_digest import parse_prefix
 
     values = _environ(environ)
     host = build_plugin_host(values)
@@ -125,12 +126,14 @@ def _source(
             session.close()
     else:
         text = os.fspath(ref).strip()
-        if is_digest(text):
+        prefix = parse_prefix(text, bare=False)  # a short digest, ``sha256:eba4b34``
+        if is_digest(text) or prefix is not None:
             base = values.get(REGISTRY_ENV, "").strip()
-            reference = parse_reference(base).with_digest(text) if base else Reference("_", None, None, text)
+            where = parse_reference(base) if base else Reference("_")
+            reference = where.with_digest(text) if prefix is None else where._replace(prefix=prefix)
         else:
-            reference = parse_reference(text)
-            if reference.tag is None and reference.digest is None:
+            reference = parse_reference(text, short_digests=True)
+            if reference.tag is None and reference.digest is None and reference.prefix is None:
                 reference = reference.with_tag("latest")
         env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
     root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values)
@@ -291,6 +294,7 @@ def push_dir(
     reference = session.reference(tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {tag}")
+    reference = reference.with_tag(reference.tag)  # a hex tag is a tag here, never a short digest
     backend = session.open_registry(reference)
     blobs = session.open_blob_store(uploading=True)
     try:

@@ -129,7 +129,7 @@ def test_entry_point_plugin_adds_a_command(bundle_project: BundleProject, make_d
 def test_disable_plugins_and_autoload(bundle_project: BundleProject, make_dist: Callable[..., Path]) -> None:
     make_dist("mops-hello", entry_points={"hello": "mops_hello_cli"}, modules={"mops_hello_cli": HELLO})
     disabled = bundle_project.run("hello", "x", input_env={"MOPS_DISABLE_PLUGINS": "hello"})
-    assert disabled.exit_code == 2 and "invalid choice: 'hello'" in disabled.stderr
+    assert disabled.exit_code == 2 and "unknown command 'hello'" in disabled.stderr
     listed = bundle_project.run("plugins", "--json", input_env={"MOPS_DISABLE_PLUGINS": "hello"}).json()
     assert {p["name"]: p["status"] for p in listed}["hello"] == "disabled"
     no_autoload = bundle_project.run("plugins", "--json", input_env={"MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -66,8 +67,21 @@ def test_json_is_one_document_and_quiet_prints_nothing(bundle_project: BundlePro
     json.loads(as_json.stdout)  # exactly one JSON document
     quiet = bundle_project.run(*argv, "-q")
     assert quiet.exit_code == 0, quiet
-    if argv[0] != "completion":  # its script is the product, printed like --json output
+    if argv[0] == "completion":  # its script is the product, printed like --json output
+        return
+    if argv[0] in LISTINGS:  # the bare names, one per line, for scripts
+        assert quiet.stdout.splitlines() == LISTINGS[argv[0]](as_json.json())
+    else:
         assert quiet.stdout == ""
+
+
+#: What ``-q`` prints for the listing commands: their names or ids, one per line, as ``--json`` has them.
+LISTINGS = {
+    "list": lambda doc: [item["id"] for item in (*doc["models"], *doc["targets"])],
+    "tags": lambda doc: [tag for version in doc["versions"] for tag in version["tags"]],
+    "env": lambda doc: [item["name"] for item in doc["environments"]],
+    "plugins": lambda doc: [item["name"] for item in doc],
+}
 
 
 # ------------------------------------------------------------------------------------ the terminal
@@ -136,8 +150,8 @@ def test_status_markers_only_on_a_terminal(bundle_project: BundleProject, monkey
     bundle_project.write("models/seir.py", MODEL)
     assert bundle_project.run("register-model", "models/seir.py").exit_code == 0
     piped = bundle_project.run("status", "--offline")
-    row = next(line for line in piped.stdout.splitlines() if line.startswith("SEIR"))
-    assert row.split()[1] == "Ready" and "✓" not in piped.stdout
+    row = next(line for line in piped.stdout.splitlines() if line.startswith("seir_seir "))
+    assert row.split()[1:3] == ["SEIR", "Ready"] and "✓" not in piped.stdout  # id, class, status
 
     from modelops_bundle.cli import main
 
@@ -198,9 +212,16 @@ def test_bash_completion_completes_commands_options_and_choices() -> None:
 def test_zsh_and_fish_scripts() -> None:
     generated = scripts()
     assert "bashcompinit" in generated["zsh"] and "complete -o default -F _mops_bundle_complete" in generated["zsh"]
+    # It needs compinit to have run (every zsh set-up that completes runs it) and never runs it itself.
+    runs_compinit = re.compile(r"^(?!\s*print)[^#\n]*(^|[;&|]|autoload[^\n]*\s)\s*compinit\b", re.M)
+    assert runs_compinit.search(generated["zsh"]) is None, generated["zsh"][:600]
+    assert runs_compinit.search("autoload -U +X compinit && compinit -C\n")  # what it used to do
+    assert "run compinit first" in generated["zsh"]
     fish = generated["fish"]
     assert "complete -c mops -n '__fish_seen_subcommand_from bundle; and __fish_seen_subcommand_from push'" in fish
     assert "-l dry-run" in fish and "-x -a 'discovery storage registry packaging'" in fish
+    assert "-l tag -l ref -x -a '(mops bundle completion --values tags 2>/dev/null)'" in fish
+    assert "-f -a '(modelops-bundle completion --values environments 2>/dev/null)'" in fish  # env NAME
     for shell, check in (("zsh", ["zsh", "-n"]), ("fish", ["fish", "--no-execute"])):
         if shutil.which(check[0]):
             done = subprocess.run([*check, "-c", generated[shell]], capture_output=True, text=True, timeout=30)
@@ -213,3 +234,56 @@ def test_completion_command(run_cli: CliRunner, tmp_path: Path) -> None:
     as_json = run_cli("completion", "fish", "--json").json()
     assert as_json["shell"] == "fish" and as_json["programs"] == ["mops", "modelops-bundle"]
     assert run_cli("completion", "tcsh").exit_code == 2
+
+
+MODEL = "from modelops_calabaria import BaseModel\n\n\nclass SEIR(BaseModel):\n    pass\n"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_completion_completes_values(bundle_project: BundleProject, tmp_path: Path) -> None:
+    """Tags, environments, model and target ids come from the project, asked when they are typed."""
+    import sys
+
+    launcher = tmp_path / "bin" / "mops"
+    launcher.parent.mkdir()
+    launcher.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c "
+        "'import sys; from modelops_bundle.cli.main import mops_main; sys.exit(mops_main())' \"$@\"\n"
+    )
+    launcher.chmod(0o755)
+    bundle_project.write("models/seir.py", MODEL)
+    assert bundle_project.run("register-model", "models/seir.py").ok
+    assert bundle_project.run("add", ".").ok
+    assert bundle_project.run("push", "--tag", "v1.0.0").ok
+    assert bundle_project.run("push", "--tag", "v1.1.0").ok
+    home = Path(bundle_project.env["MODELOPS_HOME"])
+    (home / "bundle-env").mkdir(parents=True, exist_ok=True)
+    (home / "bundle-env" / "dev.yaml").write_text("environment: dev\nregistry:\n  provider: docker\n")
+    script = scripts()["bash"]
+
+    def values(*words: str, cwd: Path = bundle_project.root) -> list[str]:
+        line = " ".join([str(launcher), "bundle", *words])
+        program = f"{script}\nCOMP_WORDS=({line}){chr(10)}COMP_CWORD={len(words) + 1}\n_mops_bundle_complete\n"
+        program += 'printf "%s\\n" "${COMPREPLY[@]}"\n'
+        done = subprocess.run(
+            ["bash", "-c", program], capture_output=True, text=True, timeout=60, check=True,
+            env=bundle_project.env, cwd=cwd,
+        )  # fmt: skip
+        return [word for word in done.stdout.splitlines() if word]
+
+    assert values("pull", "") == ["v1.0.0", "v1.1.0"]
+    assert values("pull", "v1.1") == ["v1.1.0"]
+    assert values("push", "--tag", "") == ["v1.0.0", "v1.1.0"]
+    assert values("diff", "v1.0.0", "v1.1") == ["v1.1.0"]
+    assert values("env", "switch", "") == ["dev", "local"]
+    assert values("init", "--env", "d") == ["dev"]
+    assert values("status", "--explain", "") == ["seir_seir"]
+    assert values("ensure", "--model", "se") == ["seir_seir"]
+    assert values("env", "") == ["list", "show", "switch"]  # the sub-command words still come first
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert values("pull", "", cwd=elsewhere) == []  # no project here: no values, and no error
+    assert values("-C", str(bundle_project.root), "pull", "v1.0", cwd=elsewhere) == ["v1.0.0"]
+    listed = bundle_project.run("completion", "--values", "tags")
+    assert listed.exit_code == 0 and listed.stdout == "v1.0.0\nv1.1.0\n"
+    assert "--values" not in bundle_project.run("completion", "--help").stdout  # for the scripts, not people

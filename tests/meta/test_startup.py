@@ -109,7 +109,7 @@ def test_chosen_command(argv: list[str], chosen: str | None) -> None:
     ("argv", "code", "stream", "text"),
     [
         (["--version"], 0, "stdout", "mops (modelops-bundle)"),
-        (["bundle", "nosuch"], 2, "stderr", "invalid choice"),
+        (["bundle", "nosuch"], 2, "stderr", "unknown command 'nosuch'"),
     ],
 )
 def test_the_executable_exits_with_the_command_code_and_flushed_output(

@@ -120,7 +120,7 @@ def test_mops_bundle_runs_this_tool(suite_env: SuiteEnv, tmp_path: Path) -> None
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["bundle"] == "proj:latest"
     wrong = suite_env.run("mops", "bundle", "nosuch")
-    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+    assert wrong.returncode == 2 and "unknown command 'nosuch'" in wrong.stderr
     outside = suite_env.run("mops", "bundle", "status", cwd=tmp_path)
     assert outside.returncode == 2 and "not a modelops-bundle project" in outside.stderr
 

@@ -19,6 +19,7 @@ from modelops_bundle.plugins.registry_distribution import OciDistributionRegistr
 from tests.oci.conftest import PASSWORD, USER, blob
 from tests.oci.registries import FaultProxy, RunningRegistry
 from tests.oci.test_conformance import manifest_for
+from tests.support.oras_adapter import oras_client
 from tests.support.servers import free_port
 
 Make = Callable[..., OciDistributionRegistry]
@@ -229,5 +230,5 @@ def test_oras_client_methods_run_through_our_transport(
     backend = make_distribution(proxy.host, username=USER, password=PASSWORD)
     roundtrip(backend, "oras/repo", tmp_path)
     proxy.inject("GET", r"/tags/list", "503")
-    client = backend.http.client()
+    client = oras_client(backend.http)
     assert client.get_tags(f"{proxy.host}/oras/repo") == ["v1"]  # oras-py's own method: auth + retry

@@ -205,7 +205,7 @@ def test_impact_names_the_models_and_targets_a_change_touches(session: Session) 
     registry = load_registry(session.scan()[0])
     found = impact([registry], {"data/contacts/home.csv": "modified", "targets/incidence.py": "modified"})
     assert [line for item in found for line in item.describe()] == [
-        "SEIRModel: data/contacts/home.csv modified",
+        "seir_seirmodel (SEIRModel): data/contacts/home.csv modified",
         "incidence: targets/incidence.py modified",
     ]
 

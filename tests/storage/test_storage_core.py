@@ -350,8 +350,13 @@ def test_blob_transfers_serve_push_and_pull(plugin_host: PluginHost, tmp_path: P
     transfers = BlobTransfers(provider)
     pointed = [e.replace(blobRef=BlobRef(uri=transfers.uri_for(e))) for e in entries]
     assert pointed[0].blobRef is not None and pointed[0].blobRef.uri.startswith("local://proj/sha256/")
-    assert transfers.upload(root, entries, jobs=2) == 73_000  # identical content is sent once
-    assert transfers.upload(root, entries, jobs=2) == 0
+    assert transfers.missing(entries) == entries[:2]  # one per content: what a dry run reports
+    first = transfers.upload(root, entries, jobs=2)
+    assert (first.uploaded_blobs, first.uploaded_bytes, first.skipped_blobs) == (2, 73_000, 0)  # same content once
+    again = transfers.upload(root, entries, jobs=2)
+    assert (again.uploaded_blobs, again.uploaded_bytes, again.skipped_blobs) == (0, 0, 2)
+    assert transfers.missing(entries) == []
+    assert transfers.describe().startswith("local folder ")
 
     staging = tmp_path / "staging"
     transfers(pointed[1], staging / "one")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelops_bundle.core.commands import Command, LazyCommand
 
@@ -67,6 +67,55 @@ def terminal_width() -> int:
     return columns or 80
 
 
+class UsageProblem(Exception):
+    """A command line the parser refused: ``message`` (with a suggestion when a name looks mistyped) and
+    the ``parser`` whose usage to show -- the sub-command's, not the top-level one."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+    @property
+    def hint(self) -> str:
+        if self.message.startswith("unknown command"):
+            return f"'{self.parser.prog} --help' lists the commands"
+        return f"'{self.parser.prog} --help' shows every option, with examples"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser that raises :class:`UsageProblem` instead of printing and exiting, so that the
+    error boundary (``cli/main.py``) reports it like any other error (``--json`` included), and that
+    names a close match for a mistyped command or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageProblem(self, message)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        from modelops_bundle.core.suggest import did_you_mean
+
+        names = [str(choice) for choice in choices]
+        if isinstance(action, argparse._SubParsersAction):
+            message = f"unknown command {value!r}{did_you_mean(str(value), names)}"
+            raise argparse.ArgumentError(None, message)
+        message = f"invalid choice: {value!r} (choose from {', '.join(names)}){did_you_mean(str(value), names)}"
+        raise argparse.ArgumentError(action, message)
+
+    def unknown_arguments(self, extras: Sequence[str]) -> UsageProblem:
+        """What to say about arguments no option or positional took (``push --tga v2``)."""
+        from modelops_bundle.core.suggest import did_you_mean
+
+        options = [flag for flag in self._option_string_actions if flag.startswith("--")]
+        for token in extras:
+            if token.startswith("-") and token != "-":
+                name = token.split("=", 1)[0]
+                return UsageProblem(self, f"unknown option {name!r}{did_you_mean(name, options)}")
+        return UsageProblem(self, f"unexpected argument{'s' if len(extras) > 1 else ''}: {' '.join(extras)}")
+
+
 class CommandApp:
     """Collects commands (first registration of a name wins), then builds the parser."""
 
@@ -74,6 +123,8 @@ class CommandApp:
         self.prog = prog
         self.description = description
         self.commands: dict[str, Command | LazyCommand] = {}
+        #: The sub-parser of each command the last :meth:`build` made, by command name.
+        self.parsers: dict[str, Parser] = {}
 
     def add(self, command: Command | LazyCommand) -> bool:
         if command.name in self.commands:
@@ -100,7 +151,7 @@ class CommandApp:
         given a sub-parser (argparse needs no other to route it: 20 sub-parsers cost 2-3 ms of start-up);
         without ``argv``, or when ``argv`` asks for the top-level help or names no command, every command is."""
         chosen = chosen_command(argv, self.commands.values()) if argv is not None else None
-        parser = argparse.ArgumentParser(
+        parser = Parser(
             prog=self.prog,
             description=self.description,
             epilog=EPILOG.format(prog=self.prog),
@@ -120,6 +171,8 @@ class CommandApp:
                 aliases=list(command.aliases),
                 formatter_class=HelpFormatter,
             )
+            assert isinstance(sub, Parser)
+            self.parsers[command.name] = sub
             add_global_options(sub, suppress_defaults=True)
             if command.configure is not None:
                 command.configure(sub)

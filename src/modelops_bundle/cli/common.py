@@ -55,11 +55,26 @@ def add_jobs_option(
     )
 
 
+#: What shell completion can complete an argument with (``completion --values KIND``).
+COMPLETION_KINDS = ("tags", "environments", "models", "targets")
+
+
+def complete_with(action: argparse.Action, kind: str) -> argparse.Action:
+    """Mark ``action`` for shell completion with the current values of ``kind`` (:data:`COMPLETION_KINDS`):
+    the generated script asks ``mops bundle completion --values KIND`` when it is typed."""
+    assert kind in COMPLETION_KINDS, kind
+    action.mops_complete = kind  # type: ignore[attr-defined]  # read by cli/completion.py
+    return action
+
+
 def add_ref_arguments(parser: argparse.ArgumentParser) -> None:
     """``[REF]`` or ``--ref REF`` (``--tag``): the version a command fetches, as ``diff``, ``verify`` and
     ``manifest`` take it too; :func:`chosen_ref` reads it."""
-    parser.add_argument("ref_argument", nargs="?", metavar="REF", help="tag or digest (default: default_tag)")
-    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="the same, as an option")
+    ref_help = "tag, digest or unique digest prefix (7+ hex digits) (default: default_tag)"
+    complete_with(parser.add_argument("ref_argument", nargs="?", metavar="REF", help=ref_help), "tags")
+    complete_with(
+        parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="the same, as an option"), "tags"
+    )
 
 
 def chosen_ref(args: argparse.Namespace) -> str | None:
@@ -74,7 +89,7 @@ def chosen_ref(args: argparse.Namespace) -> str | None:
 
 
 def add_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    action = parser.add_argument(
         "--model",
         dest="models",
         action="append",
@@ -82,6 +97,7 @@ def add_model_option(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="only what this model (or target) needs: its code, data, the registry, project metadata (repeatable)",
     )
+    complete_with(action, "models")
 
 
 @contextmanager
@@ -104,6 +120,16 @@ class FetchSession(NamedTuple):
     reference: Reference
     backend: RegistryBackend
     fetcher: LazyBlobFetcher
+
+
+def emit_names(ctx: CommandContext, names: list[str]) -> bool:
+    """``-q`` on a listing command: the bare names or ids, one per line, for scripts. True when printed
+    (then nothing else should be)."""
+    if not ctx.out.quiet or ctx.out.json_mode:
+        return False
+    for name in names:
+        ctx.out.emit_text(name)
+    return True
 
 
 def emit_outcome(ctx: CommandContext, result: Any) -> bool:

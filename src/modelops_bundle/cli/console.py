@@ -106,9 +106,11 @@ class Console:
         for row in rows:
             self.stdout.write(fmt.format(*row).rstrip() + "\n")
 
-    def progress(self, description: str) -> ProgressSink:
+    def progress(self, description: str, unit: str = "files") -> ProgressSink:
+        """A progress bar on a terminal (bytes in binary units, and counts of ``unit``: ``files``, or
+        ``blobs`` for registry transfers); nothing elsewhere."""
         if self.interactive and not self.quiet:
-            return DelayedProgress(self, description)
+            return DelayedProgress(self, description, unit)
         return NullProgress()
 
 
@@ -131,15 +133,17 @@ class NullProgress:
 
 
 class DelayedProgress:
-    """A rich byte-and-file progress bar that appears only once work has taken over a second.
+    """A rich byte-and-count progress bar that appears only once work has taken over a second. Sizes and
+    speeds are in binary units (KiB, MiB), as every summary prints them (:func:`human_bytes`).
 
     Transfer backends call :meth:`advance` from their worker threads; one lock keeps the counters exact
     and makes sure only one thread opens the bar (rich's own ``Progress`` is thread-safe once open).
     """
 
-    def __init__(self, console: Console, description: str) -> None:
+    def __init__(self, console: Console, description: str, unit: str = "files") -> None:
         self.console = console
         self.description = description
+        self.unit = unit
         self.started = time.monotonic()
         self.total_files = 0
         self.total_bytes = 0
@@ -165,24 +169,17 @@ class DelayedProgress:
             self._bar.update(
                 self._task,
                 completed=self.done_bytes,
-                files=f"{self.done_files}/{self.total_files} files",
+                files=f"{self.done_files}/{self.total_files} {self.unit}",
             )
 
     def _open(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            DownloadColumn(binary_units=True),
+            _binary_speed_column(),
             TextColumn("{task.fields[files]}"),
             TimeRemainingColumn(),
             console=self.console._rich_console(),
@@ -196,6 +193,19 @@ class DelayedProgress:
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
+
+
+def _binary_speed_column() -> Any:
+    """rich's transfer speed in binary units (its own ``TransferSpeedColumn`` counts in kB, MB)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BinarySpeedColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{human_bytes(int(speed))}/s", style="progress.data.speed")
+
+    return BinarySpeedColumn()
 
 
 def human_bytes(count: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import hasher_for, hashing_progress, open_session, plural
+from modelops_bundle.cli.common import complete_with, hasher_for, hashing_progress, open_session, plural
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import UsageError
@@ -14,8 +14,10 @@ SECTIONS = (("added", "+"), ("modified", "~"), ("deleted", "-"))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("refs", nargs="*", metavar="REF", help="one version (vs the working tree) or two versions")
-    parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help="version to compare the working tree with")
+    refs_help = "one version (vs the working tree) or two versions: tags, digests or digest prefixes"
+    complete_with(parser.add_argument("refs", nargs="*", metavar="REF", help=refs_help), "tags")
+    ref_help = "version to compare the working tree with"
+    complete_with(parser.add_argument("--ref", "--tag", dest="ref", metavar="REF", help=ref_help), "tags")
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.cli.common import open_session
+from modelops_bundle.cli.common import complete_with, emit_names, open_session
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import NotInitializedError, UsageError
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("list", "show", "switch"), default="list")
-    parser.add_argument("name", nargs="?", help="environment name (show: default the pinned one; switch: required)")
+    name_help = "environment name (show: default the pinned one; switch: required)"
+    complete_with(parser.add_argument("name", nargs="?", help=name_help), "environments")
 
 
 def _project(ctx: CommandContext) -> Session | None:
@@ -50,6 +51,8 @@ def _list(ctx: CommandContext) -> int:
                 ],
             }
         )
+        return 0
+    if emit_names(ctx, names):
         return 0
     for name in names:
         marker = "*" if name == pinned else " "
@@ -164,5 +167,6 @@ COMMAND = Command(
     help="list, show (secrets masked, and where a push goes) or switch the project's environment",
     run=run,
     configure=configure,
-    epilog="examples:\n  mops bundle env list\n  mops bundle env show dev\n  mops bundle env switch dev",
+    epilog="examples:\n  mops bundle env list\n  mops bundle env list -q         # names only, one per line\n"
+    "  mops bundle env show dev\n  mops bundle env switch dev",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace
+from modelops_bundle.cli.common import emit_names, open_workspace
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -24,6 +24,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
                 "target_sets": [{"name": key, **value} for key, value in data["target_sets"].items()],
             }
         )
+        return 0
+    if emit_names(ctx, [*registry.models, *registry.targets]):
         return 0
     if registry.is_empty:
         ctx.out.line("No models or targets registered ('mops bundle register-model PATH' to add one).")
@@ -59,5 +61,6 @@ COMMAND = Command(
     name="list",
     help="list registered models, calibration targets and target sets",
     run=run,
-    epilog="examples:\n  mops bundle list\n  mops bundle list --json",
+    epilog="examples:\n  mops bundle list\n  mops bundle list --json\n"
+    "  mops bundle list -q             # model and target ids only, one per line",
 )

@@ -14,6 +14,9 @@ from modelops_bundle.core.errors import BundleError, ExitCode
 from modelops_bundle.core.flags import env_flag
 
 if TYPE_CHECKING:
+    import argparse
+
+    from modelops_bundle.cli.app import CommandApp
     from modelops_bundle.core.plugins import PluginHost
 
 DESCRIPTION = (
@@ -109,7 +112,7 @@ def run(
     ``environ``, ``extra_plugins``, ``stdout`` and ``stderr`` let tests (and ``modelops_bundle.testing``)
     run a command in-process with an isolated environment and captured output.
     """
-    from modelops_bundle.cli.app import build_app
+    from modelops_bundle.cli.app import UsageProblem, build_app
     from modelops_bundle.cli.console import Console
     from modelops_bundle.core.context import CommandContext
     from modelops_bundle.core.plugins import build_plugin_host, describe_plugin
@@ -123,9 +126,13 @@ def run(
             contextlib.redirect_stdout(stdout or sys.stdout),
             contextlib.redirect_stderr(stderr or sys.stderr),
         ):
-            args = parser.parse_args(list(argv))
-    except SystemExit as exc:  # --help, or a usage error argparse already explained
+            args = parse_command_line(app, parser, argv)
+    except SystemExit as exc:  # --help (or --version) printed
         return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+    except UsageProblem as problem:  # in the usage of the (sub-)command that refused it; --json too
+        console = Console(json_mode=_json_asked(argv), environ=env, stdout=stdout, stderr=stderr)
+        console.stderr.write(problem.parser.format_usage())
+        return _report(console, problem.message, problem.hint, int(ExitCode.USAGE), False)
     command = getattr(args, "_command", None)
     console = Console(json_mode=bool(args.json), quiet=bool(args.quiet), environ=env, stdout=stdout, stderr=stderr)
     if command is None or command.name != "plugins":
@@ -135,6 +142,8 @@ def run(
         for name, failure in add_failures:
             console.warn(f"plugin {describe_plugin(host, name)} failed to add its commands: {failure}")
     if command is None:
+        if console.json_mode:  # a usage error: the JSON document, not the help text
+            return _report(console, "no command given", f"'{prog} --help' lists the commands", ExitCode.USAGE, False)
         parser.print_help(file=console.stdout)
         return ExitCode.USAGE
     cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
@@ -152,6 +161,28 @@ def run(
         return int(ExitCode.OK)
     except Exception as exc:  # a bug: say whose, plainly; show the traceback on request
         return _report_unexpected(console, host, exc, debug)
+
+
+def parse_command_line(app: CommandApp, parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse ``argv``; arguments nothing took are reported in the usage of the command they were given
+    to (``push --tga v2``: "unknown option '--tga'; did you mean '--tag'?")."""
+    from modelops_bundle.cli.app import Parser, UsageProblem
+
+    args, extras = parser.parse_known_args(list(argv))
+    if extras:
+        command = getattr(args, "_command", None)
+        owner = app.parsers.get(command.name) if command is not None else None
+        target = owner if owner is not None else parser
+        if isinstance(target, Parser):
+            raise target.unknown_arguments(extras)
+        raise UsageProblem(target, f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _json_asked(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the options of a command line the parser refused."""
+    words = list(argv)
+    return "--json" in (words[: words.index("--")] if "--" in words else words)
 
 
 def _report_unexpected(console: object, host: PluginHost, exc: Exception, debug: bool) -> int:

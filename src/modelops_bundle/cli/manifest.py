@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_session, plural
+from modelops_bundle.cli.common import complete_with, open_session, plural
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ref", nargs="?", metavar="REF", help="tag or digest (default: default_tag)")
+    ref_help = "tag, digest or unique digest prefix (default: default_tag)"
+    complete_with(parser.add_argument("ref", nargs="?", metavar="REF", help=ref_help), "tags")
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:

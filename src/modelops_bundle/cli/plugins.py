@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from modelops_bundle.cli.common import emit_names
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 
@@ -27,6 +28,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             ]
         )
         return 1 if any(info.status == "error" for info in infos) else 0
+    if emit_names(ctx, [info.name for info in infos]):
+        return 1 if any(info.status == "error" for info in infos) else 0
     rows = [
         [
             info.name,
@@ -44,5 +47,6 @@ COMMAND = Command(
     name="plugins",
     help="list plugins: distribution, version, hooks, load errors",
     run=run,
-    epilog="examples:\n  mops bundle plugins\n  MOPS_DISABLE_PLUGINS=myplugin mops bundle plugins --json",
+    epilog="examples:\n  mops bundle plugins\n  mops bundle plugins -q          # names only, one per line\n"
+    "  MOPS_DISABLE_PLUGINS=myplugin mops bundle plugins --json",
 )

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from modelops_bundle.cli.common import complete_with
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import NotInitializedError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "ref", nargs="?", metavar="REF", help="tag, digest or full reference (default: the project's tag)"
+    ref = parser.add_argument(
+        "ref", nargs="?", metavar="REF", help="tag, (short) digest or full reference (default: the project's tag)"
     )
-    parser.add_argument("--env", metavar="NAME", help="environment outside a project (default: $MOPS_ENV or local)")
+    complete_with(ref, "tags")
+    env_help = "environment outside a project (default: $MOPS_ENV or local)"
+    complete_with(parser.add_argument("--env", metavar="NAME", help=env_help), "environments")
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
@@ -73,8 +76,8 @@ def _backend(ctx: CommandContext, args: argparse.Namespace) -> tuple[Any, Any]:
         from modelops_bundle.core.registry_select import open_reference
         from modelops_bundle.core.settings_files import load_environment
 
-        reference = parse_reference(args.ref)
-        if reference.tag is None and reference.digest is None:
+        reference = parse_reference(args.ref, short_digests=True)
+        if reference.tag is None and reference.digest is None and reference.prefix is None:
             reference = reference.with_tag("latest")
         environment = load_environment(args.env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
         return open_reference(ctx.plugins, environment, reference, ctx.environ), reference

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import add_jobs_option, emit_outcome, open_session, plural, report_notices
+from modelops_bundle.cli.common import (
+    add_jobs_option,
+    complete_with,
+    emit_outcome,
+    open_session,
+    plural,
+    report_notices,
+)
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
@@ -14,7 +21,8 @@ LIST_LIMIT = 20
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", "--ref", dest="tag", metavar="TAG", help="tag to push to (default: default_tag)")
+    tag_help = "tag to push to (default: default_tag)"
+    complete_with(parser.add_argument("--tag", "--ref", dest="tag", metavar="TAG", help=tag_help), "tags")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; upload nothing")
     parser.add_argument(
         "--force", action="store_true", help="move the tag even if it points at a version this project has not synced"
@@ -38,6 +46,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     reference = session.reference(args.tag)
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {args.tag}")
+    reference = reference.with_tag(reference.tag)  # a hex tag is a tag here, never a short digest
     backend = session.open_registry(reference)
     report_notices(ctx, session)
     blobs = session.open_blob_store(uploading=True, progress=ctx.out.progress("blob uploads"))
@@ -87,10 +96,16 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             out.line(f"    ... and {len(paths) - LIST_LIMIT} more {label}")
     upload = "would upload" if result.dry_run else "uploaded"
     out.line(
-        f"  {upload} {plural(result.uploaded_blobs, 'blob')} ({human_bytes(result.uploaded_bytes)}), "
+        f"  {upload} {plural(result.uploaded_blobs, 'blob')} ({human_bytes(result.uploaded_bytes)}) to the registry, "
         f"{result.skipped_blobs} already present"
         + ("; reused the manifest of an identical version" if result.reused_manifest else "")
     )
+    stored = result.blob_store
+    if stored is not None:  # what went to blob storage, which the registry figures above do not count
+        out.line(
+            f"  {upload} {plural(stored['uploaded_files'], 'file')} ({human_bytes(stored['uploaded_bytes'])}) "
+            f"to blob storage ({stored['store']}), {stored['already_present']} already present"
+        )
     if result.forced:
         out.warn(f"moved {result.reference} away from {result.previous_digest} (--force)")
     out.line(f"Digest: {result.digest}")

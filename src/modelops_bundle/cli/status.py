@@ -7,6 +7,7 @@ from typing import Any
 
 from modelops_bundle.cli.common import (
     add_jobs_option,
+    complete_with,
     hasher_for,
     hashing_progress,
     open_session,
@@ -30,9 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files", action="store_true", help="list every tracked file with its state and digest")
     parser.add_argument("--untracked-only", action="store_true", help="list only files that are not tracked")
     parser.add_argument("--offline", action="store_true", help="do not ask the registry (local changes only)")
-    parser.add_argument(
+    explain = parser.add_argument(
         "--explain", metavar="MODEL", help="name each changed dependency of a model or target, old and new digest"
     )
+    complete_with(explain, "models")
     add_jobs_option(parser)
 
 
@@ -175,11 +177,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         if models.models:
             columns, rows = model_table(models)
             out.line("")
-            out.table(f"Registered Models ({len(rows)})", columns, _marked(out, rows))
+            out.table(f"Registered Models ({len(rows)})", columns, _marked(out, columns, rows))
         if models.targets:
             columns, rows = target_table(models)
             out.line("")
-            out.table(f"Calibration Targets ({len(rows)})", columns, _marked(out, rows))
+            out.table(f"Calibration Targets ({len(rows)})", columns, _marked(out, columns, rows))
     if remote is not None and remote.state in ("behind", "diverged"):
         out.line("")
         conflicts = [item["path"] for item in remote.pull.get("conflicts") or ()]
@@ -238,8 +240,13 @@ def _explain(ctx: CommandContext, report: Any, name: str) -> int:
 
     item = report.find(name) if report is not None else None
     if item is None:
-        known = ", ".join(report.names()) if report is not None else "none registered"
-        raise UsageError(f"no registered model or target named {name!r}", hint=f"known: {known}")
+        from modelops_bundle.core.suggest import did_you_mean
+
+        names = report.names() if report is not None else []
+        known = ", ".join(names) or "none registered"
+        raise UsageError(
+            f"no registered model or target named {name!r}{did_you_mean(name, names)}", hint=f"known: {known}"
+        )
     if ctx.out.json_mode:
         ctx.out.emit_json(item.to_json())
     else:
@@ -252,15 +259,16 @@ def _explain(ctx: CommandContext, report: Any, name: str) -> int:
 STATUS_MARKERS = {"Ready": "✓", "Stale": "⚠", "Broken": "✗"}
 
 
-def _marked(out: Any, rows: list[list[str]]) -> list[list[str]]:
-    """Rows with a marker before the status (column 1) on a terminal; plain text stays as it is, so
-    scripts that read the non-TTY table see the same words as before."""
+def _marked(out: Any, columns: list[str], rows: list[list[str]]) -> list[list[str]]:
+    """Rows with a marker before the status (the ``Status`` column) on a terminal; plain text stays as
+    it is, so scripts that read the non-TTY table see the same words as before."""
     if not out.interactive:
         return rows
+    at = columns.index("Status")
     marked = []
     for row in rows:
-        marker = STATUS_MARKERS.get(row[1].split(" ", 1)[0])
-        marked.append([row[0], f"{marker} {row[1]}" if marker else row[1], *row[2:]])
+        marker = STATUS_MARKERS.get(row[at].split(" ", 1)[0])
+        marked.append([*row[:at], f"{marker} {row[at]}" if marker else row[at], *row[at + 1 :]])
     return marked
 
 

@@ -118,6 +118,13 @@ def _not_installed(command: str) -> int:
     if command.startswith("-"):
         sys.stderr.write(f"error: unknown option {command!r}\nusage: mops [--version] bundle COMMAND [options]\n")
         return 2
+    from modelops_bundle.core.suggest import did_you_mean
+
+    typo = did_you_mean(command, ["bundle"])
+    if typo:  # ``mops bundel status``: most likely a slip, not a suite command
+        sys.stderr.write(f"error: unknown command group {command!r}{typo}\n")
+        sys.stdout.write("usage: mops [--version] bundle COMMAND [options]\n")
+        return 2
     sys.stderr.write(
         f"error: 'mops {command}' is a command of the ModelOps suite (Python distribution "
         f"'{SUITE_DISTRIBUTION}'), which is not installed in this environment\n"

@@ -1,13 +1,22 @@
-"""``tags``: the repository's versions with digest, tags, creation time, size and file count."""
+"""``tags [REF]``: the repository's versions with digest, tags, creation time, size and file count."""
 
 from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_session
+from modelops_bundle.cli.common import complete_with, emit_names, open_session
 from modelops_bundle.cli.console import human_bytes
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    complete_with(
+        parser.add_argument(
+            "ref", nargs="?", metavar="REF", help="only the version this tag or (short) digest names, with all its tags"
+        ),
+        "tags",
+    )
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
@@ -18,6 +27,11 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     backend = session.open_registry(reference)
     try:
         versions = list_versions(backend, reference)
+        if args.ref:
+            from modelops_bundle.core.remote import require_digest
+
+            wanted = require_digest(backend, session.reference(args.ref))
+            versions = [version for version in versions if version.digest == wanted]
         registry = backend.describe()
     finally:
         backend.close()
@@ -26,8 +40,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             {"repository": reference.repository, "registry": registry, "versions": [v.to_json() for v in versions]}
         )
         return 0
+    if emit_names(ctx, [tag for version in versions for tag in version.tags]):
+        return 0
     if not versions:
-        ctx.out.line(f"No versions of {reference.repository} yet ({registry}); 'mops bundle push' creates one")
+        if args.ref:
+            ctx.out.line(f"{args.ref} names a version of {reference.repository} that no tag points at ({registry})")
+        else:
+            ctx.out.line(f"No versions of {reference.repository} yet ({registry}); 'mops bundle push' creates one")
         return 0
     rows = [
         [
@@ -47,5 +66,8 @@ COMMAND = Command(
     name="tags",
     help="list versions: tags, digest, creation time, file count and size",
     run=run,
-    epilog="examples:\n  mops bundle tags\n  mops bundle tags --json",
+    configure=configure,
+    epilog="examples:\n  mops bundle tags\n  mops bundle tags --json\n"
+    "  mops bundle tags sha256:96040c0        # the tags of one version (any unique digest prefix)\n"
+    "  mops bundle tags -q                    # tag names only, one per line",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import open_workspace
+from modelops_bundle.cli.common import complete_with, open_workspace
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import UsageError
@@ -13,9 +13,10 @@ from modelops_bundle.core.errors import UsageError
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", choices=("list", "set", "delete"), default="list")
     parser.add_argument("name", nargs="?", help="target set name (set, delete)")
-    parser.add_argument(
+    target = parser.add_argument(
         "--target", dest="targets", action="append", default=[], metavar="T", help="target id (repeatable)"
     )
+    complete_with(target, "targets")
     parser.add_argument(
         "--weight", dest="weights", action="append", default=[], metavar="T=W", help="weight of a target (default 1)"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import plural
+from modelops_bundle.cli.common import complete_with, plural
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.errors import UsageError
@@ -13,7 +13,12 @@ LIST_LIMIT = 50
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ref", nargs="?", metavar="REF", help="tag, digest or reference (default: last synced)")
+    complete_with(
+        parser.add_argument(
+            "ref", nargs="?", metavar="REF", help="tag, (short) digest or reference (default: last synced)"
+        ),
+        "tags",
+    )
     parser.add_argument("--cache", action="store_true", help="re-hash every object of the shared cache")
     parser.add_argument("--remote", action="store_true", help="download and verify every blob of the version")
 

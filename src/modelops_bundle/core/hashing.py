@@ -74,6 +74,13 @@ class ProgressSink(Protocol):
     def close(self) -> None: ...
 
 
+class ProgressFactory(Protocol):
+    """Makes the sink of one phase (``hashing``, ``uploading``): ``unit`` names what its counts count --
+    ``files``, or ``blobs`` for registry transfers, where one blob may pack many files."""
+
+    def __call__(self, description: str, unit: str = "files") -> ProgressSink: ...
+
+
 def format_digest(algorithm: str, hexdigest: str) -> str:
     return f"{algorithm}:{hexdigest}"
 

@@ -84,8 +84,11 @@ def select_paths(paths: Sequence[str], registry: Registry | None, ids: Sequence[
     for ident in ids:
         record = registry.models.get(ident) or registry.targets.get(ident)
         if record is None:
+            from modelops_bundle.core.suggest import did_you_mean
+
             known = ", ".join(sorted(registry.models)) or "none"
-            raise UsageError(f"{source}: no model or target {ident!r}", hint=f"models: {known}")
+            similar = did_you_mean(ident, [*registry.models, *registry.targets])
+            raise UsageError(f"{source}: no model or target {ident!r}{similar}", hint=f"models: {known}")
         wanted.update(rel for rel, _kind in record.dependencies())
     missing = sorted(wanted - present)
     if missing:
@@ -166,9 +169,23 @@ class Materializer:
     # ------------------------------------------------------------------------------- versions
 
     def resolve(self, reference: Reference) -> str:
-        """The digest ``reference`` names now (a digest reference is checked to exist)."""
+        """The digest ``reference`` names now (a digest reference is checked to exist; a short digest is
+        resolved against the registry and the versions in the cache)."""
         from modelops_bundle.core.remote import require_digest
 
+        if reference.prefix is not None and reference.digest is None:
+            prefix = reference.prefix.knowing(self._cached_matches(reference))
+            reference = reference._replace(prefix=prefix)
+            if reference.repository == "_":  # no registry to ask: the cache alone
+                from modelops_bundle.core.short_digest import expand
+
+                found = expand(prefix, {}, where=f"the cache {self.cache.root}")
+                if found is None:
+                    raise UsageError(
+                        f"no version in the cache {self.cache.root} has a digest starting with {prefix.text}",
+                        hint="use a full reference (host/repository@sha256:...) or set MODELOPS_BUNDLE_REGISTRY",
+                    )
+                return found
         if reference.digest and self.cache.load_version_bytes(reference.digest) is not None:
             return reference.digest
         if reference.repository == "_":
@@ -177,6 +194,22 @@ class Materializer:
                 hint="use a full reference (host/repository@sha256:...) or set MODELOPS_BUNDLE_REGISTRY",
             )
         return require_digest(self.backend(reference), reference)
+
+    def _cached_matches(self, reference: Reference) -> list[str]:
+        """The cached versions ``reference.prefix`` matches that came from ``reference``'s repository (any
+        repository for ``_``): the cache is shared by every repository of the machine."""
+        assert reference.prefix is not None
+        found = []
+        for digest in self.cache.cached_versions():
+            if not reference.prefix.matches(digest):
+                continue
+            cached = self.cache.load_version_bytes(digest)
+            origin = cached[2] if cached is not None else {}
+            if reference.repository == "_" or (
+                origin.get("repository") == reference.repository and origin.get("registry") == reference.registry
+            ):
+                found.append(digest)
+        return found
 
     def version(self, reference: Reference, digest: str) -> RemoteVersion:
         """The version ``digest``: from the cache when known there, else from the registry (then cached)."""

@@ -970,8 +970,13 @@ def set_target_set(ws: Workspace, name: str, targets: list[str], weights: Mappin
         registry = load_registry(ws)
         unknown = [target for target in chosen if target not in registry.targets]
         if unknown:
+            from modelops_bundle.core.suggest import did_you_mean
+
             known = ", ".join(registry.targets) or "none (register-target first)"
-            raise UsageError(f"unknown target {', '.join(map(repr, unknown))}", hint=f"registered targets: {known}")
+            raise UsageError(
+                f"unknown target {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], registry.targets)}",
+                hint=f"registered targets: {known}",
+            )
         stray = [target for target in weights if target not in chosen]
         if stray:
             raise UsageError(f"--weight for {', '.join(map(repr, stray))}, which is not in the set (add --target)")
@@ -995,8 +1000,12 @@ def delete_target_set(ws: Workspace, name: str) -> None:
     with ws.lock():
         registry = load_registry(ws)
         if name not in registry.target_sets:
+            from modelops_bundle.core.suggest import did_you_mean
+
             known = ", ".join(registry.target_sets) or "none"
-            raise UsageError(f"no target set named '{name}'", hint=f"target sets: {known}")
+            raise UsageError(
+                f"no target set named '{name}'{did_you_mean(name, registry.target_sets)}", hint=f"target sets: {known}"
+            )
         del registry.target_sets[name]
         save_registry(ws, registry)
 

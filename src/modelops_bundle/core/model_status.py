@@ -286,14 +286,10 @@ def apply_cloud_states(
 
 
 def model_table(report: RegistryStatus) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows of the seed README's model table (then targets), plain text."""
-    columns = ["Model", "Status", "Dependencies", "Cloud"]
-    names = [item.name for item in report.models]
-    # The class name reads best; the id disambiguates two registered classes of one name.
-    rows = [
-        [item.name if names.count(item.name) == 1 else item.id, item.label(), _dependency_cell(item), _cloud(item)]
-        for item in report.models
-    ]
+    """Columns and rows of the model table (then targets), plain text. Models are named by id, as every
+    other command (``list``, ``status --explain``, ``--model``) names them, with the class beside it."""
+    columns = ["Model", "Class", "Status", "Dependencies", "Cloud"]
+    rows = [[item.id, item.name, item.label(), _dependency_cell(item), _cloud(item)] for item in report.models]
     return columns, rows
 
 
@@ -337,7 +333,9 @@ class Impact:
     changes: list[tuple[str, str]]  # (path, change)
 
     def describe(self) -> list[str]:
-        return [f"{self.name}: {path} {change}" for path, change in self.changes]
+        """One line per change, naming the model by id with its class (as ``status`` does)."""
+        who = self.id if self.name == self.id else f"{self.id} ({self.name})"
+        return [f"{who}: {path} {change}" for path, change in self.changes]
 
     def to_json(self) -> dict[str, Any]:
         return {

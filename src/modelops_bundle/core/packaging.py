@@ -55,7 +55,7 @@ from modelops_bundle.core.index import (
     bytes_digest,
     digest_problem,
 )
-from modelops_bundle.core.registry import OCI_MANIFEST
+from modelops_bundle.core.registry import OCI_MANIFEST, TransferStats
 from modelops_bundle.core.upstream import MAX_UPSTREAM_LAYERS, is_upstream_layout
 from modelops_bundle.core.upstream import check_against_manifest as check_upstream_index
 from modelops_bundle.core.upstream import check_layers as check_upstream_layers
@@ -127,9 +127,18 @@ class BlobUploader(Protocol):
         *,
         jobs: int,
         hashed_at: Mapping[str, tuple[int, int, int, int]] | None = None,
-    ) -> int:
-        """Upload the files the store lacks (streaming); returns the bytes sent. ``hashed_at``: each
-        path's ``(device, inode, size, mtime_ns)`` when its digest was computed, where known."""
+    ) -> TransferStats:
+        """Upload the files the store lacks (streaming); returns the files and bytes sent and the files
+        the store had. ``hashed_at``: each path's ``(device, inode, size, mtime_ns)`` when its digest
+        was computed, where known."""
+        ...
+
+    def describe(self) -> str:
+        """The provider and where it keeps files, for reports (``local folder /...``)."""
+        ...
+
+    def missing(self, entries: Sequence[IndexEntry]) -> list[IndexEntry]:
+        """The entries (one per digest) whose bytes the store lacks: what a dry run would send."""
         ...
 
 

@@ -10,6 +10,9 @@ A push refuses (:class:`PreflightError`, exit code 2) when any registered model 
 * (targets) names a ``model_output`` no registered model provides;
 * (target sets) names a target that is not registered.
 
+It warns (never refuses) when the models' code imports a distribution the project's ``pyproject.toml``
+does not declare (:func:`dependency_warnings`): a worker that installs the project would lack it.
+
 Everything is read from the source with ``ast``; no user code runs. Parsing is shared across models
 through one :class:`~modelops_bundle.core.discovery.ProjectSources` per call.
 """
@@ -123,6 +126,23 @@ def check_before_push(
     problems = preflight(ws, host, registry=registry, scan=scan, tracked=tracked)
     if problems:
         raise PreflightError(problems)
+
+
+def dependency_warnings(ws: Workspace, registry: Registry) -> list[str]:
+    """One warning per distribution the registered code imports and ``pyproject.toml`` does not declare
+    (:mod:`modelops_bundle.core.pyproject_deps`); a broken ``pyproject.toml`` is a warning too."""
+    from modelops_bundle.core.errors import ConfigError
+    from modelops_bundle.core.pyproject_deps import missing, registry_code
+
+    try:
+        needed = missing(ws.project.root, registry_code(registry))
+    except ConfigError as exc:
+        return [exc.message]
+    return [
+        f"pyproject.toml does not declare {item.requirement!r}, which {', '.join(item.used_by)} imports "
+        "(a worker installing the project would lack it; 'mops bundle init --add-dependencies' adds it)"
+        for item in needed
+    ]
 
 
 class _Checker:

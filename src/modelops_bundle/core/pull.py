@@ -34,7 +34,7 @@ import stat as stat_module
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -48,7 +48,7 @@ from modelops_bundle.core.errors import (
     UsageError,
 )
 from modelops_bundle.core.fsutil import describe_os_error
-from modelops_bundle.core.hashing import ProgressSink, file_matches, new_content_hash, resolve_hasher
+from modelops_bundle.core.hashing import ProgressFactory, file_matches, new_content_hash, resolve_hasher
 from modelops_bundle.core.index import BundleIndex, IndexEntry
 from modelops_bundle.core.packaging import PACK_MEDIA_TYPE, BlobFetcher, Descriptor
 from modelops_bundle.core.project import META_DIR
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
 
 DEFAULT_JOBS = 5
-ProgressFactory = Callable[[str], ProgressSink]
 #: The only project-metadata file a version may carry (the model registry travels with the bundle).
 ALLOWED_META_FILES = frozenset({f"{META_DIR}/registry.yaml"})
 _COPY_CHUNK = 1024 * 1024
@@ -346,7 +345,7 @@ def fetch_to_staging(
             f"this version keeps {len(blob_tier)} file(s) in blob storage (e.g. {blob_tier[0].path}), "
             "and no blob store is configured for this environment"
         )
-    sink = progress("downloading") if progress else None
+    sink = progress("downloading", "blobs") if progress else None
     if sink is not None:
         sink.start(len(downloads), sum(size for _, size, _ in downloads))
     try:
@@ -546,7 +545,7 @@ def pull(
         ws.save_tracked(tracked)
         if selected is None:
             new_state = state.after_sync(
-                digest=version.digest, ref=str(reference), files=version.index.digests(), pushed=False
+                digest=version.digest, ref=str(version.reference), files=version.index.digests(), pushed=False
             )
             ws.remember_version_config(new_state, version.digest, version.manifest.config.digest)
         else:

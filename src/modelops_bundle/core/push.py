@@ -40,7 +40,7 @@ from modelops_bundle.core.errors import (
     StorageError,
 )
 from modelops_bundle.core.fsutil import describe_os_error
-from modelops_bundle.core.hashing import ProgressSink, resolve_hasher
+from modelops_bundle.core.hashing import ProgressFactory, resolve_hasher
 from modelops_bundle.core.index import (
     BlobRef,
     BundleIndex,
@@ -71,7 +71,7 @@ from modelops_bundle.core.packaging import (
     write_pack,
 )
 from modelops_bundle.core.reference import Reference
-from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource, RegistryBackend
+from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource, RegistryBackend, TransferStats
 from modelops_bundle.core.remote import RemoteVersion, fetch_version, resolve_digest
 from modelops_bundle.core.workspace import FileInfo, SyncState, Workspace
 
@@ -84,7 +84,6 @@ if TYPE_CHECKING:
     from modelops_bundle.core.workspace import Scan
 
 DEFAULT_JOBS = 5
-ProgressFactory = Callable[[str], ProgressSink]
 
 
 @dataclass
@@ -118,6 +117,8 @@ class PushResult:
     provenance: dict[str, Any] | None = None  # {"digest": referrer, "method": "referrers-api" | "tag-schema"}
     #: Untracked dependencies of registered models this push tracked (a dry run: would track).
     tracked: list[str] = field(default_factory=list)
+    #: What went to blob storage (:func:`_blob_report`), or ``None`` when no file is blob-stored.
+    blob_store: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +139,7 @@ class PushResult:
             "changes": self.changes.to_json(),
             "provenance": self.provenance,
             "tracked": self.tracked,
+            "blob_store": self.blob_store,
             "warnings": self.warnings,
         }
 
@@ -308,6 +310,10 @@ def _push_locked(
         layers=len(layers),
         tracked=list(retrack),
     )
+    if registry_plan is not None:
+        from modelops_bundle.core.preflight import dependency_warnings
+
+        result.warnings.extend(dependency_warnings(ws, registry_plan.registry))
     remote_digest, remote, foreign = remote_lookup.result()
     result.previous_digest = remote_digest
     result.changes = diff_indexes(remote.index, index) if remote else diff_maps({}, index.digests())
@@ -365,13 +371,16 @@ def _push_locked(
         result.uploaded_blobs = len(missing)
         result.uploaded_bytes = sum(blob.size for blob in missing)
         result.skipped_blobs = len(_unique(uploads)) - len(missing) + len(already)
+        if blob_uploader is not None and blob_entries:
+            result.blob_store = _blob_report(blob_uploader, blob_entries, None)
         return result
 
     if blob_uploader is not None and blob_entries:
         hashed_at = ws.hashed_signatures({entry.path: entry.digest for entry in blob_entries})
-        blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs, hashed_at=hashed_at)
+        sent = blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs, hashed_at=hashed_at)
+        result.blob_store = _blob_report(blob_uploader, blob_entries, sent)
     unique = _unique(uploads)
-    sink = progress("uploading") if progress else None
+    sink = progress("uploading", "blobs") if progress else None
     if sink is not None:
         sink.start(len(unique), sum(blob.size for blob in unique))
     # The provenance blobs go up beside the version's (on a thread of their own, so that their failure
@@ -424,6 +433,25 @@ def _push_locked(
         result.provenance = _attach_provenance(backend, target, referrer, result.warnings)
     packer.cache.save()
     return result
+
+
+def _blob_report(uploader: BlobUploader, entries: list[IndexEntry], sent: TransferStats | None) -> dict[str, Any]:
+    """The blob-store part of a push report: the version's blob-stored files, and how many of them (one
+    per distinct content) were sent -- or, for a dry run (``sent`` is ``None``), would be."""
+    distinct = {entry.digest: entry.size for entry in entries}
+    if sent is None:
+        missing = uploader.missing(entries)
+        uploaded, uploaded_bytes = len(missing), sum(entry.size for entry in missing)
+    else:
+        uploaded, uploaded_bytes = sent.uploaded_blobs, sent.uploaded_bytes
+    return {
+        "store": uploader.describe(),
+        "files": len(entries),
+        "bytes": sum(entry.size for entry in entries),
+        "uploaded_files": uploaded,
+        "uploaded_bytes": uploaded_bytes,
+        "already_present": len(distinct) - uploaded,
+    }
 
 
 _MOVED_HINT = "pull first ('mops bundle pull'), or overwrite it with 'mops bundle push --force'"

@@ -2,6 +2,10 @@
 
 The first path component is a registry host when it contains ``.`` or ``:`` or is ``localhost``
 (the docker convention); otherwise the whole string is a repository on the environment's registry.
+
+Where a user names a version (``--ref``, the API), a short digest is accepted too (``@sha256:eba4b34``,
+``sha256:eba4b34``, a hex tag): it travels as :attr:`Reference.prefix` until the registry resolves it
+(:mod:`.short_digest`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import re
 from typing import NamedTuple
 
 from modelops_bundle.core.errors import UsageError
+from modelops_bundle.core.short_digest import MIN_HEX, DigestPrefix, parse_prefix
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -31,6 +36,8 @@ class Reference(NamedTuple):
     registry: str | None = None
     tag: str | None = None
     digest: str | None = None
+    #: A short digest still to resolve; with ``tag`` also set (a hex tag), the tag wins when it exists.
+    prefix: DigestPrefix | None = None
 
     @property
     def identifier(self) -> str | None:
@@ -38,10 +45,10 @@ class Reference(NamedTuple):
         return self.digest or self.tag
 
     def with_tag(self, tag: str | None) -> Reference:
-        return self._replace(tag=tag, digest=None)
+        return self._replace(tag=tag, digest=None, prefix=None)
 
     def with_digest(self, digest: str) -> Reference:
-        return self._replace(digest=digest)
+        return self._replace(digest=digest, prefix=None)
 
     def __str__(self) -> str:
         text = f"{self.registry}/{self.repository}" if self.registry else self.repository
@@ -49,6 +56,8 @@ class Reference(NamedTuple):
             text += f":{self.tag}"
         if self.digest:
             text += f"@{self.digest}"
+        elif self.prefix is not None and not self.tag:
+            text += f"@{self.prefix.text}"
         return text
 
 
@@ -60,16 +69,21 @@ def is_tag(text: str) -> bool:
     return bool(TAG_RE.match(text))
 
 
-def parse_reference(text: str) -> Reference:
-    """Parse ``text`` or raise :class:`UsageError` naming what is wrong."""
+def parse_reference(text: str, *, short_digests: bool = False) -> Reference:
+    """Parse ``text`` or raise :class:`UsageError` naming what is wrong. With ``short_digests`` (a version
+    named by a user), ``@<short digest>`` and hex tags also set :attr:`Reference.prefix`."""
     raw = text.strip()
     if not raw or any(ch.isspace() or ord(ch) < 32 for ch in raw):
         raise UsageError(f"invalid reference {text!r}: empty or contains whitespace/control characters")
     digest = None
+    prefix = None
     if "@" in raw:
         raw, digest = raw.split("@", 1)
         if not DIGEST_RE.match(digest):
-            raise UsageError(f"invalid reference {text!r}: {digest!r} is not a sha256/sha512 digest")
+            prefix = parse_prefix(digest) if short_digests else None
+            if prefix is None:
+                raise UsageError(f"invalid reference {text!r}: {digest!r} is not a sha256/sha512 digest")
+            digest = None
     registry = None
     first, sep, rest = raw.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
@@ -87,13 +101,21 @@ def parse_reference(text: str) -> Reference:
         raise UsageError(
             f"invalid reference {text!r}: repository {raw!r} must be lower-case letters, digits and . _ - /"
         )
-    return Reference(repository=raw, registry=registry, tag=tag, digest=digest)
+    if short_digests and prefix is None and tag is not None and digest is None:
+        prefix = parse_prefix(tag)
+    return Reference(repository=raw, registry=registry, tag=tag, digest=digest, prefix=prefix)
 
 
 def parse_ref_option(value: str, base: Reference) -> Reference:
-    """``--ref`` values: a tag, a digest, or a full reference; tags and digests apply to ``base``."""
+    """``--ref`` values: a tag, a digest, a short digest or a full reference; all but the last apply to
+    ``base``."""
     if is_digest(value):
         return Reference(base.repository, base.registry, None, value)
+    prefix = parse_prefix(value, bare=False)
+    if prefix is not None:
+        return Reference(base.repository, base.registry, prefix=prefix)
+    if value.startswith(("sha256:", "sha512:")):  # never a repository named "sha256"
+        raise UsageError(f"invalid reference {value!r}: not a digest, nor a short one (at least {MIN_HEX} hex digits)")
     if is_tag(value) and "/" not in value and ":" not in value:
-        return Reference(base.repository, base.registry, value, None)
-    return parse_reference(value)
+        return Reference(base.repository, base.registry, value, None, parse_prefix(value))
+    return parse_reference(value, short_digests=True)

@@ -86,7 +86,12 @@ class RemoteVersion:
 
 
 def resolve_digest(backend: RegistryBackend, reference: Reference) -> str | None:
-    """The manifest digest a tag or digest reference names now; ``None`` when it does not exist."""
+    """The manifest digest a tag, digest or short-digest reference names now; ``None`` when it does not
+    exist (an ambiguous short digest is a :class:`UsageError` listing the candidates)."""
+    if reference.prefix is not None and reference.digest is None:
+        from modelops_bundle.core import short_digest
+
+        return short_digest.resolve(backend, reference)
     identifier = reference.identifier
     if identifier is None:
         raise UsageError(f"reference {reference} names neither a tag nor a digest")
@@ -96,12 +101,29 @@ def resolve_digest(backend: RegistryBackend, reference: Reference) -> str | None
 def require_digest(backend: RegistryBackend, reference: Reference) -> str:
     digest = resolve_digest(backend, reference)
     if digest is None:
-        what = "digest" if reference.digest else "tag"
-        raise RegistryError(
-            f"{what} {reference.identifier} not found in {reference.repository} ({backend.describe()})",
-            hint="'mops bundle tags' lists the versions",
-        )
+        where = f"{reference.repository} ({backend.describe()})"
+        if reference.digest:
+            message = f"digest {reference.digest} not found in {where}"
+        elif reference.prefix is not None and reference.tag is None:
+            message = f"no version in {where} has a digest starting with {reference.prefix.text}"
+        else:
+            also = ", nor a version whose digest starts with it" if reference.prefix is not None else ""
+            message = f"tag {reference.tag} not found in {where}{also}"
+            message += _similar_tag(backend, reference)
+        raise RegistryError(message, hint="'mops bundle tags' lists the versions")
     return digest
+
+
+def _similar_tag(backend: RegistryBackend, reference: Reference) -> str:
+    """``"; did you mean 'v1.0.0'?"`` for a mistyped tag (asked of the registry only once it failed)."""
+    from modelops_bundle.core.provenance import is_fallback_tag
+    from modelops_bundle.core.suggest import did_you_mean
+
+    try:
+        tags = [tag for tag in backend.list_tags(reference.repository) if not is_fallback_tag(tag)]
+    except BundleError:
+        return ""
+    return did_you_mean(reference.tag or "", tags)
 
 
 def fetch_manifest(backend: RegistryBackend, reference: Reference, digest: str) -> BundleManifest:
@@ -133,6 +155,10 @@ def fetch_index(backend: RegistryBackend, reference: Reference, manifest: Bundle
 def fetch_version(backend: RegistryBackend, reference: Reference, digest: str | None = None) -> RemoteVersion:
     """Resolve ``reference`` once (unless ``digest`` is given) and read that version."""
     resolved = digest or require_digest(backend, reference)
+    if reference.prefix is not None:  # a short digest: from here on, the full digest it named
+        from modelops_bundle.core.short_digest import settled
+
+        reference = settled(reference, resolved)
     manifest = fetch_manifest(backend, reference, resolved)
     return RemoteVersion(reference, resolved, manifest, fetch_index(backend, reference, manifest))
 

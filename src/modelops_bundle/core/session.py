@@ -108,10 +108,15 @@ class Session:
         return self._target
 
     def reference(self, value: str | None = None) -> Reference:
-        """The project's repository at its default tag, or ``value`` (``--ref``: a tag, a digest or a
-        full reference) against it."""
+        """The project's repository at its default tag, or ``value`` (``--ref``: a tag, a digest, a short
+        digest or a full reference) against it."""
         base = Reference(self.repository, None, self.config.default_tag)
-        return base if not value else parse_ref_option(value, base)
+        if not value:
+            return base
+        reference = parse_ref_option(value, base)
+        if reference.prefix is not None:  # a short digest also knows the versions this project synced
+            reference = reference._replace(prefix=reference.prefix.knowing(self.ws.state().known()))
+        return reference
 
     def describe(self, reference: Reference) -> str:
         """``reference`` with the registry it lives on: ``host/namespace/repo:tag`` for an HTTP

@@ -116,8 +116,13 @@ def load_environment(name: str, environ: Mapping[str, str], memo: Memo | None = 
             return embedded_local(environ)
         if path.exists():
             raise ConfigError(f"environment file {path} is not a regular file")
-        available = ", ".join(list_environments(environ))
-        raise ConfigError(f"environment {name!r} not found: no file {path}", hint=f"available: {available}")
+        from modelops_bundle.core.suggest import did_you_mean
+
+        names = list_environments(environ)
+        raise ConfigError(
+            f"environment {name!r} not found: no file {path}{did_you_mean(name, names)}",
+            hint=f"available: {', '.join(names)}",
+        )
     return read_settings(path, Environment, what="environment file", memo=memo, key=f"environment:{path}")
 
 

@@ -709,6 +709,18 @@ class BlobTransfers:
     def uri_for(self, entry: IndexEntry) -> str:
         return self.provider.pointer(entry.digest, entry.size).uri
 
+    def describe(self) -> str:
+        """The provider's name and where it keeps files (``local folder /...``), for reports."""
+        where = self.provider.describe()
+        return where if where.startswith(self.provider.name) else f"{self.provider.name}: {where}"
+
+    def missing(self, entries: Sequence[IndexEntry]) -> list[IndexEntry]:
+        """The entries whose object the store lacks (one per digest): what an upload would send."""
+        unique: dict[str, IndexEntry] = {}
+        for entry in entries:
+            unique.setdefault(entry.digest, entry)
+        return [entry for digest, entry in unique.items() if not self.provider.exists(self.provider.key_for(digest))]
+
     def close(self) -> None:
         self.provider.close()
 
@@ -719,9 +731,10 @@ class BlobTransfers:
         *,
         jobs: int = DEFAULT_JOBS,
         hashed_at: Mapping[str, tuple[int, int, int, int]] | None = None,
-    ) -> int:
-        """Upload the entries' files below ``root``; returns the bytes actually sent. ``hashed_at`` maps
-        paths to the signatures their digests were computed at (:attr:`BlobUpload.hashed_at`)."""
+    ) -> TransferStats:
+        """Upload the entries' files below ``root``; returns what was sent (``uploaded_blobs`` files of
+        ``uploaded_bytes``) and what the store had (``skipped_blobs``). ``hashed_at`` maps paths to the
+        signatures their digests were computed at (:attr:`BlobUpload.hashed_at`)."""
         signatures = hashed_at or {}
         items = [
             BlobUpload(
@@ -729,7 +742,7 @@ class BlobTransfers:
             )
             for entry in entries
         ]
-        return self.provider.upload_many(items, jobs=jobs, progress=self.progress).uploaded_bytes
+        return self.provider.upload_many(items, jobs=jobs, progress=self.progress)
 
     def __call__(self, entry: IndexEntry, dest: Path) -> None:
         pointer = self.pointer_of(entry)

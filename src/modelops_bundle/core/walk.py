@@ -6,6 +6,9 @@ Symlink policy (documented in docs/formats.md):
   holds the target's bytes under the link's path;
 * a symlink that points outside the project, or nowhere, is skipped and reported -- never followed.
 
+A folder holding its own ``.modelops-bundle/`` is another project nested in this one (as git treats an
+embedded repository): it is skipped whole and reported, never walked into (:data:`NESTED_REASON`).
+
 Folder listings are cached (:class:`ListingCache`, kept in the stat cache) the way git's untracked
 cache does it: a folder whose change time and inode are those of its last listing holds the same names
 (creating, deleting or renaming an entry updates the folder's mtime and ctime; a ``chmod`` its ctime),
@@ -136,6 +139,9 @@ class ListingCache:
 
 
 UNSTORABLE_REASON = "name holds a control character, a backslash or bytes that are not UTF-8"
+#: Why a folder below the project root is left out whole: it is a project of its own.
+NESTED_REASON = "a nested modelops-bundle project (it has its own .modelops-bundle/); bundle it on its own"
+_META_DIR = ".modelops-bundle"  # core.project.META_DIR, without importing it on this hot path
 
 
 def _unstorable_names(entries: list[os.DirEntry[str]]) -> frozenset[str]:
@@ -228,6 +234,13 @@ def walk(
             if cache is not None:
                 cache.forget(rel_dir)
             skipped.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        if rel_dir and any(entry.name == _META_DIR for entry in entries):
+            # Another project: never listed as this one's (nor cached, so that the check runs every walk).
+            folders.pop()
+            if cache is not None:
+                cache.forget(rel_dir)
+            skipped.append((rel_dir, NESTED_REASON))
             continue
         plain = True  # only plain files and folders: the listing can be cached
         listed_files: list[str] = []

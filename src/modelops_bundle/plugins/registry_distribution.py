@@ -1,9 +1,9 @@
 """Built-in ``oci-distribution`` registry backend: any registry speaking the OCI distribution API.
 
-Built on oras-py's client (sessions) with this project's transport underneath (``core/oci_http``):
-concurrent streaming transfers, HEAD before upload, chunked uploads with a monolithic fall-back,
-retries, re-authentication, and verification of every manifest and blob read. The HTTP stack is
-imported when a backend is constructed, never at plugin load, so ``mops bundle --help`` stays fast.
+Built on this project's own transport (``core/oci_http``, decision 0025): concurrent streaming
+transfers, HEAD before upload, chunked uploads with a monolithic fall-back, retries, re-authentication,
+and verification of every manifest and blob read. The HTTP stack is imported when a backend is
+constructed, never at plugin load, so ``mops bundle --help`` stays fast.
 
 Settings (built by :func:`modelops_bundle.core.registry_select.open_registry`):
 ``url`` (``[http[s]://]host[:port][/namespace]``), ``insecure``, ``username``, ``password``,

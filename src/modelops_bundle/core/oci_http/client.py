@@ -2,10 +2,8 @@
 
 Each worker thread has its own ``requests.Session`` (one must not be shared between threads), set up
 as oras-py sets up its own (cookies ignored: some registries take a cookie as a sign of a browser).
-oras-py's client (:class:`OrasClient`, a :class:`oras.provider.Registry`) is built on request, on the
-same thread's session, for oras-py's own methods; importing oras-py costs about 80 ms (it loads
-jsonschema), which a one-file push does not pay (decision 0014). oras-py's ``do_request`` is replaced: it
-cannot replay a streamed body after a 401, retries nothing, and holds one token for every scope.
+The client is our own rather than oras-py's (decision 0025): oras-py cannot replay a streamed body after
+a 401, retries nothing, and holds one token for every scope; importing it costs about 80 ms.
 Here every request carries the header for its scope from the shared :class:`Authenticator`, a 401
 re-authenticates (a token may expire in the middle of a long transfer) and re-sends a fresh body,
 and 5xx / 429 / dropped connections are retried with exponential backoff and full jitter, honouring
@@ -25,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -98,43 +96,6 @@ def new_session() -> requests.Session:
     return session
 
 
-if TYPE_CHECKING:
-    from oras.provider import Registry as OrasClient
-else:
-    OrasClient = Any
-
-
-def _oras_client(owner: HttpRegistry, session: requests.Session) -> OrasClient:
-    """oras-py's registry client whose requests go through ``owner`` (auth, retries) on ``session``."""
-    import oras.provider
-
-    class _Client(oras.provider.Registry):  # type: ignore[misc]
-        def do_request(
-            self,
-            url: str,
-            method: str = "GET",
-            data: Any = None,
-            headers: dict[str, str] | None = None,
-            json: Any = None,
-            stream: bool = False,
-        ) -> requests.Response:
-            if json is not None:
-                raise TypeError("JSON bodies are not used with registries")
-            match = _V2_NAME.search(url)
-            scope = scope_for(match.group(1), method not in ("GET", "HEAD")) if match else ""
-            return owner.send(method, url, scope=scope, headers=headers, body=data, stream=stream)
-
-    client = _Client(
-        hostname=owner.endpoint.host,
-        insecure=owner.endpoint.scheme == "http",
-        tls_verify=owner.tls_verify,
-        auth_backend="basic",
-    )
-    client.session.close()
-    client.session = session
-    return client
-
-
 class HttpRegistry:
     """Everything needed to make requests to one registry endpoint, safely from many threads."""
 
@@ -175,14 +136,6 @@ class HttpRegistry:
             with self._lock:
                 self._all.append(session)
         return session
-
-    def client(self) -> OrasClient:
-        """oras-py's client on this thread's session, its requests sent through :meth:`send`."""
-        client: OrasClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = _oras_client(self, self.session())
-            self._local.client = client
-        return client
 
     def close(self) -> None:
         with self._lock:
