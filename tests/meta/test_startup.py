@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata")
+HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata", "cryptography")
 
 PROBE = """
 import io, json, sys
