@@ -10,7 +10,9 @@ Everything here is typed and keeps its signature across minor releases. A *ref* 
   ``registry_ref`` and default tag, in its pinned environment (unless ``env=`` is given).
 
 Everything fetched goes through the shared cache (:mod:`modelops_bundle.core.cache`): ``$MODELOPS_BUNDLE_CACHE``,
-else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``.
+else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``. A ``trust:`` policy in the environment
+file is enforced by ``materialize``/``materialize_report``/``run_model`` before anything is placed or
+imported, cached versions included (:mod:`modelops_bundle.core.trust`; ``TrustError`` when refused).
 
 Example::
 
