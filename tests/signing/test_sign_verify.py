@@ -83,6 +83,8 @@ def test_verify_signature_finds_the_unsigned_and_the_untrusted(stage: Stage) -> 
     (finding,) = untrusted.json()["findings"]
     assert finding["kind"] == "untrusted" and "other.pub" in finding["detail"]
     stage.trust_ci()
+    (unsigned_finding,) = project.run("verify", "--signature", "unsigned", "--json").json()["findings"]
+    assert unsigned_finding["kind"] == "unsigned" and "expects one by: sha256:" in unsigned_finding["detail"]
     trusted = ok(project.run("verify", "--signature", "latest", "--json"))
     (check,) = trusted["signatures"]["signatures"]
     assert check["trusted"] and check["trusted_key"].endswith("ci.pub") and trusted["signatures"]["accepted"]

@@ -324,25 +324,19 @@ class SignatureReport:
 
     def problems(self) -> list[tuple[str, str, str]]:
         """``(kind, what, detail)`` for each thing wrong: no signature at all, a signature that is not a
-        valid signature of this version, and a version the policy would refuse."""
-        found: list[tuple[str, str, str]] = []
+        valid signature of this version, and a signed version the policy would refuse."""
+        expects = ""
+        if self.policy is not None and self.rule is not None and self.rule.required:
+            keys = ", ".join(key.describe() for key in self.rule.keys) or "none"
+            expects = f"the trust policy of {self.policy.source} ({self.rule.why}) expects one by: {keys}"
         if not self.checks:
-            found.append(
-                ("unsigned", self.digest, "no signature (none attached, or the registry does not keep referrers)")
-            )
-        found += [
+            detail = "no signature (none attached, or the registry does not keep referrers)"
+            return [("unsigned", self.digest, f"{detail}; {expects}" if expects else detail)]
+        found = [
             ("bad-signature", check.referrer, check.problem or "invalid") for check in self.checks if not check.valid
         ]
-        if not self.accepted and self.policy is not None and self.rule is not None:
-            expected = ", ".join(key.describe() for key in self.rule.keys) or "none"
-            found.append(
-                (
-                    "untrusted",
-                    self.digest,
-                    f"no signature by a key the trust policy of {self.policy.source} trusts ({self.rule.why}); "
-                    f"expected one of: {expected}",
-                )
-            )
+        if not self.accepted:
+            found.append(("untrusted", self.digest, f"no signature by a trusted key: {expects}"))
         return found
 
     def to_json(self) -> dict[str, Any]:
