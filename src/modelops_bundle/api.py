@@ -10,7 +10,9 @@ Everything here is typed and keeps its signature across minor releases. A *ref* 
   repository and default tag, where its settings send versions (unless ``env=`` names another environment).
 
 Everything fetched goes through the shared cache (:mod:`modelops_bundle.core.cache`): ``$MODELOPS_BUNDLE_CACHE``,
-else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``.
+else the project's ``cache_dir``, else ``$MODELOPS_HOME/cache``. A ``trust:`` policy in the environment
+file is enforced by ``materialize``/``materialize_report``/``run_model`` before anything is placed or
+imported, cached versions included (:mod:`modelops_bundle.core.trust`; ``TrustError`` when refused).
 
 Example::
 
@@ -70,9 +72,25 @@ RefLike = str | os.PathLike[str]
 class _Source:
     materializer: Materializer
     reference: Reference
+    env_name: str
 
     def close(self) -> None:
         self.materializer.close()
+
+    def enforce_trust(self, digest: str) -> None:
+        """Refuse the version (``TrustError``) unless the trust policy in force lets it through --
+        before any of its files is fetched or placed."""
+        from modelops_bundle.core.materialize import origin_of
+        from modelops_bundle.core.trust import enforce_trust, trust_policy
+
+        policy = trust_policy(self.env_name, self.materializer.environ)
+        reference = self.reference
+        if reference.repository == "_":  # a bare digest: the cache knows where it came from
+            reference = origin_of(self.materializer.cache, digest) or reference
+        engine = self.materializer
+        enforce_trust(
+            policy, reference.repository, digest, backend=lambda: engine.backend(reference), cache=engine.cache
+        )
 
 
 def _environ(environ: Mapping[str, str] | None) -> dict[str, str]:
@@ -121,7 +139,7 @@ def _source(
             materializer = Materializer(
                 BundleCache(root), host, session.environment, values, pinned=session.config.registry
             )
-            return _Source(materializer, session.reference())
+            return _Source(materializer, session.reference(), session.env_name)
         finally:
             session.close()
     else:
@@ -138,7 +156,7 @@ def _source(
         env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
     root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values)
     environment = load_environment(env_name, values)
-    return _Source(Materializer(BundleCache(root), host, environment, values), reference)
+    return _Source(Materializer(BundleCache(root), host, environment, values), reference, env_name)
 
 
 def open_cache(
@@ -171,12 +189,13 @@ def materialize_report(
     """:func:`materialize`, returning the details: digest, path, file count, whether the cache already
     held the tree, and what this process fetched (``stats``)."""
     if dest is None and not models:
-        ready = _ready(ref, environ, cache_dir)
+        ready = _ready(ref, env, environ, cache_dir)
         if ready is not None:
             return ready
     source = _source(ref, env=env, environ=environ, cache_dir=cache_dir)
     try:
         digest = source.reference.digest or source.materializer.resolve(source.reference)
+        source.enforce_trust(digest)
         target = Path(os.fspath(dest)) if dest is not None else None
         return source.materializer.materialize(source.reference, digest, target, models=models)
     finally:
@@ -184,10 +203,11 @@ def materialize_report(
 
 
 def _ready(
-    ref: RefLike, environ: Mapping[str, str] | None, cache_dir: str | os.PathLike[str] | None
+    ref: RefLike, env: str | None, environ: Mapping[str, str] | None, cache_dir: str | os.PathLike[str] | None
 ) -> Materialized | None:
     """The hot path: a digest whose full tree is complete in the cache needs no plugins, environment
-    or registry -- only a stat of each file."""
+    or registry -- only a stat of each file (and, under a trust policy, a check of the signatures kept
+    beside it in the cache)."""
     from modelops_bundle.core.cache import BundleCache, read_marker
     from modelops_bundle.core.materialize import Materialized, Materializer
 
@@ -204,8 +224,46 @@ def _ready(
         tree = engine.ready_tree(digest)
     if tree is None:
         return None
+    _enforce_trust_cached(ref.strip(), digest, cache, env, _environ(environ))
     count = len(read_marker(BundleCache.marker_path(tree)) or ())
     return Materialized(digest, tree, count, None, True, cache.stats.to_json())
+
+
+def _enforce_trust_cached(text: str, digest: str, cache: BundleCache, env: str | None, values: dict[str, str]) -> None:
+    """:func:`~modelops_bundle.core.trust.enforce_trust` for a version complete in the cache: its kept
+    signatures are checked against the policy in force; the registry is opened only when they do not
+    satisfy it (a new policy, new keys)."""
+    from modelops_bundle.core.materialize import origin_of
+    from modelops_bundle.core.reference import Reference, is_digest, parse_reference
+    from modelops_bundle.core.trust import enforce_trust, trust_policy
+
+    env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
+    policy = trust_policy(env_name, values)
+    if policy is None:
+        return
+    if is_digest(text):
+        base = values.get(REGISTRY_ENV, "").strip()
+        reference = parse_reference(base).with_digest(digest) if base else Reference("_", None, None, digest)
+    else:
+        reference = parse_reference(text)
+    if reference.repository == "_":
+        reference = origin_of(cache, digest) or reference
+    opened: list[Any] = []
+
+    def backend() -> Any:
+        from modelops_bundle.core.plugins import build_plugin_host
+        from modelops_bundle.core.registry_select import open_reference
+        from modelops_bundle.core.settings_files import load_environment
+
+        environment = load_environment(env_name, values)
+        opened.append(open_reference(build_plugin_host(values), environment, reference, values))
+        return opened[-1]
+
+    try:
+        enforce_trust(policy, reference.repository, digest, backend=backend, cache=cache)
+    finally:
+        for item in opened:
+            item.close()
 
 
 def materialize(

@@ -14,6 +14,11 @@
 Workers share the machine's cache (``MODELOPS_BUNDLE_CACHE`` or ``cache_dir=``): of many workers on a
 machine asking for one digest at once, one downloads each blob and the others wait for it.
 
+Trust: both go through :func:`modelops_bundle.api.materialize_report`, so a ``trust:`` policy in the
+workers' environment file is enforced on every worker before anything is fetched or imported -- a
+refused version makes ``client.register_plugin`` raise the workers' ``TrustError``, and a task's
+``result()`` raise it.
+
 Isolation of model code: every bundle's modules are imported from its own tree, under their own names
 (``models.seir`` of bundle A and of bundle B are different module objects, swapped into ``sys.modules``
 only while a model of that bundle is imported and run). A process-wide lock serialises those runs, so

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.discovery import CodeDependencies, DiscoveredModel, DiscoveredTarget, SourceFile
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.keys import Signer
     from modelops_bundle.core.packaging import LayerPlan
     from modelops_bundle.core.project import Project
     from modelops_bundle.core.providers import RegistryBackendClass, StorageProviderClass
@@ -199,6 +200,23 @@ def mops_extra_files(project: Project) -> Sequence[str] | None:
 
     When: once per push and status. The model registry (``.modelops-bundle/registry.yaml``) comes in
     through this hook. Returns: POSIX paths relative to the project root. Collecting hook (union).
+    """
+
+
+# ---------------------------------------------------------------------------------------------- signing
+
+
+@hookspec
+def mops_signers() -> Sequence[type[Signer]]:
+    """Signer classes that keep private keys outside the tool (a PKCS#11 token, a cloud KMS, a lab's HSM).
+
+    When: when ``sign``, ``push --sign`` or ``key export --public`` is given ``--key SCHEME:KEY``.
+    Returns: classes with a class attribute ``name`` (the scheme), constructed as
+    ``cls(key=KEY, environ=...)``, with ``public_key_pem() -> bytes`` (an ECDSA P-256 or Ed25519
+    SubjectPublicKeyInfo PEM) and ``sign(data: bytes) -> bytes`` (:class:`~modelops_bundle.core.keys.Signer`).
+    Every signature is checked against the public key before it is used.
+    Ordering: named providers -- a third-party class replaces a built-in of the same name (there is none:
+    the built-in key store and PEM files are not plugins).
     """
 
 

@@ -25,6 +25,10 @@ A bundle ref is ``sha256:<hex>`` (in ``registry_ref``), ``repo@sha256:<hex>`` (`
 resolved once. ``ensure_local`` returns a :class:`LocalBundle`: a :class:`~pathlib.Path` to the verified
 read-only tree in the cache that also unpacks as ``digest, path`` -- the shape ModelOps'
 ``BundleRepository`` contract returns -- so it works with callers of either form.
+
+A ``trust:`` policy in the environment file is enforced on every call, before anything is fetched or
+handed out: a version it refuses raises :class:`~modelops_bundle.core.errors.TrustError` (see
+:mod:`modelops_bundle.core.trust`), whether or not the cache holds it.
 """
 
 from __future__ import annotations
@@ -152,15 +156,33 @@ class BundleRepository:
         text = bundle_ref.strip()
         from modelops_bundle.core.reference import is_digest
 
+        reference = self.reference(text)
+        ready = None
         if is_digest(text):  # the hot path: a completed tree needs no registry at all
             with engine.cache.using():
                 ready = engine.ready_tree(text)
-            if ready is not None:
-                return LocalBundle.of(ready, text)
-        reference = self.reference(text)
-        digest = reference.digest or engine.resolve(reference)
+        digest = text if ready is not None else reference.digest or engine.resolve(reference)
+        self._enforce_trust(engine, reference, digest)  # the policy in force, before anything is placed
+        if ready is not None:
+            return LocalBundle.of(ready, text)
         done = engine.materialize(reference, digest)
         return LocalBundle.of(done.path, digest)
+
+    def _enforce_trust(self, engine: Materializer, reference: Reference, digest: str) -> None:
+        """Refuse the version (``TrustError``) unless the trust policy of this repository's environment
+        lets it through; a cached version is re-checked (from the signatures kept beside it)."""
+        from modelops_bundle.core.materialize import origin_of
+        from modelops_bundle.core.trust import enforce_trust, trust_policy
+
+        if reference.repository == "_":  # a bare digest: the cache knows where it came from
+            reference = origin_of(engine.cache, digest) or reference
+        enforce_trust(
+            trust_policy(self.env_name, self.environ),
+            reference.repository,
+            digest,
+            backend=lambda: engine.backend(reference),
+            cache=engine.cache,
+        )
 
     def exists(self, bundle_ref: str) -> bool:
         """True when the bundle is complete in the cache or the registry has it; False for a malformed

@@ -14,7 +14,18 @@ from pathlib import Path
 import pytest
 
 # typer and click: only a host CLI that mounts ``modelops_bundle.cli.app`` imports them (decision 0021).
-HEAVY = ("pydantic", "rich", "yaml", "fsspec", "oras", "requests", "importlib.metadata", "typer", "click")
+HEAVY = (
+    "pydantic",
+    "rich",
+    "yaml",
+    "fsspec",
+    "oras",
+    "requests",
+    "importlib.metadata",
+    "typer",
+    "click",
+    "cryptography",
+)
 
 PROBE = """
 import io, json, sys

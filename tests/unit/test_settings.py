@@ -232,7 +232,9 @@ def test_one_rule_names_secrets(name: str) -> None:
     assert secret_values([(name, "value-1234")]) == ["value-1234"]
 
 
-@pytest.mark.parametrize("name", ["provider", "login_server", "container", "insecure", "requires_auth", "region"])
+@pytest.mark.parametrize(
+    "name", ["provider", "login_server", "container", "insecure", "requires_auth", "region", "keys", "public_key"]
+)
 def test_ordinary_settings_are_not_secrets(name: str) -> None:
     assert masked({"registry": {name: "value"}}) == {"registry": {name: "value"}}
     assert not holds_secret({"registry": {name: "value"}})

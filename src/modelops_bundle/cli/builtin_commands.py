@@ -35,6 +35,8 @@ BUILTIN_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("completion", "completion"),
     ("provenance", "provenance"),
     ("verify", "verify"),
+    ("sign", "sign"),
+    ("key", "key"),
     ("gc", "gc"),
 )
 

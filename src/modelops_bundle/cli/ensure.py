@@ -29,8 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import ensure
+    from modelops_bundle.core.trust import trust_policy
 
-    with fetch_session(ctx, open_session(ctx), chosen_ref(args)) as fetch:
+    session = open_session(ctx)
+    with fetch_session(ctx, session, chosen_ref(args)) as fetch:
         result = ensure(
             ctx.plugins,
             fetch.backend,
@@ -41,6 +43,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             progress=ctx.out.progress,
             blob_fetcher=fetch.fetcher,
             models=args.models,
+            trust=trust_policy(session.env_name, ctx.environ),
         )
     if emit_outcome(ctx, result):
         return 0

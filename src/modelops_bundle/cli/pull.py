@@ -32,6 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.pull import pull
+    from modelops_bundle.core.trust import trust_policy
 
     project = open_session(ctx)
     with fetch_session(ctx, project, chosen_ref(args)) as fetch:
@@ -47,6 +48,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             progress=ctx.out.progress,
             blob_fetcher=fetch.fetcher,
             models=args.models,
+            trust=trust_policy(project.env_name, ctx.environ),
         )
     if emit_outcome(ctx, result):
         return 0

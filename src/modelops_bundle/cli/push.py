@@ -35,9 +35,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="record KEY=VALUE in the manifest and the provenance document (repeatable)",
     )
+    parser.add_argument("--sign", action="store_true", help="sign the pushed version (see 'mops bundle sign')")
+    from modelops_bundle.cli.sign import add_key_option
+
+    add_key_option(parser)
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
+    from modelops_bundle.cli import sign as sign_command
     from modelops_bundle.core.provenance import parse_annotation
     from modelops_bundle.core.push import PushOptions, push
 
@@ -47,9 +52,13 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if reference.digest or not reference.tag:
         raise UsageError(f"push needs a tag, not a digest: {args.tag}")
     reference = reference.with_tag(reference.tag)  # a hex tag is a tag here, never a short digest
+    if args.key and not args.sign:
+        raise UsageError("--key belongs to --sign")
+    signing_key = sign_command.unlock(ctx, args.key) if args.sign else None  # a wrong passphrase stops it here
     backend = session.open_registry(reference)
     report_notices(ctx, session)
     blobs = session.open_blob_store(uploading=True, progress=ctx.out.progress("blob uploads"))
+    signed = None
     try:
         result = push(
             ctx.plugins,
@@ -61,10 +70,17 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             progress=ctx.out.progress,
             blob_uploader=blobs,
         )
+        if signing_key is not None and not result.dry_run and result.digest:
+            signed = sign_command.sign(ctx, backend, reference.with_digest(result.digest), signing_key)
     finally:
         if blobs is not None:
             blobs.close()
         backend.close()
+    if signed is not None and ctx.out.json_mode:
+        for warning in result.warnings:
+            ctx.out.warn(warning)
+        ctx.out.emit_json({**result.to_json(), "signature": signed.attachment_json()})
+        return 0
     if emit_outcome(ctx, result):
         return 0
     out = ctx.out
@@ -76,6 +92,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if result.up_to_date:
         out.line(f"Everything up to date: {result.reference}", style="green")
         out.line(f"Digest: {result.digest}")
+        if signed is not None:
+            out.line(sign_command.describe(signed))
         return 0
     verb = "Would push" if result.dry_run else "Pushed"
     out.line(f"{verb} {result.reference}  ({result.registry})", style="bold")
@@ -111,6 +129,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     out.line(f"Digest: {result.digest}")
     if result.provenance:
         out.line(f"Provenance: {result.provenance['digest']} ({result.provenance['method']})")
+    if signed is not None:
+        out.line(sign_command.describe(signed))
     return 0
 
 
@@ -125,5 +145,5 @@ COMMAND = Command(
     run=run,
     configure=configure,
     epilog="examples:\n  mops bundle push\n  mops bundle push --tag v1.0.0\n  mops bundle push --dry-run --json\n"
-    "  mops bundle push --tag v2 --annotation org.example.study=flu-2025",
+    "  mops bundle push --tag v2 --annotation org.example.study=flu-2025\n  mops bundle push --sign --key ci",
 )

@@ -69,6 +69,10 @@ class IntegrityError(BundleError):
     """Bytes do not match the digest or size that names them."""
 
 
+class TrustError(BundleError):
+    """A version is refused by the trust policy: unsigned, or not signed by a key the policy trusts."""
+
+
 class ConflictError(BundleError):
     """Local and remote changes collide (moved tag, local edits a pull would overwrite)."""
 

@@ -27,28 +27,29 @@ The document (``schemaVersion`` 1)::
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import hashlib
 import json
 import platform
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops_bundle import __version__
+from modelops_bundle.core import referrers
 from modelops_bundle.core.errors import BundleError, UsageError
-from modelops_bundle.core.registry import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, BlobSource, RegistryBackend
+from modelops_bundle.core.referrers import ANNOTATION_CREATED
+from modelops_bundle.core.referrers import ReferrerUpload as ReferrerUpload  # re-exported for callers
+from modelops_bundle.core.referrers import fallback_tag as fallback_tag  # re-exported for callers
+from modelops_bundle.core.referrers import is_fallback_tag as is_fallback_tag  # re-exported for callers
+from modelops_bundle.core.registry import RegistryBackend
 
 if TYPE_CHECKING:
     from modelops_bundle.core.index import BundleIndex
     from modelops_bundle.core.plugins import PluginHost
 
 PROVENANCE_MEDIA_TYPE = "application/vnd.modelops.bundle.provenance.v1+json"
-EMPTY_JSON = b"{}"
-EMPTY_DIGEST = "sha256:" + hashlib.sha256(EMPTY_JSON).hexdigest()
 MAX_PROVENANCE_BYTES = 1024 * 1024
 
 ANNOTATION_TOOL = "io.modelops.bundle.tool"
@@ -56,7 +57,6 @@ ANNOTATION_PYTHON = "io.modelops.bundle.python"
 ANNOTATION_PLATFORM = "io.modelops.bundle.platform"
 ANNOTATION_LOCKFILE = "io.modelops.bundle.lockfile"
 ANNOTATION_LOCKFILE_DIGEST = "io.modelops.bundle.lockfile.digest"
-ANNOTATION_CREATED = "org.opencontainers.image.created"
 #: Environment lock files, in order of preference for the manifest annotation.
 LOCKFILE_PATTERNS = ("uv.lock", "poetry.lock", "requirements*.txt")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
@@ -170,70 +170,32 @@ def manifest_annotations(document: Mapping[str, Any]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------- referrers
-
-
-def fallback_tag(digest: str) -> str:
-    """The tag-schema fallback tag of a subject: ``sha256:<hex>`` -> ``sha256-<hex>``."""
-    return digest.replace(":", "-", 1)
-
-
-def is_fallback_tag(tag: str) -> bool:
-    return bool(re.match(r"^(sha256-[a-f0-9]{64}|sha512-[a-f0-9]{128})$", tag))
-
-
-def _dumps(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+# Attaching and finding referrers is shared with signatures: see :mod:`.referrers`.
 
 
 def referrer_manifest(document_bytes: bytes, subject_digest: str, subject_size: int, created: str) -> bytes:
-    """An image-spec 1.1 artifact manifest: empty config, the document as its layer, ``subject`` set."""
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": PROVENANCE_MEDIA_TYPE,
-        "config": {
-            "mediaType": OCI_EMPTY,
-            "digest": EMPTY_DIGEST,
-            "size": 2,
-            "data": base64.b64encode(EMPTY_JSON).decode(),
-        },
-        "layers": [
-            {
-                "mediaType": PROVENANCE_MEDIA_TYPE,
-                "digest": "sha256:" + hashlib.sha256(document_bytes).hexdigest(),
-                "size": len(document_bytes),
-            }
-        ],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_size},
-        "annotations": {ANNOTATION_CREATED: created},
-    }
-    return _dumps(manifest)
-
-
-@dataclass(frozen=True)
-class ReferrerUpload:
-    """A provenance document ready to attach to one version: the blobs its referrer manifest names (a
-    push uploads them while it uploads the version's own blobs), and that manifest."""
-
-    subject_digest: str
-    manifest: bytes
-    created: str
-    blobs: tuple[BlobSource, ...]
+    """The image-spec 1.1 artifact manifest that attaches a provenance document to its version."""
+    return referrers.referrer_manifest(
+        document_bytes,
+        artifact_type=PROVENANCE_MEDIA_TYPE,
+        layer_media_type=PROVENANCE_MEDIA_TYPE,
+        subject_digest=subject_digest,
+        subject_size=subject_size,
+        annotations={ANNOTATION_CREATED: created},
+    )
 
 
 def prepare(document: Mapping[str, Any], *, subject_digest: str, subject_size: int, reference: str) -> ReferrerUpload:
     """The referrer of version ``subject_digest`` (whose manifest has ``subject_size`` bytes)."""
-    import io
-
     full = {**document, "subject": {"digest": subject_digest, "reference": reference}}
-    data = _dumps(full)
-    created = str(document.get("created") or "")
-    blobs = (
-        BlobSource(EMPTY_DIGEST, 2, lambda: io.BytesIO(EMPTY_JSON), "empty config"),
-        BlobSource("sha256:" + hashlib.sha256(data).hexdigest(), len(data), lambda: io.BytesIO(data), "provenance"),
-    )
-    return ReferrerUpload(
-        subject_digest, referrer_manifest(data, subject_digest, subject_size, created), created, blobs
+    return referrers.prepare(
+        referrers.dumps(full),
+        artifact_type=PROVENANCE_MEDIA_TYPE,
+        layer_media_type=PROVENANCE_MEDIA_TYPE,
+        subject_digest=subject_digest,
+        subject_size=subject_size,
+        created=str(document.get("created") or ""),
+        what="provenance",
     )
 
 
@@ -245,67 +207,12 @@ def attach(
     ``blobs_uploaded`` says the caller already uploaded ``upload.blobs``. Returns
     ``{"digest": <referrer manifest>, "method": "referrers-api" | "tag-schema"}``.
     """
-    if not blobs_uploaded:
-        backend.put_blobs(repository, list(upload.blobs), jobs=2, progress=None)
-    digest = backend.put_manifest(repository, upload.manifest, OCI_MANIFEST, None)
-    descriptor = {
-        "mediaType": OCI_MANIFEST,
-        "digest": digest,
-        "size": len(upload.manifest),
-        "artifactType": PROVENANCE_MEDIA_TYPE,
-        "annotations": {ANNOTATION_CREATED: upload.created},
-    }
-    # OCI 1.1: a registry that indexed the subject says so in its answer to the PUT (``OCI-Subject``);
-    # then nothing is left to do. Registries that have the API but predate the header are asked.
-    processed = getattr(backend, "processed_subject", None)  # a third-party backend may predate the method
-    if processed is not None and processed(repository, digest) == upload.subject_digest:
-        return {"digest": digest, "method": "referrers-api"}
-    listed = _api_referrers(backend, repository, upload.subject_digest)
-    if listed is not None and any(item.get("digest") == digest for item in listed):
-        return {"digest": digest, "method": "referrers-api"}
-    _add_to_fallback(backend, repository, upload.subject_digest, descriptor)
-    return {"digest": digest, "method": "tag-schema"}
-
-
-def _api_referrers(backend: RegistryBackend, repository: str, digest: str) -> list[dict[str, Any]] | None:
-    method = getattr(backend, "referrers", None)  # a third-party backend may predate the method
-    if method is None:
-        return None
-    result: list[dict[str, Any]] | None = method(repository, digest)
-    return result
-
-
-def _fallback_index(backend: RegistryBackend, repository: str, subject: str) -> list[dict[str, Any]]:
-    tag = fallback_tag(subject)
-    if backend.resolve(repository, tag) is None:
-        return []
-    record = backend.get_manifest(repository, tag)
-    try:
-        data = json.loads(record.data)
-    except ValueError:
-        return []
-    manifests = data.get("manifests") if isinstance(data, dict) else None
-    return [item for item in manifests or () if isinstance(item, dict)]
-
-
-def _add_to_fallback(backend: RegistryBackend, repository: str, subject: str, descriptor: dict[str, Any]) -> None:
-    """Read-modify-write of the ``sha256-<hex>`` index (two pushes of one digest at the same instant
-    could drop one entry: both documents stay fetchable by digest, only the listing misses one)."""
-    existing = [
-        item for item in _fallback_index(backend, repository, subject) if item.get("digest") != descriptor["digest"]
-    ]
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*existing, descriptor]}
-    backend.put_manifest(repository, _dumps(index), OCI_INDEX, fallback_tag(subject))
+    return referrers.attach(backend, repository, upload, blobs_uploaded=blobs_uploaded)
 
 
 def find(backend: RegistryBackend, repository: str, digest: str) -> list[dict[str, Any]]:
     """Provenance referrers of a version (API first, then the fallback tag), newest first."""
-    listed = _api_referrers(backend, repository, digest)
-    items = listed if listed else _fallback_index(backend, repository, digest)
-    found = [item for item in items if item.get("artifactType") == PROVENANCE_MEDIA_TYPE]
-    return sorted(
-        found, key=lambda item: str((item.get("annotations") or {}).get(ANNOTATION_CREATED, "")), reverse=True
-    )
+    return referrers.find(backend, repository, digest, PROVENANCE_MEDIA_TYPE)
 
 
 def fetch(backend: RegistryBackend, repository: str, digest: str) -> tuple[dict[str, Any], str] | None:
@@ -313,14 +220,16 @@ def fetch(backend: RegistryBackend, repository: str, digest: str) -> tuple[dict[
     for item in find(backend, repository, digest):
         referrer = str(item.get("digest"))
         try:
-            record = backend.get_manifest(repository, referrer)
-            manifest = json.loads(record.data)
-            layer = manifest["layers"][0]
-            if (manifest.get("subject") or {}).get("digest") != digest:
-                continue
-            data = backend.get_blob_bytes(repository, layer["digest"], layer["size"], limit=MAX_PROVENANCE_BYTES)
+            _manifest, data = referrers.read_layer(
+                backend,
+                repository,
+                referrer,
+                digest,
+                artifact_type=PROVENANCE_MEDIA_TYPE,
+                limit=MAX_PROVENANCE_BYTES,
+            )
             document = json.loads(data)
-        except (BundleError, ValueError, KeyError, IndexError, TypeError):
+        except (BundleError, ValueError):
             continue  # a damaged or foreign referrer: try the next one
         if isinstance(document, dict):
             return document, referrer

@@ -55,10 +55,12 @@ from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import RegistryBackend, TransferStats
 from modelops_bundle.core.remote import RemoteVersion, fetch_version
+from modelops_bundle.core.trust import enforce_trust
 from modelops_bundle.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.trust import TrustPolicy
 
 DEFAULT_JOBS = 5
 #: The only project-metadata file a version may carry (the model registry travels with the bundle).
@@ -463,6 +465,7 @@ def pull(
     progress: ProgressFactory | None = None,
     blob_fetcher: BlobFetcher | None = None,
     models: Sequence[str] | None = None,
+    trust: TrustPolicy | None = None,
 ) -> PullResult:
     """Pull ``reference`` into the project (see the module docstring). Holds the project lock.
 
@@ -473,6 +476,7 @@ def pull(
     with ws.lock():
         ws.sweep_leftovers()
         version = fetch_version(backend, reference)
+        enforce_trust(trust, version.reference.repository, version.digest, backend=backend)  # before anything lands
         source = str(version.pinned)
         check_version_paths(version.index, source=source)
         selected = _selection(backend, version, models)
@@ -607,6 +611,7 @@ def ensure(
     progress: ProgressFactory | None = None,
     blob_fetcher: BlobFetcher | None = None,
     models: Sequence[str] | None = None,
+    trust: TrustPolicy | None = None,
 ) -> EnsureResult:
     """Make ``destination`` hold the version's files (verified); ``mirror`` also deletes other files.
 
@@ -619,6 +624,7 @@ def ensure(
     if mirror and (destination / META_DIR / "config.yaml").exists():
         raise UsageError(f"{destination} is a modelops-bundle project; --mirror would delete its files")
     version = fetch_version(backend, reference)
+    enforce_trust(trust, version.reference.repository, version.digest, backend=backend)  # before anything lands
     source = str(version.pinned)
     check_version_paths(version.index, source=source)
     try:

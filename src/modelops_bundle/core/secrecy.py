@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-SECRET_NAME = re.compile(r"(key|secret|token|password|passwd|sas|credential|connection)", re.I)
+#: Names that say a value may be a credential. ``key`` counts except as ``keys`` or ``public_key``
+#: (the trust policy's public keys are meant to be shown).
+SECRET_NAME = re.compile(r"(secret|token|password|passwd|sas|credential|connection|(?<!public_)key(?!s))", re.I)
 MASK = "********"
 
 

@@ -45,18 +45,22 @@ class VerifyReport:
     checked: dict[str, int] = field(default_factory=dict)  # scope -> items checked
     findings: list[Finding] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # scope -> what was checked against
+    signatures: dict[str, Any] | None = None  # ``--signature``: core.trust.SignatureReport.to_json()
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "ok": self.ok,
             "checked": self.checked,
             "sources": self.sources,
             "findings": [finding.to_json() for finding in self.findings],
         }
+        if self.signatures is not None:
+            data["signatures"] = self.signatures
+        return data
 
 
 def _digest_of(path: Path, algorithm: str) -> str:
