@@ -40,7 +40,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTime
 from modelops_bundle.core.auth import Authenticator, Credentials, Login
 from modelops_bundle.core.errors import RegistryError
 from modelops_bundle.core.oci_http.hosts import Endpoint, realm_refusal
-from modelops_bundle.core.oci_http.limits import READ_ENV, RETRY_AFTER_CAP, Budget, Timeouts
+from modelops_bundle.core.oci_http.limits import CONNECT_ENV, READ_ENV, RETRY_AFTER_CAP, Budget, Timeouts
 
 log = logging.getLogger("modelops_bundle.registry.http")
 
@@ -321,6 +321,12 @@ class HttpRegistry:
 
         ``first``: the connection check, where silence counts as "not there" (few attempts)."""
         timeouts = self.timeouts
+        silence = f"read timeout: registry.read_timeout or {READ_ENV}"
+        if first:
+            # A registry answers GET /v2/ at once; one that does not within the connect timeout is not
+            # there (a hung server that accepts connections): two short attempts, not two long ones.
+            timeouts = Timeouts(timeouts.connect, min(timeouts.read, timeouts.connect), timeouts.deadline)
+            silence = f"the connection check waits the connect timeout: registry.connect_timeout or {CONNECT_ENV}"
         if patience is not None:
             timeouts = Timeouts(min(timeouts.connect, patience), min(timeouts.read, patience), patience)
         budget = Budget(timeouts)
@@ -339,7 +345,7 @@ class HttpRegistry:
                 )
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"TLS error talking to registry {self.where()}: {self.auth.mask(reason_for(exc, self.timeouts))}",
+                    f"TLS error talking to registry {self.where()}: {self.auth.mask(reason_for(exc))}",
                     hint="if this is a trusted registry that speaks plain HTTP, set registry.insecure: true "
                     "or MODELOPS_BUNDLE_INSECURE=true",
                 ) from None
@@ -350,7 +356,7 @@ class HttpRegistry:
                     if cannot_connect or (first and _timed_out(exc))
                     else self.retry.attempts
                 )
-                reason = reason_for(exc, self.timeouts)
+                reason = reason_for(exc, timeouts.read, silence)
                 message = (
                     f"cannot connect to registry {self.where()}: {reason}"
                     if cannot_connect
@@ -455,7 +461,7 @@ class HttpRegistry:
                     ) from None
                 raise RegistryError(
                     f"cannot reach the token service of registry {self.where()}: "
-                    f"{self.auth.mask(reason_for(exc, self.timeouts))}"
+                    f"{self.auth.mask(reason_for(exc, self.timeouts.read))}"
                 ) from None
             with response:
                 try:
@@ -526,11 +532,12 @@ def _timed_out(exc: BaseException) -> bool:
     )
 
 
-def reason_for(exc: BaseException, timeouts: Timeouts | None = None) -> str:
-    """A short, credential-free reason for a connection failure."""
+def reason_for(exc: BaseException, silence: float | None = None, setting: str | None = None) -> str:
+    """A short, credential-free reason for a connection failure (``silence``: the read timeout that
+    applied, ``setting``: where it comes from)."""
     if _timed_out(exc) and not _cannot_connect(exc):
-        silence = f"{timeouts.read:g} s" if timeouts is not None else "the read timeout"
-        return f"no data moved for {silence} (read timeout: registry.read_timeout or {READ_ENV})"
+        seconds = f"{silence:g} s" if silence is not None else "the read timeout"
+        return f"no data moved for {seconds} ({setting or f'read timeout: registry.read_timeout or {READ_ENV}'})"
     for nested in _chain(exc):
         if isinstance(nested, NameResolutionError):
             return "unknown host"

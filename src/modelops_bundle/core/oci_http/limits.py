@@ -3,7 +3,8 @@
 Three numbers bound every request (issue 16: a registry that accepts connections and never answers
 stalled ``status`` for ten minutes):
 
-* ``connect`` -- opening the connection (TCP and TLS);
+* ``connect`` -- opening the connection (TCP and TLS), and the registry's first answer (``GET /v2/``, the
+  connection check: a hung registry is recognised in two short attempts);
 * ``read`` -- the longest silence on an open connection: no byte received (or sent) for this long fails
   the attempt, however large the transfer; a transfer that keeps moving is never cut;
 * ``deadline`` -- one request with all its retries and waits (``Retry-After`` included): no retry starts

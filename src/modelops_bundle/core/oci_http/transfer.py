@@ -378,7 +378,7 @@ class BlobTransfer:
     def _retry_body(self, what: str, exc: BaseException, attempt: int, budget: Budget, meter: ProgressMeter) -> float:
         """A response body broke off after ``attempt`` tries: the wait before the next, or the error."""
         policy = self.http.retry
-        reason = reason_for(exc, self.http.timeouts)
+        reason = reason_for(exc, self.http.timeouts.read)
         budget.progressed(meter.moved_at)
         wait = policy.delay(attempt - 1)
         if attempt >= policy.attempts:
