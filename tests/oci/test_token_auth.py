@@ -294,4 +294,4 @@ def test_push_and_status_with_az_on_the_command_line(
     assert failed.exit_code == 1 and "Traceback" not in failed.stderr
     assert "no credentials were found (tried: " in failed.stderr
     assert "the Azure CLI (az) is not on PATH" in failed.stderr
-    assert "hint: sign in to Azure with 'az login'" in failed.stderr
+    assert "hint: install the Azure CLI and sign in with 'az login'" in failed.stderr

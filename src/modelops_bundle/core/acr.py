@@ -85,6 +85,11 @@ class AzureCliLogin:
         return f"az acr login --name {self.name}"
 
     def hint(self) -> str:
+        if shutil.which("az", path=self.environ.get("PATH")) is None:
+            return (
+                f"install the Azure CLI and sign in with 'az login' ('{self.command} --expose-token' is then "
+                "run for you)"
+            )
         return f"sign in to Azure with 'az login' (the Azure CLI runs '{self.command} --expose-token')"
 
     def __call__(self, renew: bool) -> Credentials:
