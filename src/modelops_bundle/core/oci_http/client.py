@@ -25,7 +25,6 @@ import json
 import logging
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -526,10 +525,7 @@ def _cannot_connect(exc: BaseException) -> bool:
 
 def _timed_out(exc: BaseException) -> bool:
     """A read timeout: the connection is open and nothing moves."""
-    return any(
-        isinstance(e, (requests.exceptions.ReadTimeout, ReadTimeoutError, TimeoutError, socket.timeout))
-        for e in _chain(exc)
-    )
+    return any(isinstance(e, (requests.exceptions.ReadTimeout, ReadTimeoutError, TimeoutError)) for e in _chain(exc))
 
 
 def reason_for(exc: BaseException, silence: float | None = None, setting: str | None = None) -> str:
