@@ -264,6 +264,27 @@ def test_throttling_is_honoured_reported_once_and_logged_with_v(
     )
 
 
+def test_v_logs_retries_and_mops_debug_adds_their_tracebacks(
+    mops_env: dict[str, str], tmp_path: Path, proxy: FaultProxy
+) -> None:
+    write_env(mops_env, "flaky", proxy.host)
+    project, name = _project(mops_env, tmp_path, "flaky")
+    ok(project.run("push", "--json"))
+    clone = new_project(mops_env, tmp_path / "clone", "flaky", ref=name)
+    for flags, env, traceback in ((("-v",), {}, False), ((), {"MOPS_DEBUG": "1"}, True)):
+        proxy.clear()
+        proxy.inject("GET", r"/manifests/", "drop", 1)
+        result = clone.run("pull", "--dry-run", *flags, input_env=env)
+        assert result.exit_code == 0, result
+        retries = [line for line in result.stderr.splitlines() if line.startswith("info: retrying GET")]
+        assert len(retries) == 1 and "the connection was dropped" in retries[0], result.stderr
+        assert ("Traceback (most recent call last)" in result.stderr) is traceback, result.stderr
+    proxy.clear()
+    proxy.inject("GET", r"/manifests/", "drop", 1)
+    quiet = clone.run("pull", "--dry-run")
+    assert quiet.exit_code == 0 and quiet.stderr == "", quiet  # without -v a retry that worked is silent
+
+
 def test_throttling_beyond_the_deadline_fails_at_once(
     mops_env: dict[str, str], tmp_path: Path, proxy: FaultProxy, trial: Trial
 ) -> None:
