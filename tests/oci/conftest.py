@@ -1,4 +1,5 @@
-"""Registry fixtures: CNCF distribution (plain and with htpasswd) for the whole session, backends per test.
+"""Registry fixtures: CNCF distribution (plain, with htpasswd, and with token auth behind a token server of
+the suite's own) for the whole session, backends per test.
 
 Every backend gets an explicit ``environ`` with an empty HOME and DOCKER_CONFIG, so a developer's own
 docker login or ``REGISTRY_*`` variables never leak into a test.
@@ -20,6 +21,7 @@ from modelops_bundle.core.registry import BlobSource, RegistryBackend
 from modelops_bundle.plugins.registry_distribution import OciDistributionRegistry
 from modelops_bundle.plugins.registry_layout import OciLayoutRegistry
 from tests.oci.registries import FaultProxy, RunningRegistry, start_distribution
+from tests.oci.token_server import TokenServer
 
 USER, PASSWORD = "tester", "s3cret-Pa55word-never-shown"
 
@@ -36,6 +38,33 @@ def auth_distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
     registry = start_distribution(tmp_path_factory.mktemp("registry-auth"), username=USER, password=PASSWORD)
     yield registry
     registry.stop()
+
+
+@pytest.fixture(scope="session")
+def token_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TokenServer, RunningRegistry]]:
+    """A token server and a registry in ``auth: token`` mode that trusts it (reset per test by
+    :func:`token_registry`)."""
+    server = TokenServer(tmp_path_factory.mktemp("token-server")).start()
+    registry = start_distribution(tmp_path_factory.mktemp("registry-token"), token=server)
+    yield server, registry
+    registry.stop()
+    server.stop()
+
+
+@pytest.fixture
+def token_registry(token_service: tuple[TokenServer, RunningRegistry]) -> Iterator[tuple[TokenServer, RunningRegistry]]:
+    """The token-auth registry with its token server in a known state: user ``USER``/``PASSWORD``, no
+    refresh tokens, tokens valid 300 s; and the Azure CLI logins this process remembered forgotten."""
+    from modelops_bundle.core.acr import forget_logins
+
+    server, registry = token_service
+    with server.lock:
+        server.users, server.refresh_tokens = {USER: PASSWORD}, set()
+        server.registry_lifetime, server.advertised_lifetime, server.oauth_post = 300.0, 300.0, True
+        server.grants.clear()
+    forget_logins()
+    yield server, registry
+    forget_logins()
 
 
 @pytest.fixture

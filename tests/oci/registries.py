@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.oci.token_server import TokenServer
 from tests.support.servers import ServerProcess, free_port, require_binary
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
@@ -82,14 +83,19 @@ class RunningRegistry:
         self.process.stop()
 
 
-def start_distribution(workdir: Path, *, username: str | None = None, password: str | None = None) -> RunningRegistry:
-    """Start ``docker-registry serve`` with a fresh config in ``workdir`` (htpasswd auth if a user is given)."""
+def start_distribution(
+    workdir: Path, *, username: str | None = None, password: str | None = None, token: TokenServer | None = None
+) -> RunningRegistry:
+    """Start ``docker-registry serve`` with a fresh config in ``workdir``: htpasswd auth if a user is
+    given, token auth (``tests/oci/token_server.py``) if a started token server is."""
     binary = require_binary("docker-registry", REGISTRY_BINARY)
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "storage"
     port = free_port()
     auth = ""
-    if username is not None and password is not None:
+    if token is not None:
+        auth = token.auth_config()
+    elif username is not None and password is not None:
         htpasswd = require_binary("htpasswd")
         entry = subprocess.run([htpasswd, "-Bbn", username, password], capture_output=True, check=True).stdout
         (workdir / "htpasswd").write_bytes(entry)
@@ -123,7 +129,10 @@ class Fault:
     request body, then close: the connection dies mid-upload), ``"stall"`` (read the request, then
     send nothing for :attr:`FaultProxy.stall_seconds` and close: the client's read timeout must fire),
     ``"drop-after"`` (forward the request, then close without passing the answer on: the upstream
-    acted, the client does not know) or ``"401"`` (expire tokens, challenge)."""
+    acted, the client does not know), ``"401"`` (expire tokens, challenge), ``"stall-half"`` (send
+    half the upstream body, then fall silent for :attr:`FaultProxy.stall_seconds` with the connection
+    open), ``"stall-upload"`` (read half the request body, then stop reading for that long), or a
+    status with ``Retry-After``: ``"429@2"``, ``"503@1"`` (a throttling registry)."""
 
     method: str
     pattern: str
@@ -316,6 +325,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._drain()
             self._answer(int(action), {"Retry-After": "0"} if action == "429" else {})
             return
+        if action is not None and re.fullmatch(r"(429|503)@\d+", action):
+            status, retry_after = action.split("@")
+            self._drain()
+            self._answer(int(status), {"Retry-After": retry_after})
+            return
+        if action == "stall-upload":
+            self._drain(limit=int(self.headers.get("Content-Length") or 0) // 2)
+            self._silence()
+            self._hang_up()
+            return
         if action == "drop":
             self._drain()
             self._hang_up()
@@ -326,9 +345,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         if action == "stall":
             self._drain()
-            deadline = time.monotonic() + owner.stall_seconds
-            while time.monotonic() < deadline and owner.server is not None and not owner.stopping:
-                time.sleep(0.05)
+            self._silence()
             self._hang_up()
             return
         if owner.referrers and self.command == "GET" and (listing := _REFERRERS.match(self.path)):
@@ -339,12 +356,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._answer(200, {"Content-Type": "application/vnd.oci.image.index.v1+json"}, json.dumps(index).encode())
             return
         try:
-            self._forward(cut=action == "cut", hang_up=action == "drop-after")
+            self._forward(
+                cut=action in ("cut", "stall-half"), hang_up=action == "drop-after", stall=action == "stall-half"
+            )
         except ConnectionRefusedError:  # the upstream is down (killed): answer as a gateway does
             self._drain()
             self._answer(502)
 
-    def _forward(self, *, cut: bool, hang_up: bool = False) -> None:
+    def _silence(self) -> None:
+        """Hold the connection open and say nothing for ``stall_seconds`` (or until the proxy stops)."""
+        deadline = time.monotonic() + self.owner.stall_seconds
+        while time.monotonic() < deadline and self.owner.server is not None and not self.owner.stopping:
+            time.sleep(0.05)
+
+    def _forward(self, *, cut: bool, hang_up: bool = False, stall: bool = False) -> None:
         upstream = http.client.HTTPConnection("127.0.0.1", self.owner.upstream_port, timeout=60)
         try:
             upstream.connect()
@@ -396,6 +421,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self.wfile.write(piece[: limit - sent])
                     self.wfile.flush()
                     self.owner.count(outgoing=limit - sent)
+                    if stall:
+                        self._silence()
                     self.close_connection = True
                     with contextlib.suppress(OSError):
                         self.connection.shutdown(socket.SHUT_RDWR)

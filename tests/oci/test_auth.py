@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,80 @@ def test_token_flows_use_the_right_grant() -> None:
     refused.learn('Bearer realm="http://evil.example/token"')
     with pytest.raises(RegistryError, match=r"no http://evil\.example/token"):
         refused.header("repository:a:pull", fetch)
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ({"auths": []}, "'auths' is not an object"),
+        ({"auths": {"reg.example.com": "dXNlcjpwdw=="}}, "auths entry 'reg.example.com' is not an object"),
+        ({"auths": {"other.example.com": {"auth": base64.b64encode(b"no-colon").decode()}}}, "not base64 'user:pass"),
+        ({"auths": {"reg.example.com": {"auth": 5}}}, "not base64 'user:password'"),
+        ({"auths": {"reg.example.com": {"identitytoken": ["x"]}}}, "'identitytoken' is not a string"),
+        ({"credHelpers": ["pass"]}, "'credHelpers' is not an object"),
+        ({"credHelpers": {"reg.example.com": 7}}, "is not a credential helper name"),
+        ({"credsStore": {"name": "pass"}}, "credsStore is not a credential helper name"),
+    ],
+)
+def test_docker_config_of_the_wrong_shape_names_the_file(
+    clean_environ: dict[str, str], config: dict[str, object], needle: str
+) -> None:
+    """Issue 15, item 16: docker refuses such a file, and so does this tool (whatever host is asked for)."""
+    write_config(clean_environ, config)
+    with pytest.raises(ConfigError, match=re.escape(needle)) as caught:
+        resolve_credentials("reg.example.com", clean_environ)
+    assert str(Path(clean_environ["DOCKER_CONFIG"]) / "config.json") in caught.value.message
+
+
+def test_docker_config_that_is_a_folder_or_unreadable(clean_environ: dict[str, str]) -> None:
+    path = Path(clean_environ["DOCKER_CONFIG"]) / "config.json"
+    path.mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"is a folder, not docker's config\.json") as caught:
+        resolve_credentials("reg.example.com", clean_environ)
+    assert str(path) in caught.value.message and caught.value.exit_code == 2
+    path.rmdir()
+    environ = {**clean_environ, "DOCKER_CONFIG": str(Path(clean_environ["HOME"]) / "a-file")}
+    Path(environ["DOCKER_CONFIG"]).write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot read docker's config file"):
+        resolve_credentials("reg.example.com", environ)
+
+
+def test_what_was_tried_is_listed_when_nothing_matched(clean_environ: dict[str, str]) -> None:
+    write_config(clean_environ, {"auths": {"other.example.com": {"auth": base64.b64encode(b"u:p").decode()}}})
+    found = resolve_credentials("reg.example.com", clean_environ)
+    assert found.anonymous
+    assert found.notes == (
+        "REGISTRY_USERNAME/REGISTRY_PASSWORD not set",
+        "no registry.username/password in the environment file",
+        f"no docker login for reg.example.com in {Path(clean_environ['DOCKER_CONFIG']) / 'config.json'}",
+    )
+    error = Authenticator("reg.example.com", found, realm_allowed=lambda _: None).missing_credentials()
+    assert "no credentials were found (tried: REGISTRY_USERNAME/REGISTRY_PASSWORD not set; " in str(error)
+
+
+def test_az_stderr_is_summarised_in_one_line() -> None:
+    from modelops_bundle.core.acr import summarise
+
+    noisy = (
+        b'WARNING: something harmless\nTraceback (most recent call last):\n  File "az.py", line 1\n'
+        b"ERROR: Please run 'az login' to setup account.\n"
+    )
+    assert summarise(noisy, 1) == "Please run 'az login' to setup account. (exit 1)"
+    assert summarise(b"", 3) == "exit 3"
+    assert summarise(b"only a line\x1b[31m\n", 2) == "only a line [31m (exit 2)"
+    long = summarise(b"ERROR: " + b"x" * 1000, 1)
+    assert len(long) < 260 and long.endswith("... (exit 1)")
+
+
+def test_which_hosts_get_the_azure_cli_login() -> None:
+    from modelops_bundle.core.acr import azure_cli_login, registry_name
+
+    environ = {"PATH": "/nonexistent"}
+    assert azure_cli_login("myteam.azurecr.io", {}, environ) is not None
+    assert azure_cli_login("registry.example.com", {}, environ) is None
+    login = azure_cli_login("registry.example.com:5000", {"provider": "ACR", "acr_name": "team"}, environ)
+    assert login is not None and login.command == "az acr login --name team"
+    assert registry_name("myteam.azurecr.io", {}) == "myteam"
+    assert registry_name("127.0.0.1:5000", {}) == "127"
+    with pytest.raises(ConfigError, match="MOPS_AZ_TIMEOUT must be a number"):
+        azure_cli_login("myteam.azurecr.io", {}, {"MOPS_AZ_TIMEOUT": "later"})

@@ -149,8 +149,11 @@ def run(
     cwd = Path(os.path.abspath(args.directory)) if args.directory else Path.cwd()
     ctx = CommandContext(plugins=host, out=console, cwd=cwd, environ=env, verbose=args.verbose or 0)
     debug = _debug_enabled(env, ctx.verbose)
+    from modelops_bundle.cli.logs import command_logging
+
     try:
-        return int(command.run(ctx, args))
+        with command_logging(console.stderr, verbose=ctx.verbose > 0, tracebacks=_debug_enabled(env, 0)):
+            return int(command.run(ctx, args))
     except BundleError as exc:
         return _report(console, exc.message, exc.hint, int(exc.exit_code), debug)
     except KeyboardInterrupt:

@@ -69,9 +69,17 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     changes = local_changes(scan, paths, state)
     remote = None
     if not args.offline:
+        from modelops_bundle.cli.waiting import spinner
+        from modelops_bundle.core.deadline import DEFAULT_STATUS_TIMEOUT, STATUS_TIMEOUT_ENV, seconds_setting
         from modelops_bundle.core.remote import remote_status
 
-        remote = remote_status(session, scan)
+        time_limit = seconds_setting(ctx.environ, STATUS_TIMEOUT_ENV, DEFAULT_STATUS_TIMEOUT)
+        remote = remote_status(
+            session,
+            scan,
+            time_limit=time_limit,
+            waiting=lambda where: spinner(ctx.out, f"Asking registry {where}, up to {time_limit:g} s"),
+        )
         session.close()  # keeps what the registry check learnt (the environment file read) for next time
     models = _model_report(ctx, ws, scan, state, remote)
     tiers: dict[str, str] = {}

@@ -2,8 +2,11 @@
 
 Where credentials come from, most explicit first: ``REGISTRY_USERNAME``/``REGISTRY_PASSWORD``, then the
 environment file's ``registry.username``/``password``, then docker's ``config.json`` (``credHelpers``,
-inline ``auths``, ``credsStore``), else anonymous. Explicit settings win over the ambient docker login
-so that a CI job's variables are never shadowed by a developer's stored login.
+inline ``auths`` with a password or an OAuth2 ``identitytoken``, ``credsStore``), else anonymous --
+and, for an Azure Container Registry that asks for credentials when none of those had any, the Azure
+CLI (``core/acr.py``, a *login* the :class:`Authenticator` runs on the first challenge). Explicit
+settings win over the ambient docker login so that a CI job's variables are never shadowed by a
+developer's stored login.
 
 Secrets never leave this module in text: :class:`Credentials` masks its repr, and every message the
 HTTP layer builds passes through :meth:`Authenticator.mask` (passwords, refresh and access tokens, and
@@ -31,6 +34,8 @@ log = logging.getLogger("modelops_bundle.registry.auth")
 MASK = "********"
 #: docker's convention: a helper answering this user name returned a refresh (identity) token.
 TOKEN_USERNAME = "<token>"
+#: The user name that goes with a refresh token where a token service wants one (ACR, docker login).
+NULL_GUID_USER = "00000000-0000-0000-0000-000000000000"
 HELPER_TIMEOUT = 30.0
 _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -43,7 +48,11 @@ class Credentials:
     password: str | None = None
     identity_token: str | None = None
     source: str = "no credentials"
-    notes: tuple[str, ...] = ()  # why a configured source gave nothing (e.g. a missing helper)
+    notes: tuple[str, ...] = ()  # what was looked at and gave nothing (e.g. a missing helper)
+    #: Only send these to a token service on this host name (a refresh token from the Azure CLI).
+    realm_host: str | None = None
+    #: What to do when the registry rejects them (``None``: check the user name and password).
+    hint: str | None = None
 
     def __repr__(self) -> str:
         kind = "token" if self.identity_token else "password" if self.password else "none"
@@ -61,8 +70,16 @@ class Credentials:
             return None
         return base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
+    def token_basic_value(self) -> str | None:
+        """The base64 ``user:refresh-token`` some token services take instead of the OAuth2 POST (ACR
+        with the null-GUID user name)."""
+        if not self.identity_token:
+            return None
+        user = self.username or NULL_GUID_USER
+        return base64.b64encode(f"{user}:{self.identity_token}".encode()).decode("ascii")
+
     def secrets(self) -> list[str]:
-        values = [self.password, self.identity_token, self.basic_value()]
+        values = [self.password, self.identity_token, self.basic_value(), self.token_basic_value()]
         return [v for v in values if v and len(v) >= 3]
 
     def describe(self) -> str:
@@ -104,18 +121,62 @@ def resolve_credentials(
         return Credentials(env_user, env_password, source="REGISTRY_USERNAME/REGISTRY_PASSWORD")
     if username and password is not None:
         return Credentials(username, password, source="the environment file (registry.username/password)")
-    return docker_credentials(host, environ)
+    found = docker_credentials(host, environ)
+    if not found.anonymous:
+        return found
+    # Nothing matched: say what was looked at, for the error if the registry then asks for credentials.
+    looked = ("REGISTRY_USERNAME/REGISTRY_PASSWORD not set", "no registry.username/password in the environment file")
+    return Credentials(notes=(*looked, *found.notes))
 
 
 def docker_credentials(host: str, environ: Mapping[str, str]) -> Credentials:
-    """Credentials from docker's ``config.json`` for ``host``; anonymous when it has none."""
+    """Credentials from docker's ``config.json`` for ``host``; anonymous when it has none.
+
+    The whole file is checked, as docker itself does when it loads it: a file of the wrong shape (``auths``
+    not an object, an ``auth`` value that is not base64 ``user:password``, a folder where the file should
+    be) is a :class:`ConfigError` naming it, never a silent "no credentials" (issue 15, item 16).
+    """
     path = docker_config_path(environ)
+    config = _read_docker_config(path)
+    if config is None:
+        return Credentials(notes=(f"no docker login for {normalize_host(host)} in {path}",))
+    helpers = _mapping(config, "credHelpers", path)
+    auths = _mapping(config, "auths", path)
+    entries: dict[str, Credentials | None] = {}
+    for key, entry in auths.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: auths entry {key!r} is not an object")
+        entries[key] = _from_auth_entry(entry, f"{path} auths", key)
+    for key, helper in helpers.items():
+        if not isinstance(helper, str) or not _HELPER_NAME.match(helper):
+            raise ConfigError(f"{path}: credHelpers entry {key!r} is not a credential helper name")
+    store = config.get("credsStore")
+    if store is not None and not isinstance(store, str):
+        raise ConfigError(f"{path}: credsStore is not a credential helper name")
+    wanted = _aliases(normalize_host(host))
+    for key, helper in helpers.items():
+        if normalize_host(key) in wanted:
+            return run_credential_helper(helper, host, environ, origin=f"{path} credHelpers")
+    for key, found in entries.items():
+        if normalize_host(key) in wanted and found is not None:
+            return found
+    if store:
+        return run_credential_helper(store, host, environ, origin=f"{path} credsStore")
+    return Credentials(notes=(f"no docker login for {normalize_host(host)} in {path}",))
+
+
+def _read_docker_config(path: Path) -> dict[str, Any] | None:
+    """The parsed ``config.json``; ``None`` when there is none. Anything else wrong names the file."""
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Credentials()
+        return None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a folder, not docker's config.json", hint="remove it, or set DOCKER_CONFIG to another folder"
+        ) from None
     except OSError as exc:
-        return Credentials(notes=(f"cannot read {path}: {exc.strerror or exc}",))
+        raise ConfigError(f"cannot read docker's config file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:  # tests/reliability: binary garbage here was an "unexpected error"
         raise ConfigError(f"{path} is not valid JSON (not UTF-8 text, byte {exc.start})") from None
     try:
@@ -124,24 +185,16 @@ def docker_credentials(host: str, environ: Mapping[str, str]) -> Credentials:
         raise ConfigError(f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path} is not a docker config (expected a JSON object)")
-    wanted = _aliases(normalize_host(host))
-    helpers = config.get("credHelpers") or {}
-    auths = config.get("auths") or {}
-    if isinstance(helpers, dict):
-        for key, helper in helpers.items():
-            if normalize_host(key) in wanted and isinstance(helper, str):
-                return run_credential_helper(helper, host, environ, origin=f"{path} credHelpers")
-    if isinstance(auths, dict):
-        for key, entry in auths.items():
-            if normalize_host(key) not in wanted or not isinstance(entry, dict):
-                continue
-            found = _from_auth_entry(entry, f"{path} auths")
-            if found is not None:
-                return found
-    store = config.get("credsStore")
-    if isinstance(store, str) and store:
-        return run_credential_helper(store, host, environ, origin=f"{path} credsStore")
-    return Credentials()
+    return config
+
+
+def _mapping(config: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = config.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f'{path}: {key!r} is not an object (docker expects {{"host": ...}})')
+    return value
 
 
 _DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -152,17 +205,30 @@ def _aliases(host: str) -> frozenset[str]:
     return _DOCKER_HUB if host in _DOCKER_HUB else frozenset({host})
 
 
-def _from_auth_entry(entry: Mapping[str, Any], origin: str) -> Credentials | None:
+def _from_auth_entry(entry: Mapping[str, Any], origin: str, key: str) -> Credentials | None:
     token = entry.get("identitytoken")
     encoded = entry.get("auth")
     user, password = entry.get("username"), entry.get("password")
-    if isinstance(encoded, str) and encoded:
+    if encoded is not None and not isinstance(encoded, str):
+        raise ConfigError(f"{origin} {key!r}: the 'auth' value is not base64 'user:password'")
+    if encoded:
         try:
-            user, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
+            decoded = base64.b64decode(encoded).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            raise ConfigError(f"{origin}: the 'auth' value is not base64 'user:password'") from None
-    if isinstance(token, str) and token:
-        return Credentials(username=user if isinstance(user, str) else None, identity_token=token, source=origin)
+            decoded = ""
+        if ":" not in decoded:  # docker refuses the file too ("invalid auth configuration file")
+            raise ConfigError(f"{origin} {key!r}: the 'auth' value is not base64 'user:password'")
+        user, _, password = decoded.partition(":")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(f"{origin} {key!r}: 'identitytoken' is not a string")
+    if token:
+        # docker writes these for OAuth2 registries (ACR: `az acr login`): a refresh token, exchanged
+        # at the registry's token service for access tokens.
+        return Credentials(
+            username=user if isinstance(user, str) and user else None,
+            identity_token=token,
+            source=f"{origin} (identity token)",
+        )
     if isinstance(user, str) and user and isinstance(password, str):
         return Credentials(user, password, source=origin)
     return None
@@ -245,9 +311,17 @@ def parse_challenge(header: str | None) -> Challenge | None:
 #: so this module stays free of network code and uses the caller's session and TLS settings.
 TokenFetch = Callable[[str, str, dict[str, str], dict[str, str], dict[str, str] | None], tuple[int, Any]]
 
-#: Tokens without ``expires_in`` live 60 s by the token spec; renew a little early.
+#: Tokens without ``expires_in`` (nor a JWT ``exp``) live 60 s by the token spec; renew a little early.
 DEFAULT_TOKEN_LIFETIME = 60.0
 EXPIRY_MARGIN = 10.0
+
+#: ``login(renew)``: credentials from a source the Authenticator asks only when the registry challenges
+#: and nothing else matched (the Azure CLI); ``renew`` after the registry refused what it gave last time.
+Login = Callable[[bool], Credentials]
+
+
+class CredentialsRejected(RegistryError):
+    """The registry (or its token service) refused the credentials."""
 
 
 @dataclass
@@ -261,14 +335,30 @@ class Authenticator:
 
     Learns the scheme from the first challenge (``learn``), then returns the header for a scope
     (``header``): Basic straight from the credentials, or a Bearer token fetched from the realm once per
-    scope and cached until shortly before it expires. ``invalidate`` drops a token the registry refused,
-    so a long transfer re-authenticates when its token expires.
+    scope and cached in memory until shortly before it expires. ``invalidate`` drops a token the registry
+    refused, so a long transfer re-authenticates when its token expires. Without credentials, the first
+    challenge runs ``login`` (if any) once; a refresh token it gave that the token service refuses is
+    renewed once.
     """
 
-    def __init__(self, host: str, credentials: Credentials, *, realm_allowed: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        host: str,
+        credentials: Credentials,
+        *,
+        realm_allowed: Callable[[str], str | None],
+        login: Login | None = None,
+        login_hint: str | None = None,
+    ) -> None:
         self.host = host
         self.credentials = credentials
         self._realm_allowed = realm_allowed
+        self._login = login
+        self._login_hint = login_hint
+        self._logged_in = False  # credentials came from ``login``
+        self._login_tried = False
+        self._renewed = False
+        self._login_lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._tokens: dict[str, _Token] = {}
         self._issued: set[str] = set()
@@ -286,7 +376,10 @@ class Authenticator:
         challenge = parse_challenge(header)
         if challenge is not None:
             with self._lock:
+                first = self._challenge is None
                 self._challenge = challenge
+            if first:
+                self._settle_credentials()
         return challenge
 
     def mask(self, text: str) -> str:
@@ -323,28 +416,72 @@ class Authenticator:
             with self._lock:
                 token = self._tokens.get(scope)
             if token is None or token.expires <= time.monotonic():
-                token = self._fetch_token(challenge, scope, fetch)
+                try:
+                    token = self._fetch_token(challenge, scope, fetch)
+                except CredentialsRejected:
+                    if not self._renew_login():
+                        raise
+                    token = self._fetch_token(challenge, scope, fetch)
                 with self._lock:
                     self._tokens[scope] = token
                     self._issued.add(token.value)
         return {"Authorization": f"Bearer {token.value}"}
 
+    # ------------------------------------------------------------------------------- credentials
+
+    def _settle_credentials(self) -> None:
+        """On the first challenge: without credentials, ask the login (once); say which source is used."""
+        with self._login_lock:
+            if self.credentials.anonymous and self._login is not None and not self._login_tried:
+                self._login_tried = True
+                found = self._login(False)
+                if found.anonymous:
+                    self.credentials = Credentials(notes=(*self.credentials.notes, *found.notes))
+                else:
+                    self.credentials, self._logged_in = found, True
+        if self.credentials.anonymous:
+            log.info("registry %s asks for credentials; none found (%s)", self.host, "; ".join(self.credentials.notes))
+        else:
+            log.info("registry %s: using credentials from %s", self.host, self.credentials.source)
+
+    def _renew_login(self) -> bool:
+        """The token service refused what the login gave: ask it again, once (an expired session)."""
+        with self._login_lock:
+            if not self._logged_in or self._login is None or self._renewed:
+                return False
+            self._renewed = True
+            found = self._login(True)
+            if found.anonymous:
+                return False
+            with self._lock:
+                self.credentials = found
+        log.info("registry %s: renewed credentials from %s", self.host, found.source)
+        return True
+
     def missing_credentials(self) -> RegistryError:
+        tried = "; ".join(self.credentials.notes)
+        hint = (
+            "set REGISTRY_USERNAME and REGISTRY_PASSWORD, add registry.username/password to the "
+            "environment file, or log in with docker"
+        )
+        if self._login_hint:
+            hint = f"{self._login_hint}; or {hint}"
         return RegistryError(
             f"registry {self.host} requires authentication and no credentials were found"
-            + (f" ({'; '.join(self.credentials.notes)})" if self.credentials.notes else ""),
-            hint="set REGISTRY_USERNAME and REGISTRY_PASSWORD, add registry.username/password to the "
-            "environment file, or log in with docker",
+            + (f" (tried: {tried})" if tried else ""),
+            hint=hint,
         )
 
     def rejected(self) -> RegistryError:
         if self.credentials.anonymous:
             return self.missing_credentials()
-        return RegistryError(
+        return CredentialsRejected(
             f"authentication to registry {self.host} failed: the credentials from "
             f"{self.credentials.describe()} were rejected",
-            hint="check the user name and password (or run docker login again)",
+            hint=self.credentials.hint or "check the user name and password (or run docker login again)",
         )
+
+    # ------------------------------------------------------------------------------------ tokens
 
     def _fetch_token(self, challenge: Challenge, scope: str, fetch: TokenFetch) -> _Token:
         realm = challenge.realm
@@ -353,11 +490,16 @@ class Authenticator:
         refusal = self._realm_allowed(realm)
         if refusal:
             raise RegistryError(refusal)
+        creds = self.credentials
+        if creds.realm_host and _realm_host(realm) != creds.realm_host:
+            raise RegistryError(
+                f"refusing to send the credentials from {creds.source} to the token service {_realm_origin(realm)} "
+                f"of registry {self.host}: it is not on {creds.realm_host}"
+            )
         service = challenge.params.get("service")
         params = {"scope": scope} if scope else {}
         if service:
             params["service"] = service
-        creds = self.credentials
         headers = {"Accept": "application/json"}
         if creds.identity_token:
             form = {
@@ -367,10 +509,15 @@ class Authenticator:
                 **params,
             }
             status, body = fetch("POST", realm, headers, {}, form)
+            if status in (404, 405):
+                # A token service without the OAuth2 POST endpoint: the refresh token as a password of
+                # the null-GUID user, as `docker login -u 00000000-... -p <token>` sends it.
+                basic = {"Authorization": f"Basic {creds.token_basic_value()}"}
+                status, body = fetch("GET", realm, {**headers, **basic}, params, None)
         else:
-            basic = creds.basic_value()
-            if basic is not None:
-                headers["Authorization"] = f"Basic {basic}"
+            basic_value = creds.basic_value()
+            if basic_value is not None:
+                headers["Authorization"] = f"Basic {basic_value}"
             status, body = fetch("GET", realm, headers, params, None)
             if status in (404, 405) and creds.username and creds.password is not None:
                 # Some token servers implement only the OAuth2 POST endpoint.
@@ -390,6 +537,39 @@ class Authenticator:
         if not isinstance(value, str) or not value:
             raise RegistryError(f"token service of registry {self.host} returned no token")
         lifetime = body.get("expires_in")
-        seconds = float(lifetime) if isinstance(lifetime, (int, float)) and lifetime > 0 else DEFAULT_TOKEN_LIFETIME
-        log.debug("token for %s scope %s, %.0f s", self.host, scope, seconds)
+        seconds = (
+            float(lifetime)
+            if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) and lifetime > 0
+            else jwt_lifetime(value) or DEFAULT_TOKEN_LIFETIME
+        )
+        log.debug("token for %s scope %s, valid %.0f s", self.host, scope, seconds)
         return _Token(value, time.monotonic() + max(seconds - EXPIRY_MARGIN, seconds / 2))
+
+
+def jwt_lifetime(token: str) -> float | None:
+    """Seconds until a JWT's ``exp`` claim (ACR's access tokens carry no ``expires_in``), if it has one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    expires = payload.get("exp") if isinstance(payload, dict) else None
+    if not isinstance(expires, (int, float)) or isinstance(expires, bool):
+        return None
+    left = float(expires) - time.time()
+    return left if left > 0 else None
+
+
+def _realm_host(realm: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(realm).hostname or "").lower()
+
+
+def _realm_origin(realm: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(realm)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -17,6 +17,9 @@ from modelops_bundle.core.reference import Reference
 # Index and manifest parsing (pydantic) are imported where a version is fetched: a status whose tag is
 # where the project left it never needs them.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
     from modelops_bundle.core.index import BundleIndex
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.packaging import BundleManifest
@@ -223,33 +226,68 @@ class RemoteStatus:
         }
 
 
-def remote_status(session: Session, scan: Scan) -> RemoteStatus:
+def remote_status(
+    session: Session,
+    scan: Scan,
+    *,
+    time_limit: float | None = None,
+    waiting: Callable[[str], AbstractContextManager[Any]] | None = None,
+) -> RemoteStatus:
     """Compare the working tree (``scan`` of tracked and extra files), the last synced version and the
-    project's tag. Never raises for registry trouble: ``state="unknown"`` with ``error`` instead."""
-    from modelops_bundle.core.diff import diff_maps
+    project's tag. Never raises for registry trouble: ``state="unknown"`` with ``error`` instead.
 
+    With ``time_limit`` (seconds), the registry is asked on a worker thread under that limit
+    (``core/deadline.py``) and given up at it; ``waiting(registry)`` is entered while the caller waits
+    longer than a moment (the CLI's spinner). Everything local is read before, on the calling thread."""
     reference = session.reference()
     state = session.ws.state()
-    known = state.known()
     last_synced = state.last_synced_files
     local_changed = len(scan.files) != len(last_synced) or any(
         last_synced.get(rel) != info.digest for rel, info in scan.files.items()
     )
     synced = state.synced_digest
-    status = RemoteStatus(session.describe(reference), "", "unknown", synced_digest=synced, local_changes=local_changed)
+    described = session.describe(reference)
+    status = RemoteStatus(described, "", "unknown", synced_digest=synced, local_changes=local_changed)
     try:
         backend = session.open_registry(reference)
     except BundleError as exc:
         status.error = exc.message
         return status
+    status.registry = backend.describe()
+    if time_limit is None:
+        _ask_registry(status, backend, reference, state, scan)
+        return status
+    from modelops_bundle.core.deadline import STATUS_TIMEOUT_ENV, call_within
+
+    answer = RemoteStatus(described, status.registry, "unknown", synced_digest=synced, local_changes=local_changed)
+    finished, _ = call_within(
+        time_limit,
+        STATUS_TIMEOUT_ENV,
+        lambda: _ask_registry(answer, backend, reference, state, scan),
+        waiting=(lambda: waiting(status.registry)) if waiting is not None else None,
+    )
+    if finished:
+        return answer
+    # The worker still waits on something that honours no limit (a DNS lookup, a plugin's backend); it
+    # closes the backend itself when it ends.
+    status.error = f"no answer from {status.registry} within {time_limit:g} s ({STATUS_TIMEOUT_ENV})"
+    return status
+
+
+def _ask_registry(status: RemoteStatus, backend: RegistryBackend, reference: Reference, state: Any, scan: Scan) -> None:
+    """The network half of :func:`remote_status`: fills in ``status``; closes ``backend``."""
+    from modelops_bundle.core.diff import diff_maps
+
+    known = state.known()
+    synced = state.synced_digest
+    local_changed = status.local_changes
     try:
-        status.registry = backend.describe()
         digest = resolve_digest(backend, reference)
         status.remote_digest = digest
         if digest is None:
             status.state = "not-pushed"
             status.push = {"action": "create", "files": len(scan.files)}
-            return status
+            return
         local = {rel: info.digest for rel, info in scan.files.items()}
         if digest == synced:
             # The tag is where this project left it: the last synced files *are* the remote side,
@@ -259,7 +297,7 @@ def remote_status(session: Session, scan: Scan) -> RemoteStatus:
             status.remote_files = dict(state.last_synced_files)
             status.push = {"action": "update" if changes.has_changes else "none", **changes.counts()}
             status.pull = {"action": "none"}
-            return status
+            return
         version = fetch_version(backend, reference, digest)
         remote_files = version.index.digests()
         status.remote_files = remote_files
@@ -281,7 +319,6 @@ def remote_status(session: Session, scan: Scan) -> RemoteStatus:
         status.error = exc.message
     finally:
         backend.close()
-    return status
 
 
 # ---------------------------------------------------------------------------------------------- tags

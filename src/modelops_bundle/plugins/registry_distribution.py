@@ -7,9 +7,11 @@ constructed, never at plugin load, so ``mops bundle --help`` stays fast.
 
 Settings (built by :func:`modelops_bundle.core.registry_select.open_registry`):
 ``url`` (``[http[s]://]host[:port][/namespace]``), ``insecure``, ``username``, ``password``,
-``environ`` (for ``REGISTRY_USERNAME``/``PASSWORD``, ``DOCKER_CONFIG``, ``MODELOPS_BUNDLE_INSECURE``),
-and tuning knobs ``chunk_threshold``, ``chunk_size``, ``retries``, ``retry_base``, ``timeout``,
-``tls_verify``.
+``provider`` (``acr``: log in through the Azure CLI, as for any ``*.azurecr.io`` host) and ``acr_name``,
+``environ`` (for ``REGISTRY_USERNAME``/``PASSWORD``, ``DOCKER_CONFIG``, ``MODELOPS_BUNDLE_INSECURE``, the
+``MOPS_REGISTRY_*`` timeouts, ``MOPS_AZ_TIMEOUT``, ``PATH``), the timeouts ``connect_timeout``,
+``read_timeout``, ``deadline`` (or the older ``timeout: [connect, read]``) and ``az_timeout``, and the
+tuning knobs ``chunk_threshold``, ``chunk_size``, ``retries``, ``retry_base``, ``tls_verify``.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ class OciDistributionRegistry:
     name: ClassVar[str] = "oci-distribution"
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
+        from modelops_bundle.core.acr import azure_cli_login
         from modelops_bundle.core.auth import resolve_credentials
         from modelops_bundle.core.flags import env_flag
-        from modelops_bundle.core.oci_http.client import DEFAULT_TIMEOUT, HttpRegistry, RetryPolicy
+        from modelops_bundle.core.oci_http.client import HttpRegistry, RetryPolicy
         from modelops_bundle.core.oci_http.hosts import INSECURE_ENV, parse_endpoint
+        from modelops_bundle.core.oci_http.limits import timeouts_from
         from modelops_bundle.core.oci_http.transfer import (
             DEFAULT_CHUNK_SIZE,
             DEFAULT_CHUNK_THRESHOLD,
@@ -75,13 +79,15 @@ class OciDistributionRegistry:
             attempts=int(settings.get("retries", RetryPolicy.attempts)),
             base=float(settings.get("retry_base", RetryPolicy.base)),
         )
-        timeout = settings.get("timeout", DEFAULT_TIMEOUT)
+        login = azure_cli_login(self.endpoint.host, settings, environ)
         self.http: HttpRegistry = HttpRegistry(
             self.endpoint,
             credentials,
             retry=retry,
-            timeout=(float(timeout[0]), float(timeout[1])) if isinstance(timeout, (tuple, list)) else DEFAULT_TIMEOUT,
+            timeouts=timeouts_from(settings, environ),
             tls_verify=settings.get("tls_verify", True),
+            login=login,
+            login_hint=login.hint() if login is not None else None,
         )
         self.blobs: BlobTransfer = BlobTransfer(
             self.http,

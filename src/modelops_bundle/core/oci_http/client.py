@@ -7,8 +7,13 @@ a 401, retries nothing, and holds one token for every scope; importing it costs 
 Here every request carries the header for its scope from the shared :class:`Authenticator`, a 401
 re-authenticates (a token may expire in the middle of a long transfer) and re-sends a fresh body,
 and 5xx / 429 / dropped connections are retried with exponential backoff and full jitter, honouring
-``Retry-After``. Requests whose body cannot be replayed safely (upload sessions) pass ``retry=False``
-and get a :class:`TransientRegistryError` to restart their upload from the beginning.
+``Retry-After`` (capped, jittered). Requests whose body cannot be replayed safely (upload sessions) pass
+``retry=False`` and get a :class:`TransientRegistryError` to restart their upload from the beginning.
+
+Every attempt has a connect and a read (silence) timeout and every request a deadline, clamped to any
+limit the operation set (``limits.py``, ``core/deadline.py``). Each retry is logged at INFO with its
+reason (``-v`` shows them); a registry that throttles (429, or 503 with ``Retry-After``) is reported
+once per registry at WARNING, not per request.
 """
 
 from __future__ import annotations
@@ -24,19 +29,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import NameResolutionError, NewConnectionError
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
 
-from modelops_bundle.core.auth import Authenticator, Credentials
+from modelops_bundle.core.auth import Authenticator, Credentials, Login
 from modelops_bundle.core.errors import RegistryError
 from modelops_bundle.core.oci_http.hosts import Endpoint, realm_refusal
+from modelops_bundle.core.oci_http.limits import CONNECT_ENV, READ_ENV, RETRY_AFTER_CAP, Budget, Timeouts
 
 log = logging.getLogger("modelops_bundle.registry.http")
 
-#: ``(connect, read)`` seconds; the read timeout bounds a stalled transfer, not a long one.
-DEFAULT_TIMEOUT = (10.0, 120.0)
 _ERROR_BODY_LIMIT = 64 * 1024
 _V2_NAME = re.compile(r"/v2/(.+?)/(?:blobs|manifests|tags|referrers)/")
 
@@ -49,6 +53,10 @@ class TransientRegistryError(RegistryError):
         self.retry_after = retry_after
 
 
+class OutOfTime(TransientRegistryError):
+    """The request's deadline, or the operation's time limit, ran out: callers do not try again."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded attempts with exponential backoff and full jitter (AWS architecture blog's variant)."""
@@ -56,13 +64,17 @@ class RetryPolicy:
     attempts: int = 5
     base: float = 0.5
     cap: float = 8.0
-    retry_after_cap: float = 60.0
-    #: A refused connection or an unknown host rarely heals in seconds: fail fast.
+    retry_after_cap: float = RETRY_AFTER_CAP
+    #: A refused connection, an unknown host or a registry that does not answer its first request
+    #: rarely heals in seconds: fail fast.
     connect_attempts: int = 2
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before attempt ``attempt + 1``: what ``Retry-After`` asks (capped) plus up to 10 % and
+        0.1 s of jitter, so many workers told the same moment do not all return at once; else backoff."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.retry_after_cap)
+            wait = min(max(retry_after, 0.0), self.retry_after_cap)
+            return wait + random.uniform(0, 0.1 + wait / 10)
         return random.uniform(0, min(self.cap, self.base * (2**attempt)))
 
 
@@ -82,6 +94,16 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 def is_transient_status(status: int) -> bool:
     return status in (408, 429) or (status >= 500 and status != 501)
+
+
+def is_throttling(status: int, retry_after: float | None) -> bool:
+    """429, or 503 with ``Retry-After`` (ACR and Docker Hub throttle both ways)."""
+    return status == 429 or (status == 503 and retry_after is not None)
+
+
+def shown_url(url: str) -> str:
+    """A URL for logs: path only (upload locations carry the registry's session state in the query)."""
+    return urlsplit(url).path or "/"
 
 
 def scope_for(repository: str, push: bool) -> str:
@@ -105,16 +127,26 @@ class HttpRegistry:
         credentials: Credentials,
         *,
         retry: RetryPolicy | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeouts: Timeouts | None = None,
         tls_verify: bool | str = True,
+        login: Login | None = None,
+        login_hint: str | None = None,
     ) -> None:
+        from modelops_bundle.core import logroute
+
+        logroute.activate()  # the CLI's log handler, deferred until something may log (core/logroute.py)
         self.endpoint = endpoint
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.timeouts = timeouts or Timeouts()
         self.tls_verify = tls_verify
         self.auth = Authenticator(
-            endpoint.host, credentials, realm_allowed=lambda realm: realm_refusal(realm, endpoint)
+            endpoint.host,
+            credentials,
+            realm_allowed=lambda realm: realm_refusal(realm, endpoint),
+            login=login,
+            login_hint=login_hint,
         )
+        self._throttle_noted = False
         self._local = threading.local()
         self._all: list[requests.Session] = []
         self._lock = threading.Lock()
@@ -156,7 +188,7 @@ class HttpRegistry:
         with self._ping_lock:
             if self._pinged:
                 return
-            response = self._attempts(self.session(), "GET", self.url("/v2/"), None, {}, None, False, True)
+            response = self._attempts(self.session(), "GET", self.url("/v2/"), {}, None, False, True, first=True)
             with response:
                 if response.status_code == 401:
                     if self.auth.learn(response.headers.get("WWW-Authenticate")) is None:
@@ -177,10 +209,21 @@ class HttpRegistry:
         body: bytes | Callable[[], Any] | None = None,
         stream: bool = False,
         retry: bool = True,
+        patience: float | None = None,
     ) -> requests.Response:
         """One logical request (with auth and, if ``retry``, retries); ``body`` may be a factory that
-        returns a fresh streaming body for every send."""
-        return self.send(method, self.url(path), scope=scope, headers=headers, body=body, stream=stream, retry=retry)
+        returns a fresh streaming body for every send. ``patience`` caps every timeout of a request that
+        is only a courtesy (abandoning an upload session)."""
+        return self.send(
+            method,
+            self.url(path),
+            scope=scope,
+            headers=headers,
+            body=body,
+            stream=stream,
+            retry=retry,
+            patience=patience,
+        )
 
     def send(
         self,
@@ -192,6 +235,7 @@ class HttpRegistry:
         body: Any = None,
         stream: bool = False,
         retry: bool = True,
+        patience: float | None = None,
     ) -> requests.Response:
         self.ping()
         session = self.session()
@@ -199,7 +243,7 @@ class HttpRegistry:
         while True:
             auth_headers = self.auth.header(scope, self._token_fetcher(session)) if scope else {}
             response = self._attempts(
-                session, method, url, scope, {**(headers or {}), **auth_headers}, body, stream, retry
+                session, method, url, {**(headers or {}), **auth_headers}, body, stream, retry, patience=patience
             )
             if response.status_code != 401:
                 return response
@@ -217,12 +261,27 @@ class HttpRegistry:
         session: requests.Session,
         method: str,
         url: str,
-        scope: str | None,
         headers: dict[str, str],
         body: Any,
         stream: bool,
         retry: bool,
+        *,
+        first: bool = False,
+        patience: float | None = None,
     ) -> requests.Response:
+        """Send until an answer that is not transient, within the attempts and the time budget.
+
+        ``first``: the connection check, where silence counts as "not there" (few attempts)."""
+        timeouts = self.timeouts
+        silence = f"read timeout: registry.read_timeout or {READ_ENV}"
+        if first:
+            # A registry answers GET /v2/ at once; one that does not within the connect timeout is not
+            # there (a hung server that accepts connections): two short attempts, not two long ones.
+            timeouts = Timeouts(timeouts.connect, min(timeouts.read, timeouts.connect), timeouts.deadline)
+            silence = f"the connection check waits the connect timeout: registry.connect_timeout or {CONNECT_ENV}"
+        if patience is not None:
+            timeouts = Timeouts(min(timeouts.connect, patience), min(timeouts.read, patience), patience)
+        budget = Budget(timeouts)
         attempt = 0
         while True:
             data = body() if callable(body) else body
@@ -233,44 +292,102 @@ class HttpRegistry:
                     headers=headers,
                     data=data,
                     stream=stream,
-                    timeout=self.timeout,
+                    timeout=budget.request_timeout(),
                     verify=self.tls_verify,
                 )
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
-                    f"TLS error talking to registry {self.where()}: {self.auth.mask(_reason(exc))}",
+                    f"TLS error talking to registry {self.where()}: {self.auth.mask(reason_for(exc))}",
                     hint="if this is a trusted registry that speaks plain HTTP, set registry.insecure: true "
                     "or MODELOPS_BUNDLE_INSECURE=true",
                 ) from None
             except requests.exceptions.RequestException as exc:
                 cannot_connect = _cannot_connect(exc)
-                limit = self.retry.connect_attempts if cannot_connect else self.retry.attempts
-                message = (
-                    f"cannot connect to registry {self.where()}: {_reason(exc)}"
-                    if cannot_connect
-                    else f"connection to registry {self.where()} failed during {method}: {_reason(exc)}"
+                limit = (
+                    self.retry.connect_attempts
+                    if cannot_connect or (first and _timed_out(exc))
+                    else self.retry.attempts
                 )
-                if not retry or attempt + 1 >= limit:
-                    raise TransientRegistryError(self.auth.mask(message)) from None
-                log.debug("%s; retrying", message)
+                reason = reason_for(exc, timeouts.read, silence)
+                message = (
+                    f"cannot connect to registry {self.where()}: {reason}"
+                    if cannot_connect
+                    else f"connection to registry {self.where()} failed during {method}: {reason}"
+                )
+                wait = self.retry.delay(attempt)
+                if not retry or attempt + 1 >= limit or not budget.allows(wait):
+                    if budget.limit is not None and not budget.allows(wait) and _timed_out(exc):
+                        where = self.where()
+                        raise OutOfTime(
+                            self.auth.mask(f"no answer from registry {where} within {budget.describe()}")
+                        ) from None
+                    raise self._gave_up(
+                        message, attempt + 1, budget, retry, out_of_time=not budget.allows(wait)
+                    ) from None
+                self._log_retry(method, url, reason, attempt, limit, wait, exc)
             else:
                 if not is_transient_status(response.status_code):
                     return response
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                wait = self.retry.delay(attempt, retry_after)
                 message = f"registry {self.where()} answered HTTP {response.status_code} to {method}"
-                if not retry or attempt + 1 >= self.retry.attempts:
+                if not retry or attempt + 1 >= self.retry.attempts or not budget.allows(wait):
                     error = self.error(response, message)
-                    raise TransientRegistryError(error.message, retry_after=wait)
+                    if retry_after is not None and not budget.allows(wait):
+                        error.message += f"; it asked to wait {retry_after:g} s, beyond {budget.describe()}"
+                    raise TransientRegistryError(error.message, retry_after=retry_after)
                 response.close()
-                log.debug("%s; retrying", message)
-                time.sleep(self.retry.delay(attempt, wait))
-                attempt += 1
-                continue
+                if is_throttling(response.status_code, retry_after):
+                    self._note_throttling(response.status_code, retry_after)
+                self._log_retry(method, url, f"HTTP {response.status_code}", attempt, self.retry.attempts, wait)
             finally:
                 if callable(body) and hasattr(data, "close"):
                     data.close()
-            time.sleep(self.retry.delay(attempt))
+            time.sleep(wait)
             attempt += 1
+
+    def _gave_up(
+        self, message: str, attempts: int, budget: Budget, retry: bool, *, out_of_time: bool
+    ) -> TransientRegistryError:
+        if retry and out_of_time:
+            tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+            return OutOfTime(self.auth.mask(f"{message}; gave up after {tries} ({budget.describe()})"))
+        if retry and attempts > 1:
+            return TransientRegistryError(self.auth.mask(f"{message} ({attempts} attempts)"))
+        return TransientRegistryError(self.auth.mask(message))
+
+    def _log_retry(
+        self,
+        method: str,
+        url: str,
+        reason: str,
+        attempt: int,
+        attempts: int,
+        wait: float,
+        exc: BaseException | None = None,
+    ) -> None:
+        log.info(
+            "retrying %s %s on %s in %.1f s (attempt %d of %d): %s",
+            method,
+            shown_url(url),
+            self.where(),
+            wait,
+            attempt + 2,
+            attempts,
+            self.auth.mask(reason),
+            exc_info=exc,
+        )
+
+    def _note_throttling(self, status: int, retry_after: float | None) -> None:
+        """Once per registry: the user should know why things slowed down."""
+        with self._lock:
+            if self._throttle_noted:
+                return
+            self._throttle_noted = True
+        asked = "backing off and"
+        if retry_after is not None:
+            asked = f"waiting {retry_after:g} s as it asks (Retry-After), then"
+        log.warning("registry %s is throttling requests (HTTP %d); %s retrying", self.where(), status, asked)
 
     def _token_fetcher(
         self, session: requests.Session
@@ -278,13 +395,25 @@ class HttpRegistry:
         def fetch(
             method: str, url: str, headers: dict[str, str], params: dict[str, str], form: dict[str, str] | None
         ) -> tuple[int, Any]:
+            budget = Budget(self.timeouts)
             try:
                 response = session.request(
-                    method, url, headers=headers, params=params, data=form, timeout=self.timeout, verify=self.tls_verify
+                    method,
+                    url,
+                    headers=headers,
+                    params=params,
+                    data=form,
+                    timeout=budget.request_timeout(),
+                    verify=self.tls_verify,
                 )
             except requests.exceptions.RequestException as exc:
+                if budget.limit is not None and budget.spent():
+                    raise OutOfTime(
+                        f"no answer from the token service of registry {self.where()} within {budget.describe()}"
+                    ) from None
                 raise RegistryError(
-                    f"cannot reach the token service of registry {self.where()}: {self.auth.mask(_reason(exc))}"
+                    f"cannot reach the token service of registry {self.where()}: "
+                    f"{self.auth.mask(reason_for(exc, self.timeouts.read))}"
                 ) from None
             with response:
                 try:
@@ -347,8 +476,17 @@ def _cannot_connect(exc: BaseException) -> bool:
     return any(isinstance(e, (NewConnectionError, requests.exceptions.ConnectTimeout)) for e in _chain(exc))
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, credential-free reason for a connection failure."""
+def _timed_out(exc: BaseException) -> bool:
+    """A read timeout: the connection is open and nothing moves."""
+    return any(isinstance(e, (requests.exceptions.ReadTimeout, ReadTimeoutError, TimeoutError)) for e in _chain(exc))
+
+
+def reason_for(exc: BaseException, silence: float | None = None, setting: str | None = None) -> str:
+    """A short, credential-free reason for a connection failure (``silence``: the read timeout that
+    applied, ``setting``: where it comes from)."""
+    if _timed_out(exc) and not _cannot_connect(exc):
+        seconds = f"{silence:g} s" if silence is not None else "the read timeout"
+        return f"no data moved for {seconds} ({setting or f'read timeout: registry.read_timeout or {READ_ENV}'})"
     for nested in _chain(exc):
         if isinstance(nested, NameResolutionError):
             return "unknown host"
@@ -357,6 +495,5 @@ def _reason(exc: BaseException) -> str:
     name = exc.__class__.__name__
     return {
         "ConnectTimeout": "connection timed out",
-        "ReadTimeout": "the registry stopped responding (read timeout)",
         "ChunkedEncodingError": "the connection was dropped mid-response",
     }.get(name, "the connection was dropped" if "Connection" in name else name)

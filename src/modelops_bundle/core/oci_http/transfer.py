@@ -5,14 +5,17 @@ Uploads read the source in 1 MiB pieces straight into the socket (never the whol
 following each ``Location``, honouring ``OCI-Chunk-Min-Length``) above it. A registry that refuses
 chunks gets a monolithic ``PUT`` instead, for the rest of the session. A failed chunk resumes from the
 offset the registry reports; anything else restarts the upload session from a fresh stream, with
-backoff, a bounded number of times. Downloads stream into a partial file that is renamed only after
-size and digest match.
+backoff, a bounded number of times and only while the transfer's deadline (counted from the last byte
+that moved) lasts: a transfer that stalls fails after the read timeout per attempt, never minutes more.
+Downloads stream into a partial file that is renamed only after size and digest match. Every restart is
+logged at INFO with its reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -22,14 +25,25 @@ from typing import BinaryIO
 import requests
 
 from modelops_bundle.core.errors import IntegrityError, RegistryError
-from modelops_bundle.core.oci_http.client import HttpRegistry, TransientRegistryError, scope_for
+from modelops_bundle.core.oci_http.client import (
+    HttpRegistry,
+    OutOfTime,
+    TransientRegistryError,
+    reason_for,
+    scope_for,
+)
 from modelops_bundle.core.oci_http.digests import CHUNK, read_limited, verify_bytes, write_verified
+from modelops_bundle.core.oci_http.limits import Budget
 from modelops_bundle.core.registry import BlobSource
+
+log = logging.getLogger("modelops_bundle.registry.http")
 
 DEFAULT_CHUNK_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_CHUNK_SIZE = 32 * 1024 * 1024
 #: Answers to the first PATCH that mean "no chunked uploads here" (not "try again").
 _CHUNKS_REFUSED = (400, 404, 405, 411, 413, 415, 501)
+#: Seconds the courtesy ``DELETE`` of an abandoned upload session may take.
+CANCEL_PATIENCE = 5.0
 
 ByteCallback = Callable[[int], None]
 
@@ -40,10 +54,14 @@ class ProgressMeter:
     def __init__(self, callback: ByteCallback | None) -> None:
         self.callback = callback
         self.reported = 0
+        #: When a byte last moved (``time.monotonic()``), re-sent ones included: the transfer is alive.
+        self.moved_at = time.monotonic()
 
     def at(self, position: int) -> None:
-        if self.callback is not None and position > self.reported:
-            self.callback(position - self.reported)
+        self.moved_at = time.monotonic()
+        if position > self.reported:
+            if self.callback is not None:
+                self.callback(position - self.reported)
             self.reported = position
 
 
@@ -124,25 +142,43 @@ class BlobTransfer:
         """Upload ``source``; returns ``"chunked"`` or ``"monolithic"`` (how it finally went)."""
         meter = ProgressMeter(on_bytes)
         policy = self.http.retry
+        budget = Budget(self.http.timeouts)
         attempt = 0
         while True:
             session: list[str] = []  # the open upload location, to abandon it cleanly on failure
             try:
                 if source.size >= self.chunk_threshold and not self.chunks_refused:
-                    done = self._chunked(repository, source, meter, session)
+                    done = self._chunked(repository, source, meter, session, budget)
                     if done:
                         return "chunked"
                 self._monolithic(repository, source, meter, session)
                 return "monolithic"
+            except OutOfTime as exc:
+                raise RegistryError(f"upload of {self._label(source)} failed: {exc}") from None
             except TransientRegistryError as exc:
                 if session:
                     self._cancel(repository, session[-1])
                 attempt += 1
+                budget.progressed(meter.moved_at)
+                wait = policy.delay(attempt - 1, exc.retry_after)
                 if attempt >= policy.attempts:
                     raise RegistryError(
                         f"upload of {self._label(source)} failed after {attempt} attempts: {exc}"
                     ) from None
-                time.sleep(policy.delay(attempt - 1, exc.retry_after))
+                if not budget.allows(wait):
+                    raise RegistryError(
+                        f"upload of {self._label(source)} failed after {attempt} attempts, no byte moving "
+                        f"for {budget.describe()}: {exc}"
+                    ) from None
+                log.info(
+                    "restarting the upload of %s in %.1f s (attempt %d of %d): %s",
+                    self._label(source),
+                    wait,
+                    attempt + 1,
+                    policy.attempts,
+                    exc,
+                )
+                time.sleep(wait)
 
     def _label(self, source: BlobSource) -> str:
         return f"{source.description} ({source.digest})" if source.description else source.digest
@@ -182,7 +218,9 @@ class BlobTransfer:
         else:
             self._finish(repository, location, source, lambda: SourceBody(source, 0, source.size, meter), source.size)
 
-    def _chunked(self, repository: str, source: BlobSource, meter: ProgressMeter, session: list[str]) -> bool:
+    def _chunked(
+        self, repository: str, source: BlobSource, meter: ProgressMeter, session: list[str], budget: Budget
+    ) -> bool:
         """Chunked upload; ``False`` when the registry refuses chunks (then upload monolithically)."""
         location, minimum = self._start(repository, session)
         chunk = max(self.chunk_size, minimum)
@@ -204,11 +242,24 @@ class BlobTransfer:
                     body=functools.partial(SourceBody, source, offset, end - offset, meter),
                     retry=False,
                 )
-            except TransientRegistryError:
+            except OutOfTime:
+                raise
+            except TransientRegistryError as exc:
                 resumes += 1
-                if resumes >= self.http.retry.attempts:
+                budget.progressed(meter.moved_at)
+                wait = self.http.retry.delay(resumes - 1)
+                if resumes >= self.http.retry.attempts or not budget.allows(wait):
                     raise
-                time.sleep(self.http.retry.delay(resumes - 1))
+                log.info(
+                    "resuming the upload of %s at byte %d in %.1f s (attempt %d of %d): %s",
+                    self._label(source),
+                    offset,
+                    wait,
+                    resumes + 1,
+                    self.http.retry.attempts,
+                    exc,
+                )
+                time.sleep(wait)
                 location, offset = self._status(repository, location)  # resume where the registry got to
                 session[:] = [location]
                 continue
@@ -249,7 +300,9 @@ class BlobTransfer:
 
     def _cancel(self, repository: str, location: str) -> None:
         with contextlib.suppress(RegistryError):
-            self.http.request("DELETE", location, scope=scope_for(repository, True), retry=False).close()
+            self.http.request(
+                "DELETE", location, scope=scope_for(repository, True), retry=False, patience=CANCEL_PATIENCE
+            ).close()
 
     # ------------------------------------------------------------------------------------- downloads
 
@@ -258,7 +311,7 @@ class BlobTransfer:
     ) -> int:
         """Stream a blob into ``destination`` (partial file, verified, renamed); restarts on drops."""
         meter = ProgressMeter(on_bytes)
-        policy = self.http.retry
+        budget = Budget(self.http.timeouts)
         what = f"blob {digest} of {repository} on {self.http.where()}"
         attempt = 0
         while True:
@@ -281,13 +334,12 @@ class BlobTransfer:
                     return write_verified(
                         response.iter_content(CHUNK), destination, digest, size, what, on_bytes=counted
                     )
-                except requests.exceptions.RequestException:  # (an OSError subclass: catch it first)
+                except requests.exceptions.RequestException as exc:  # (an OSError subclass: catch it first)
                     attempt += 1
-                    if attempt >= policy.attempts:
-                        raise RegistryError(f"{what}: the connection kept dropping ({attempt} attempts)") from None
+                    wait = self._retry_body(what, exc, attempt, budget, meter)
                 except OSError as exc:
                     raise RegistryError(f"cannot write {destination}: {exc.strerror or exc}") from None
-            time.sleep(policy.delay(attempt - 1))
+            time.sleep(wait)
 
     def read_small(self, repository: str, digest: str, size: int | None, limit: int) -> bytes:
         """A blob in memory (config, index), refusing more than ``limit`` bytes, verified."""
@@ -303,6 +355,8 @@ class BlobTransfer:
         self, path: str, repository: str, headers: Mapping[str, str], limit: int, what: str
     ) -> tuple[bytes, Mapping[str, str]] | None:
         """GET at most ``limit`` bytes (a dropped connection is retried); ``None`` on 404."""
+        budget = Budget(self.http.timeouts)
+        meter = ProgressMeter(None)
         attempt = 0
         while True:
             response = self.http.request("GET", path, scope=scope_for(repository, False), headers=headers, stream=True)
@@ -315,26 +369,44 @@ class BlobTransfer:
                 if declared.isdigit() and int(declared) > limit:
                     raise RegistryError(f"{what} is {declared} bytes, more than the {limit}-byte limit")
                 try:
-                    return read_limited(_RawReader(response), limit, what), response.headers
-                except requests.exceptions.RequestException:
+                    return read_limited(_RawReader(response, meter), limit, what), response.headers
+                except requests.exceptions.RequestException as exc:
                     attempt += 1
-                    if attempt >= self.http.retry.attempts:
-                        raise RegistryError(f"{what}: the connection kept dropping ({attempt} attempts)") from None
-            time.sleep(self.http.retry.delay(attempt - 1))
+                    wait = self._retry_body(what, exc, attempt, budget, meter)
+            time.sleep(wait)
+
+    def _retry_body(self, what: str, exc: BaseException, attempt: int, budget: Budget, meter: ProgressMeter) -> float:
+        """A response body broke off after ``attempt`` tries: the wait before the next, or the error."""
+        policy = self.http.retry
+        reason = reason_for(exc, self.http.timeouts.read)
+        budget.progressed(meter.moved_at)
+        wait = policy.delay(attempt - 1)
+        if attempt >= policy.attempts:
+            raise RegistryError(f"{what}: {reason} ({attempt} attempts)") from None
+        if not budget.allows(wait):
+            raise RegistryError(f"{what}: {reason}; gave up after {attempt} attempts ({budget.describe()})") from None
+        log.info(
+            "downloading %s again in %.1f s (attempt %d of %d): %s", what, wait, attempt + 1, policy.attempts, reason
+        )
+        return wait
 
 
 class _RawReader:
     """``read(n)`` over a streamed response, decoding any transfer compression."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, meter: ProgressMeter) -> None:
         self._pieces = response.iter_content(CHUNK)
         self._buffer = b""
+        self._meter = meter
+        self._received = 0
 
     def read(self, n: int) -> bytes:
         parts, have = [self._buffer], len(self._buffer)
         for piece in self._pieces:
             parts.append(piece)
             have += len(piece)
+            self._received += len(piece)
+            self._meter.at(self._received)
             if have >= n:
                 break
         data = b"".join(parts)
