@@ -259,6 +259,17 @@ def test_config_yaml_of_an_earlier_release_is_read_with_its_registry_ref(tmp_pat
     assert read_config(path).config == ProjectConfig(repository="seir")
 
 
+def test_config_yaml_as_release_0_2_0_wrote_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "# modelops-bundle configuration (see docs/formats.md)\nregistry_ref: seir-model\ndefault_tag: latest\n"
+        "hash_algorithm: sha256\nstorage:\n  mode: auto\n  threshold_bytes: 52428800\n  force_blob_patterns: []\n"
+        "  force_oci_patterns: []\n  prefix: ''\n"
+    )
+    file = read_config(path)
+    assert file.config == ProjectConfig(repository="seir-model") and file.legacy_registry_ref == "seir-model"
+
+
 def test_render_writes_only_what_is_set(tmp_path: Path) -> None:
     text = render_config(ProjectConfig(repository="seir", storage=StoragePolicy(threshold_bytes=10)))
     assert text.splitlines()[1:] == ["repository: seir", "storage:", "  threshold_bytes: 10"]

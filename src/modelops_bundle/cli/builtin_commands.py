@@ -30,6 +30,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("ensure", "ensure"),
     ("env", "env"),
     ("config", "config"),
+    ("migrate", "migrate"),
     ("plugins", "plugins"),
     ("plugin_new", "plugin"),
     ("completion", "completion"),

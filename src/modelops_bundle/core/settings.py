@@ -173,6 +173,7 @@ class _Field(NamedTuple):
     optional: bool
     checks: tuple[Callable[[Any], str | None], ...]
     required: bool
+    default: Any
 
 
 _SPECS: dict[type, tuple[tuple[_Field, ...], str | None]] = {}
@@ -197,7 +198,7 @@ def _spec(cls: type) -> tuple[tuple[_Field, ...], str | None]:
             if get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind):  # type: ignore[comparison-overlap]
                 optional = True
                 (kind,) = [arg for arg in get_args(kind) if arg is not type(None)]
-            fields.append(_Field(name, kind, optional, checks, name not in defaults))
+            fields.append(_Field(name, kind, optional, checks, name not in defaults, defaults.get(name)))
         spec = _SPECS[cls] = (tuple(fields), OPTIONS if OPTIONS in cls.__annotations__ else None)
     return spec
 
@@ -258,6 +259,8 @@ def _build(cls: Any, data: Any, loc: tuple[str, ...], problems: list[tuple[tuple
 
 
 def _value(field: _Field, value: Any, loc: tuple[str, ...], problems: list[tuple[tuple[str, ...], str]]) -> Any:
+    if value == "" and field.default == "":
+        return ""  # a text whose default is empty may be given empty (``prefix: ''``, as 0.2.0 wrote it)
     if value is None:
         if field.optional:
             return None

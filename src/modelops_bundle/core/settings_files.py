@@ -21,6 +21,7 @@ from modelops_bundle.core.envfiles import (
     modelops_home,
 )
 from modelops_bundle.core.errors import ConfigError
+from modelops_bundle.core.project_migration import config_markers, refuse
 from modelops_bundle.core.secrecy import holds_secret
 from modelops_bundle.core.settings import (
     Environment,
@@ -146,6 +147,9 @@ class ConfigFile(NamedTuple):
 
 def read_config(path: Path, memo: Memo | None = None) -> ConfigFile:
     data = _read_data(path, "bundle configuration", memo, "config")
+    markers = config_markers(data)
+    if markers:  # written by v0.1.1: 'mops bundle migrate' converts it, nothing else may read it
+        raise refuse(path, markers)
     if data is None:  # an empty document: a truncated file (a file of only defaults says {})
         raise ConfigError(
             f"{path}: empty (a truncated file?); it holds at least 'repository: NAME'",

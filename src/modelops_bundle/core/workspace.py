@@ -587,5 +587,11 @@ def _validate_state(path: Path) -> bool:
     from modelops_bundle.core.schemas import SyncStateSchema
     from modelops_bundle.core.validation import validate
 
-    validate(SyncStateSchema, parse_json(read_text(path, what="sync state"), path), path)
+    data = parse_json(read_text(path, what="sync state"), path)
+    from modelops_bundle.core.project_migration import refuse, state_markers
+
+    markers = state_markers(data)
+    if markers:  # written by v0.1.1: 'mops bundle migrate' converts it
+        raise refuse(path, markers)
+    validate(SyncStateSchema, data, path)
     return True
