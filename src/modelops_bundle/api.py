@@ -121,9 +121,8 @@ def _source(
     from modelops_bundle.core.cache import BundleCache, cache_root
     from modelops_bundle.core.materialize import Materializer
     from modelops_bundle.core.plugins import build_plugin_host
-    from modelops_bundle.core.reference import Reference, is_digest, parse_reference
+    from modelops_bundle.core.reference import Reference, is_digest, parse_prefix, parse_reference
     from modelops_bundle.core.settings_files import load_environment
-    from modelops_bundle.core.short_digest import parse_prefix
 
     values = _environ(environ)
     host = build_plugin_host(values)

@@ -13,8 +13,8 @@ from modelops_bundle.core.index import (
     canonical_bytes,
     make_index,
     normalise_mode,
-    parse_index,
 )
+from modelops_bundle.core.index_reading import parse_index
 
 DIGEST = "sha256:" + "ab" * 32
 LAYER = "sha256:" + "cd" * 32

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from modelops_bundle.core.errors import IntegrityError, UsageError
 from modelops_bundle.core.ignore import IgnoreRules, compile_patterns
-from modelops_bundle.core.index import INDEX_MEDIA_TYPE, parse_index
+from modelops_bundle.core.index import INDEX_MEDIA_TYPE
+from modelops_bundle.core.index_reading import parse_index
 from modelops_bundle.core.paths import invalid_reason
 from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE, Reference, parse_reference
 from tests.reliability.conftest import PROPERTY, Trial

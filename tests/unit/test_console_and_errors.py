@@ -118,7 +118,7 @@ def test_human_bytes(count: int, text: str) -> None:
         (ConflictError("x"), ExitCode.FAILED),
         (LockedError("x"), ExitCode.FAILED),
         (ValueError("a bug"), ExitCode.FAILED),
-        (KeyboardInterrupt(), ExitCode.FAILED),
+        (KeyboardInterrupt(), ExitCode.INTERRUPTED),
     ],
 )
 def test_exit_codes_in_one_place(error: BaseException, code: ExitCode) -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from modelops_bundle.core import short_digest
 from modelops_bundle.core.errors import UsageError
-from modelops_bundle.core.reference import Reference, parse_ref_option, parse_reference
-from modelops_bundle.core.short_digest import DigestPrefix, expand, parse_prefix, settled
+from modelops_bundle.core.reference import DigestPrefix, Reference, parse_prefix, parse_ref_option, parse_reference
+from modelops_bundle.core.short_digest import expand, settled
 
 A = "sha256:" + "ab12cd3" + "0" * 57
 B = "sha256:" + "ab12cd3" + "f" * 57

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from modelops_bundle.core.errors import IntegrityError
-from modelops_bundle.core.index import canonical_bytes, make_index, parse_index
+from modelops_bundle.core.index import canonical_bytes, make_index
+from modelops_bundle.core.index_reading import parse_index
 from modelops_bundle.core.packaging import check_index_against_manifest, parse_manifest
 from modelops_bundle.core.registry import OCI_MANIFEST
 from modelops_bundle.core.upstream import blob_uri, is_upstream_index

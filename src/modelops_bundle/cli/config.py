@@ -8,7 +8,7 @@ from typing import Any
 from modelops_bundle.cli.common import open_session, report_notices
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
-from modelops_bundle.core.errors import UsageError
+from modelops_bundle.core.errors import ExitCode, UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,10 +37,10 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         value = config_keys.get_value(config, key)
         if ctx.out.json_mode:
             ctx.out.emit_json({"key": key, "value": value})
-            return 0 if value is not None else 1
+            return int(ExitCode.OK if value is not None else ExitCode.FAILED)
         if value is None:
             ctx.out.warn(f"{key} is not set{_unset_meaning(session, key)}")
-            return 1
+            return int(ExitCode.FAILED)
         ctx.out.line(_text(value))
         return 0
     items = config_keys.entries(config)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from modelops_bundle import __version__
-from modelops_bundle.core.errors import BundleError, ExitCode
+from modelops_bundle.core.errors import BundleError, ExitCode, exit_code_for
 from modelops_bundle.core.flags import env_flag
 
 if TYPE_CHECKING:
@@ -155,10 +155,10 @@ def run(
         with command_logging(console.stderr, verbose=ctx.verbose > 0, tracebacks=_debug_enabled(env, 0)):
             return int(command.run(ctx, args))
     except BundleError as exc:
-        return _report(console, exc.message, exc.hint, int(exc.exit_code), debug)
-    except KeyboardInterrupt:
+        return _report(console, exc.message, exc.hint, int(exit_code_for(exc)), debug)
+    except KeyboardInterrupt as interrupt:
         console.error("interrupted")
-        return 130
+        return int(exit_code_for(interrupt))
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
         _silence_stdout()
         return int(ExitCode.OK)
@@ -197,12 +197,12 @@ def _report_unexpected(console: object, host: PluginHost, exc: Exception, debug:
     failure = failing_plugin(host, exc)
     unexpected = f"unexpected error: {exc.__class__.__name__}: {exc}"
     if failure is None:
-        return _report(console, unexpected, traceback_hint, int(ExitCode.FAILED), debug)
+        return _report(console, unexpected, traceback_hint, int(exit_code_for(exc)), debug)
     hints = [f"MOPS_DISABLE_PLUGINS={failure.plugin} runs without it"] + ([traceback_hint] if traceback_hint else [])
     if failure.hook is None:  # plugin code outside a hook (a command's run, a provider's method)
         hints.insert(0, f"it came from plugin {describe_plugin(host, failure.plugin)}")
-        return _report(console, unexpected, "; ".join(hints), int(ExitCode.FAILED), debug)
-    return _report(console, failure.describe(host, exc), "; ".join(hints), int(ExitCode.FAILED), debug)
+        return _report(console, unexpected, "; ".join(hints), int(exit_code_for(exc)), debug)
+    return _report(console, failure.describe(host, exc), "; ".join(hints), int(exit_code_for(exc)), debug)
 
 
 def _silence_stdout() -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from modelops_bundle import __version__
+from modelops_bundle.core.errors import ExitCode
 
 #: The suite's distribution and the console script both declare.
 SUITE_DISTRIBUTION = "modelops"
@@ -99,7 +100,7 @@ def run_suite(script: SuiteScript, args: Sequence[str]) -> int:
             f"could not be loaded: {exc.__class__.__name__}: {exc}\n"
             "hint: 'mops bundle ...' and 'modelops-bundle ...' still work; reinstall the suite to repair the rest\n"
         )
-        return 1
+        return int(ExitCode.FAILED)
     saved = sys.argv
     sys.argv = [saved[0] if saved else SCRIPT, *args]  # unchanged for the executable; set for in-process calls
     try:
@@ -117,14 +118,14 @@ def _not_installed(command: str) -> int:
     ours = {name for _module, *names in BUILTIN_COMMANDS for name in names}
     if command.startswith("-"):
         sys.stderr.write(f"error: unknown option {command!r}\nusage: mops [--version] bundle COMMAND [options]\n")
-        return 2
+        return int(ExitCode.USAGE)
     from modelops_bundle.core.suggest import did_you_mean
 
     typo = did_you_mean(command, ["bundle"])
     if typo:  # ``mops bundel status``: most likely a slip, not a suite command
         sys.stderr.write(f"error: unknown command group {command!r}{typo}\n")
         sys.stdout.write("usage: mops [--version] bundle COMMAND [options]\n")
-        return 2
+        return int(ExitCode.USAGE)
     sys.stderr.write(
         f"error: 'mops {command}' is a command of the ModelOps suite (Python distribution "
         f"'{SUITE_DISTRIBUTION}'), which is not installed in this environment\n"
@@ -136,4 +137,4 @@ def _not_installed(command: str) -> int:
             "hint: this mops comes from modelops-bundle and runs only 'mops bundle ...'; install the "
             f"ModelOps suite into this environment for 'mops {command}'\n"
         )
-    return 2
+    return int(ExitCode.USAGE)

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the operation was attempted and failed (network, integrity, conflict, I/O)
     USAGE = 2  # the command line or a configuration/state file is wrong
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class BundleError(Exception):
@@ -82,9 +83,11 @@ class LockedError(BundleError):
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
-    """Exit code for any exception: expected errors carry their own; anything else is a failure."""
+    """The exit code of a command that ended with ``error``: expected errors carry their own, Ctrl-C is
+    130, anything else (a bug, a plugin that raised) is a failure. The CLI's one error boundary
+    (``cli/main.run``) asks only this."""
     if isinstance(error, BundleError):
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):
-        return ExitCode.FAILED
+        return ExitCode.INTERRUPTED
     return ExitCode.FAILED

@@ -442,10 +442,6 @@ def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
     raise BundleError(f"{job.rel}: file keeps changing while it is being read")
 
 
-def digest_map(entries: Mapping[str, str], algorithm: str) -> dict[str, str]:
-    return {rel: format_digest(algorithm, hexdigest) for rel, hexdigest in entries.items()}
-
-
 def resolve_hasher(hook: Any, algorithm: str) -> Hasher:
     """The hasher the plugins provide for ``algorithm``, or a configuration error.
 

@@ -18,9 +18,10 @@ Schema (``schemaVersion`` 1, media type :data:`INDEX_MEDIA_TYPE`, the upstream n
 * Canonical bytes: sorted keys, no whitespace, UTF-8, no timestamps. The same files give the same
   index digest; the creation time lives in the manifest annotations instead.
 
-Reading is strict (:func:`parse_index`): anything malformed raises :class:`IntegrityError` naming the
-problem, before a single file is written. An index pushed by modelops-bundle v0.1.1 (same media type,
-another shape) is read by :mod:`~modelops_bundle.core.upstream` into the same structures.
+Reading is strict (:func:`.index_reading.parse_index`, :func:`index_from_json`): anything malformed
+raises :class:`IntegrityError` naming the problem, before a single file is written. An index pushed by
+modelops-bundle v0.1.1 (same media type, another shape) is read by :mod:`~modelops_bundle.core.upstream`
+into the same structures.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class IndexEntry:
 
     A plain frozen dataclass, not a pydantic model: a one-file push builds and serialises the index
     and must not pay pydantic's import (about 65 ms, decision 0014). Entries are checked by
-    :func:`check_entries` (every index built or parsed goes through it) and :func:`parse_index` checks
+    :func:`check_entries` (every index built or parsed goes through it) and :func:`index_from_json` checks
     the JSON types strictly.
     """
 
@@ -233,7 +234,7 @@ def bytes_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -242,20 +243,9 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_index(data: bytes, *, source: str) -> BundleIndex:
-    """Validate index bytes fetched from a registry; :class:`IntegrityError` names the problem."""
-    if len(data) > MAX_INDEX_BYTES:
-        raise IntegrityError(f"{source}: index is {len(data)} bytes, more than the limit of {MAX_INDEX_BYTES}")
-    try:
-        raw = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IntegrityError(f"{source}: index is not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise IntegrityError(f"{source}: index is not a JSON object")
-    from modelops_bundle.core import upstream
-
-    if upstream.is_upstream_index(raw):
-        return upstream.index_from_json(raw, source=source)
+def index_from_json(raw: dict[str, Any], *, source: str) -> BundleIndex:
+    """The :class:`BundleIndex` of a decoded index of this format; :class:`IntegrityError` names the problem.
+    (Reading index bytes of either format is :func:`.index_reading.parse_index`.)"""
     if raw.get("mediaType") != INDEX_MEDIA_TYPE or raw.get("schemaVersion") != INDEX_SCHEMA_VERSION:
         raise IntegrityError(
             f"{source}: unsupported index (mediaType {raw.get('mediaType')!r}, "

@@ -213,7 +213,7 @@ class Materializer:
 
     def version(self, reference: Reference, digest: str) -> RemoteVersion:
         """The version ``digest``: from the cache when known there, else from the registry (then cached)."""
-        from modelops_bundle.core.index import parse_index
+        from modelops_bundle.core.index_reading import parse_index
         from modelops_bundle.core.packaging import check_index_against_manifest, parse_manifest
         from modelops_bundle.core.registry import OCI_MANIFEST
         from modelops_bundle.core.remote import RemoteVersion
@@ -246,7 +246,8 @@ class Materializer:
 
     def _fetch_version_bytes(self, reference: Reference, digest: str, source: str) -> None:
         """Manifest and index from the registry, validated, then kept in the cache."""
-        from modelops_bundle.core.index import MAX_INDEX_BYTES, parse_index
+        from modelops_bundle.core.index import MAX_INDEX_BYTES
+        from modelops_bundle.core.index_reading import parse_index
         from modelops_bundle.core.packaging import check_index_against_manifest, parse_manifest
 
         backend = self.backend(reference)

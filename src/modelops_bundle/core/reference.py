@@ -11,10 +11,44 @@ Where a user names a version (``--ref``, the API), a short digest is accepted to
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from modelops_bundle.core.errors import UsageError
-from modelops_bundle.core.short_digest import MIN_HEX, DigestPrefix, parse_prefix
+
+#: The fewest hex digits a short digest may have (git's default abbreviation).
+MIN_HEX = 7
+_PREFIX = re.compile(r"^(?:(sha256|sha512):)?([0-9a-f]+)$")
+_FULL_HEX = {"sha256": 64, "sha512": 128}
+
+
+class DigestPrefix(NamedTuple):
+    """A short digest still to resolve: ``text`` is ``<algorithm>:<hex>`` (``sha256`` when the user gave
+    hex alone), ``known`` the full digests the place it was typed knows besides the registry's."""
+
+    text: str
+    known: tuple[str, ...] = ()
+
+    def knowing(self, digests: Iterable[str]) -> DigestPrefix:
+        return self._replace(known=tuple(sorted({*self.known, *digests})))
+
+    def matches(self, digest: str) -> bool:
+        return digest.startswith(self.text)
+
+
+def parse_prefix(text: str, *, bare: bool = True) -> DigestPrefix | None:
+    """The short digest ``text`` spells (``sha256:<hex>``, or ``<hex>`` alone when ``bare``), or ``None``
+    when it is none: fewer than :data:`MIN_HEX` digits, not hex, or a full digest (which is no prefix)."""
+    match = _PREFIX.match(text)
+    if match is None or (match.group(1) is None and not bare):
+        return None
+    algorithm, hexdigits = match.group(1) or "sha256", match.group(2)
+    if not MIN_HEX <= len(hexdigits) <= _FULL_HEX[algorithm]:
+        return None
+    if match.group(1) is not None and len(hexdigits) == _FULL_HEX[algorithm]:
+        return None  # a full digest, not a prefix
+    return DigestPrefix(f"{algorithm}:{hexdigits}")
+
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")

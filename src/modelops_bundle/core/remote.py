@@ -140,7 +140,8 @@ def fetch_manifest(backend: RegistryBackend, reference: Reference, digest: str) 
 
 
 def fetch_index(backend: RegistryBackend, reference: Reference, manifest: BundleManifest) -> BundleIndex:
-    from modelops_bundle.core.index import MAX_INDEX_BYTES, parse_index
+    from modelops_bundle.core.index import MAX_INDEX_BYTES
+    from modelops_bundle.core.index_reading import parse_index
     from modelops_bundle.core.packaging import check_index_against_manifest
 
     """The manifest's index blob, verified, parsed and checked against the manifest."""

@@ -37,7 +37,6 @@ OPTIONS = "options"
 #: The default of an options field (shared, so never mutated: records are immutable).
 NO_OPTIONS: Mapping[str, Any] = types.MappingProxyType({})
 DEFAULT_THRESHOLD_BYTES = 50 * 1024 * 1024
-HASH_ALGORITHMS = ("sha256", "sha512")
 REGISTRY_URL_ENV = "REGISTRY_URL"
 
 
@@ -89,7 +88,9 @@ def check_registry_address(value: str) -> str | None:
 
 
 def check_hash_algorithm(value: str) -> str | None:
-    return None if value in HASH_ALGORITHMS else f"{value!r} is not one of {', '.join(HASH_ALGORITHMS)}"
+    from modelops_bundle.core.hashing import CONTENT_ALGORITHMS  # the algorithms a bundle index records
+
+    return None if value in CONTENT_ALGORITHMS else f"{value!r} is not one of {', '.join(CONTENT_ALGORITHMS)}"
 
 
 # ----------------------------------------------------------------------------------------- records

@@ -21,7 +21,7 @@ from modelops_bundle.core.envfiles import (
     modelops_home,
 )
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.project_migration import config_markers, refuse
+from modelops_bundle.core.legacy_formats import config_markers, refuse
 from modelops_bundle.core.secrecy import holds_secret
 from modelops_bundle.core.settings import (
     Environment,

@@ -9,55 +9,22 @@ cache) -- and from then on only the full digest is used, recorded and printed. A
 share is a usage error that lists both.
 
 A bare hex string is also a valid tag name: it names the tag when that tag exists (a CI tagging by git
-commit, say), and a digest prefix otherwise.
+commit, say), and a digest prefix otherwise. Parsing a prefix is :mod:`.reference`'s (``DigestPrefix``,
+``parse_prefix``); resolving it against a registry is this module's.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from modelops_bundle.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.reference import Reference
+    from modelops_bundle.core.reference import DigestPrefix, Reference
     from modelops_bundle.core.registry import RegistryBackend
 
-#: The fewest hex digits a short digest may have (git's default abbreviation).
-MIN_HEX = 7
-_PREFIX = re.compile(r"^(?:(sha256|sha512):)?([0-9a-f]+)$")
-_FULL_HEX = {"sha256": 64, "sha512": 128}
 #: How many candidates an ambiguity error lists.
 SHOWN_CANDIDATES = 10
-
-
-class DigestPrefix(NamedTuple):
-    """A short digest still to resolve: ``text`` is ``<algorithm>:<hex>`` (``sha256`` when the user gave
-    hex alone), ``known`` the full digests the place it was typed knows besides the registry's."""
-
-    text: str
-    known: tuple[str, ...] = ()
-
-    def knowing(self, digests: Iterable[str]) -> DigestPrefix:
-        return self._replace(known=tuple(sorted({*self.known, *digests})))
-
-    def matches(self, digest: str) -> bool:
-        return digest.startswith(self.text)
-
-
-def parse_prefix(text: str, *, bare: bool = True) -> DigestPrefix | None:
-    """The short digest ``text`` spells (``sha256:<hex>``, or ``<hex>`` alone when ``bare``), or ``None``
-    when it is none: fewer than :data:`MIN_HEX` digits, not hex, or a full digest (which is no prefix)."""
-    match = _PREFIX.match(text)
-    if match is None or (match.group(1) is None and not bare):
-        return None
-    algorithm, hexdigits = match.group(1) or "sha256", match.group(2)
-    if not MIN_HEX <= len(hexdigits) <= _FULL_HEX[algorithm]:
-        return None
-    if match.group(1) is not None and len(hexdigits) == _FULL_HEX[algorithm]:
-        return None  # a full digest, not a prefix
-    return DigestPrefix(f"{algorithm}:{hexdigits}")
 
 
 def repository_versions(backend: RegistryBackend, repository: str) -> dict[str, list[str]]:

@@ -120,19 +120,6 @@ def validate(model: type[T] | Any, data: Any, path: Path, *, yaml_text: str | No
         raise ConfigError(f"{path}: invalid: " + "; ".join(problems) + more) from None
 
 
-def load_yaml_model(path: Path, model: type[T], *, what: str = "file") -> T:
-    text = read_text(path, what=what)
-    data = parse_yaml(text, path)
-    if data is None:
-        data = {}
-    return validate(model, data, path, yaml_text=text)
-
-
-def load_json_model(path: Path, model: type[T], *, what: str = "file") -> T:
-    text = read_text(path, what=what)
-    return validate(model, parse_json(text, path), path)
-
-
 def dump_yaml(data: Any) -> str:
     import yaml
 

@@ -588,7 +588,7 @@ def _validate_state(path: Path) -> bool:
     from modelops_bundle.core.validation import validate
 
     data = parse_json(read_text(path, what="sync state"), path)
-    from modelops_bundle.core.project_migration import refuse, state_markers
+    from modelops_bundle.core.legacy_formats import refuse, state_markers
 
     markers = state_markers(data)
     if markers:  # written by v0.1.1: 'mops bundle migrate' converts it
