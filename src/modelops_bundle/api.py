@@ -33,9 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# run_model(ref, model_id, params=None, seed=0, ...) -> ModelResult runs a registered model of a bundle
-# and returns its outputs with provenance tags; the runner is light (no Dask), so it is re-exported here.
-from modelops_bundle.core.runner import ModelResult, run_model
+from modelops_bundle.core.runner import ModelResult
 
 if TYPE_CHECKING:
     from modelops_bundle.core.cache import BundleCache
@@ -443,3 +441,43 @@ def unpin(
 ) -> bool:
     """Undo :func:`pin`; False when it was not pinned."""
     return open_cache(cache_dir, environ=environ).unpin(digest)
+
+
+def run_model(
+    digest_or_ref: RefLike,
+    model_id: str,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    *,
+    model_kwargs: Mapping[str, Any] | None = None,
+    env: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    extra_plugins: Sequence[tuple[str, object]] = (),
+) -> ModelResult:
+    """Run the registered model ``model_id`` of a bundle once (as a Dask task, or anywhere).
+
+    The bundle is materialised (only what the model needs) through the shared cache: after a Dask
+    ``BundlePlugin`` or an earlier run, that is a check of the completion marker and nothing is fetched.
+    The model class is imported from the tree in isolation (:mod:`modelops_bundle.core.runner`) and
+    constructed with ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) and ``seed`` go to
+    the runner the ``mops_model_runner`` hook provides for the model's framework (Calabaria:
+    ``default_parameters(**params)`` then ``simulate(params, seed)``; Starsim: build the sim with
+    ``params``, run it with ``rand_seed=seed``). A model whose framework no plugin runs raises
+    :class:`~modelops_bundle.core.runner.NoRunnerError` before any of its code is imported.
+    ``extra_plugins``: ``(name, plugin)`` pairs registered after the installed plugins, as
+    :mod:`modelops_bundle.testing` does for commands -- to test a framework plugin before it is installed.
+    """
+    from modelops_bundle.core.plugins import build_plugin_host
+    from modelops_bundle.core.runner import run_in_tree
+
+    merged = {**os.environ, **dict(environ or {})}
+    report = materialize_report(digest_or_ref, models=[model_id], env=env, cache_dir=cache_dir, environ=merged)
+    host = build_plugin_host(merged, extra_plugins=extra_plugins)
+    registry = load_registry(report.path)
+    record, outputs, used = run_in_tree(
+        host, report.path, registry, model_id, params, seed, model_kwargs, bundle=report.digest
+    )
+    tags = provenance_tags(report.digest, env=env, cache_dir=cache_dir, environ=merged)
+    tags.update({"model.id": model_id, "model.digest": record.model_digest or ""})
+    return ModelResult(report.digest, model_id, seed, used, outputs, tags)

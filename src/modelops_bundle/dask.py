@@ -35,7 +35,8 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from modelops_bundle.core.runner import ModelResult, call_in_tree, run_model
+from modelops_bundle.api import run_model
+from modelops_bundle.core.runner import ModelResult, call_in_tree
 
 __all__ = ["WORKER_ATTRIBUTE", "BundlePlugin", "ModelResult", "bundle_path", "call_in_tree", "run_model"]
 

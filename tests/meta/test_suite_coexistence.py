@@ -55,6 +55,7 @@ class SuiteEnv:
         process = subprocess.Popen(
             [str(self.bin / argv[0]), *argv[1:]], env=self.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=_default_sigint,
         )  # fmt: skip
         try:
             assert process.stdout is not None
@@ -67,6 +68,12 @@ class SuiteEnv:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         return process.returncode, err
+
+
+def _default_sigint() -> None:
+    """Ctrl-C handled as on a terminal even when these tests run in a background job, whose shell starts
+    it with SIGINT ignored (inherited, and then honoured by Python: no KeyboardInterrupt at all)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _pip_install(python: Path, env: dict[str, str], *sources: Path) -> None:

@@ -1,8 +1,8 @@
-"""Run a registered model of a bundle: materialise what it needs, find its runner, import it in isolation, run.
+"""Run a registered model from a materialised tree: find its runner, import it in isolation, run it.
 
-Used by :func:`modelops_bundle.api.run_model`, by the Dask integration (:mod:`modelops_bundle.dask`) and
-by anything else that runs models from bundles. No Dask import here: a plain worker process or a
-notebook runs models the same way.
+:func:`modelops_bundle.api.run_model` materialises what the model needs and calls :func:`run_in_tree`; the
+Dask integration (:mod:`modelops_bundle.dask`) runs it as a task. No Dask import here: a plain worker
+process or a notebook runs models the same way.
 
 How a model runs is its framework's business: the ``mops_model_runner`` hook gives a
 :class:`ModelRunner` for the registered model (built-ins: ``plugins/runner_calabaria.py``,
@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelops_bundle.core.errors import PluginError
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.model_registry import ModelRecord
+    from modelops_bundle.core.model_registry import ModelRecord, Registry
     from modelops_bundle.core.plugins import PluginHost
 
 #: The framework of a registry entry that names none: upstream ModelOps tools register Calabaria models only.
@@ -106,7 +106,8 @@ class NoRunnerError(PluginError):
 
 @dataclass
 class ModelResult:
-    """What :func:`run_model` returns: the outputs, and the provenance a result should carry."""
+    """What :func:`modelops_bundle.api.run_model` returns: the outputs, and the provenance a result should
+    carry."""
 
     bundle_digest: str
     model_id: str
@@ -116,49 +117,31 @@ class ModelResult:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def run_model(
-    digest_or_ref: str,
+def run_in_tree(
+    host: PluginHost,
+    tree: Path,
+    registry: Registry,
     model_id: str,
-    params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    *,
+    params: Mapping[str, Any] | None,
+    seed: int,
     model_kwargs: Mapping[str, Any] | None = None,
-    env: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    extra_plugins: Sequence[tuple[str, object]] = (),
-) -> ModelResult:
-    """Run the registered model ``model_id`` of a bundle once (as a Dask task, or anywhere).
-
-    The bundle is materialised (only what the model needs) through the shared cache: after a Dask
-    ``BundlePlugin`` or an earlier run, that is a check of the completion marker and nothing is fetched.
-    The model class is imported from the tree in isolation (see the module docstring) and constructed with
-    ``model_kwargs``; ``params`` (a mapping; ``None`` for the defaults) and ``seed`` go to the runner the
-    ``mops_model_runner`` hook provides for the model's framework (Calabaria: ``default_parameters(**params)``
-    then ``simulate(params, seed)``; Starsim: build the sim with ``params``, run it with ``rand_seed=seed``).
-    A model whose framework no plugin runs raises :class:`NoRunnerError` before any of its code is imported.
-    ``extra_plugins``: ``(name, plugin)`` pairs registered after the installed plugins, as
-    :mod:`modelops_bundle.testing` does for commands -- to test a framework plugin before it is installed.
-    """
-    from modelops_bundle import api
+    *,
+    bundle: str,
+) -> tuple[ModelRecord, dict[str, Any], dict[str, Any]]:
+    """Run the registered model ``model_id`` from the materialised ``tree`` of ``bundle`` (its digest, for
+    messages) once: ``(its registry record, outputs, the parameters used)``. Its runner comes from the ``mops_model_runner`` hook and is found
+    before any of the model's code is imported; ``params`` (``None``: the defaults) and ``seed`` go to it."""
     from modelops_bundle.core.errors import UsageError
 
-    merged = {**os.environ, **dict(environ or {})}
-    report = api.materialize_report(digest_or_ref, models=[model_id], env=env, cache_dir=cache_dir, environ=merged)
-    registry = api.load_registry(report.path)
     record = registry.models.get(model_id)
     if record is None:
-        raise UsageError(f"bundle {report.digest} has no model {model_id!r}", hint=f"models: {sorted(registry.models)}")
-    from modelops_bundle.core.plugins import build_plugin_host
-
-    model = RunnableModel(model_id, record.framework or DEFAULT_FRAMEWORK, record.entrypoint, record, report.path)
-    runner = find_runner(build_plugin_host(merged, extra_plugins=extra_plugins), model)
+        raise UsageError(f"bundle {bundle} has no model {model_id!r}", hint=f"models: {sorted(registry.models)}")
+    model = RunnableModel(model_id, record.framework or DEFAULT_FRAMEWORK, record.entrypoint, record, tree)
+    runner = find_runner(host, model)
     request = RunRequest(model, dict(params or {}), seed, dict(model_kwargs or {}))
-    output = call_in_tree(report.path, model.module, model.attribute, lambda target: runner.run(target, request))
+    output = call_in_tree(tree, model.module, model.attribute, lambda target: runner.run(target, request))
     outputs, used = checked_output(output, runner, model)
-    tags = api.provenance_tags(report.digest, env=env, cache_dir=cache_dir, environ=merged)
-    tags.update({"model.id": model_id, "model.digest": record.model_digest or ""})
-    return ModelResult(report.digest, model_id, seed, used, outputs, tags)
+    return record, outputs, used
 
 
 def find_runner(host: PluginHost, model: RunnableModel) -> ModelRunner:
