@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 
-from modelops_bundle.core.errors import UsageError
+from modelops_bundle.core.errors import BundleError, UsageError
 
 GLOB_CHARS = frozenset("*?[")
 #: What no stored path may contain: a control character (a newline would split a line of the tracked
@@ -86,3 +86,36 @@ def is_sorted(paths: list[str]) -> bool:
 #: ``st_mode & FILE_TYPE_BITS`` is the file type (``stat.S_IFREG``, ``stat.S_IFDIR`` ...): the loops that test
 #: every file of a project compare it inline instead of calling ``stat.S_ISREG``.
 FILE_TYPE_BITS = stat.S_IFMT(0o177777)
+
+
+def check_name_limits(root: Path, rels: list[str], *, source: str) -> None:
+    """Refuse, before anything is written, paths the file system at ``root`` cannot hold: a name longer
+    than its ``NAME_MAX`` or, joined with ``root``, a path longer than its ``PATH_MAX`` (bytes)."""
+    name_max, path_max = _limits(root)
+    base = len(os.fsencode(str(root))) + 1
+    for rel in rels:
+        encoded = len(rel.encode("utf-8", "surrogateescape"))
+        if base + encoded >= path_max:
+            raise BundleError(
+                f"{source}: cannot write '{shown_path(rel)}' in {root}: the path would be {base + encoded} bytes, "
+                f"this file system allows {path_max - 1}; nothing was changed"
+            )
+        if encoded > name_max:
+            longest = max(rel.split("/"), key=lambda part: len(part.encode("utf-8", "surrogateescape")))
+            size = len(longest.encode("utf-8", "surrogateescape"))
+            if size > name_max:
+                raise BundleError(
+                    f"{source}: cannot write '{shown_path(rel)}' in {root}: a name of {size} bytes, "
+                    f"this file system allows {name_max}; nothing was changed"
+                )
+
+
+def _limits(root: Path) -> tuple[int, int]:
+    """``NAME_MAX`` and ``PATH_MAX`` of the file system holding ``root`` (or its nearest existing parent)."""
+    folder = root
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
