@@ -101,7 +101,7 @@ def exclusive_lock(lock_path: Path, *, what: str = "project", wait: bool = True)
     import fcntl
 
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
         raise UsageError(describe_os_error(f"lock the {what} at", lock_path, exc)) from exc
     try:

@@ -37,7 +37,7 @@ import stat as stat_module
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -748,16 +748,58 @@ def ensure(
         destination.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(describe_os_error("create", destination, exc)) from exc
+    with _destination_lock(destination):
+        result = _ensure_locked(backend, version, destination, mirror, jobs, progress, blob_fetcher, models)
+    _notify(host, result, destination, result.warnings)
+    return result
+
+
+ENSURE_STAGING_PREFIX = ".mops-ensure-"
+
+
+@contextlib.contextmanager
+def _destination_lock(destination: Path) -> Iterator[None]:
+    """An ``flock`` on the destination folder itself (no file added to it): two ``ensure`` runs into one
+    folder take turns instead of deleting each other's staging. Then the staging folders that earlier
+    runs, killed, left there are removed -- nothing else can be using them."""
+    import fcntl
+
+    try:
+        fd = os.open(destination, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise UsageError(describe_os_error("open", destination, exc)) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in os.listdir(destination):
+            if name.startswith(ENSURE_STAGING_PREFIX):
+                leftover = destination / name
+                shutil.rmtree(leftover, ignore_errors=True) if not leftover.is_symlink() else leftover.unlink()
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _ensure_locked(
+    backend: RegistryBackend,
+    version: RemoteVersion,
+    destination: Path,
+    mirror: bool,
+    jobs: int,
+    progress: ProgressFactory | None,
+    blob_fetcher: BlobFetcher | None,
+    models: Sequence[str] | None,
+) -> EnsureResult:
     remote = version.index.by_path()
     selected = _selection(backend, version, models)
     if selected is not None:
         remote = {rel: entry for rel, entry in remote.items() if rel in selected}
+    check_name_limits(destination, sorted(remote), source=str(version.pinned))
     check_destinations(destination, remote)
     result = EnsureResult(version.pinned, version.digest, destination, files=len(remote))
     result.models = sorted(set(models)) if selected is not None and models else None
     needed = [entry for rel, entry in sorted(remote.items()) if not _present(destination / rel, entry)]
     result.unchanged = len(remote) - len(needed)
-    staging = Path(tempfile.mkdtemp(prefix=".mops-ensure-", dir=destination))
+    staging = Path(tempfile.mkdtemp(prefix=ENSURE_STAGING_PREFIX, dir=destination))
     try:
         if needed:
             staged = fetch_to_staging(
@@ -769,7 +811,6 @@ def ensure(
             result.deleted = _mirror(destination, set(remote), keep=staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _notify(host, result, destination, result.warnings)
     return result
 
 
