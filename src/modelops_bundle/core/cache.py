@@ -253,6 +253,7 @@ class BundleCache:
     def _flock(self, path: str, *, shared: bool, wait: bool) -> Iterator[bool]:
         import fcntl
 
+        require_real_folder(Path(path).parent)  # locks/ planted as a symlink: refused, not written through
         flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW
         try:
             fd = os.open(path, flags, 0o666)
@@ -407,7 +408,7 @@ class BundleCache:
 
     def cached_versions(self) -> list[str]:
         found: list[str] = []
-        base = self.root / "versions"
+        base = require_real_folder(self.root / "versions")
         for algorithm in _real_subfolders(base):
             for hexdigest in _real_subfolders(base / algorithm):
                 found.append(f"{algorithm}:{hexdigest}")
@@ -654,6 +655,7 @@ class BundleCache:
         )
 
     def _all_objects(self) -> Iterator[tuple[Path, str]]:
+        require_real_folder(self.objects_dir)
         for algorithm in _real_subfolders(self.objects_dir):
             for prefix in _real_subfolders(self.objects_dir / algorithm):
                 for hexdigest in _listdir(self.objects_dir / algorithm / prefix):

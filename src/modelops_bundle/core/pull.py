@@ -569,6 +569,7 @@ def _plan(
         remote = {rel: entry for rel, entry in remote.items() if rel in selected}
         synced_files = {rel: digest for rel, digest in synced_files.items() if rel in selected}
     remote_digests = {rel: entry.digest for rel, entry in remote.items()}
+    check_name_limits(ws.project.root, sorted(remote), source=source)  # before the scan stats them
     hasher = resolve_hasher(host.hook, algorithm)
     if selected is not None:
         paths = sorted(selected)
@@ -590,7 +591,6 @@ def _plan(
             hint="push or move them first, or pull with --overwrite to replace them",
         )
     root = ws.project.root
-    check_name_limits(root, plan.fetch, source=source)
     check_destinations(root, plan.fetch, deleting=plan.delete)
     check_destinations(root, plan.delete)
     entries = ws.cache.entries

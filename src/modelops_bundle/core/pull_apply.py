@@ -132,8 +132,10 @@ def signature_of(path: Path) -> Signature:
     scan hashes it), or ``None`` when nothing is there."""
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise BundleError(describe_os_error("inspect", path, exc)) from exc
     if stat_module.S_ISLNK(st.st_mode):
         try:
             st = os.stat(path)

@@ -17,8 +17,13 @@ from modelops_bundle.core.fsutil import describe_os_error
 T = TypeVar("T")
 
 
-def read_text(path: Path, *, what: str = "file") -> str:
+def read_text(path: Path, *, what: str = "file", exact: bool = False) -> str:
+    """The file as text (UTF-8). Line ends are translated to ``\\n`` unless ``exact`` (a format that
+    must see a carriage return to refuse it)."""
     try:
+        if exact:
+            with open(path, encoding="utf-8", newline="") as handle:
+                return handle.read()
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} missing: {path}") from None

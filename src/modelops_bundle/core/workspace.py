@@ -184,7 +184,7 @@ class Workspace:
         if self._tracked is None:
             path = self.project.tracked_path
             self.memo.cached(TRACKED_MEMO, path, lambda: _validate_tracked(path))
-            text = read_text(path, what="tracked list")
+            text = read_text(path, what="tracked list", exact=True)
             if not text and self.state().last_synced_files:
                 raise ConfigError(
                     f"{path}: empty, but {self.project.state_path.name} records synced files: the tracked list "
@@ -200,6 +200,10 @@ class Workspace:
         if UNSTORABLE_CHARACTER.search("/".join(ordered)):
             bad = next(rel for rel in ordered if UNSTORABLE_CHARACTER.search(rel))
             raise BundleError(f"cannot track '{shown_path(bad)}': {invalid_reason(bad)}")
+        # Only a long path can break the depth and length limits (issue 15): the rest are not re-checked.
+        long_bad = next((rel for rel in ordered if len(rel) > 250 and invalid_reason(rel)), None)
+        if long_bad is not None:
+            raise BundleError(f"cannot track '{shown_path(long_bad)}': {invalid_reason(long_bad)}")
         atomic_write_text(self.project.tracked_path, tracked_text(ordered))
         self._tracked = ordered
         self.memo.remember(TRACKED_MEMO, self.project.tracked_path, True)
@@ -606,7 +610,7 @@ def _validate_tracked(path: Path) -> bool:
     ends, and a last line that ends in one (the tool always writes it: a file cut short does not). Checked
     line by line, without pydantic: the list can hold tens of thousands of paths and a line number is the
     useful answer."""
-    text = read_text(path, what="tracked list")
+    text = read_text(path, what="tracked list", exact=True)
     if text.startswith("\ufeff"):
         raise ConfigError(f"{path}: starts with a byte order mark (U+FEFF); the tracked list is plain UTF-8")
     if "\r" in text:
