@@ -546,6 +546,8 @@ class BundleCache:
         key = str(tree)
         if key in _LEASES:
             return
+        if len(_LEASES) >= MAX_LEASES:  # a long-lived worker of many versions: the oldest lease goes
+            os.close(_LEASES.pop(next(iter(_LEASES))))
         path = self._lease_path(tree)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666)
@@ -803,8 +805,10 @@ _TEMP_NAME = re.compile(r"^\..+\.mops-(\d+)\.tmp$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 #: The cache's top folders (see the module docstring).
 LAYOUT_FOLDERS = ("objects", "versions", "trees", "locks", "tmp", "pins")
-#: Descriptors of the leases this process holds (tree path -> fd), released when it exits.
+#: Descriptors of the leases this process holds (tree path -> fd, oldest first), released when it exits;
+#: at most :data:`MAX_LEASES` (the oldest is given up for a new one).
 _LEASES: dict[str, int] = {}
+MAX_LEASES = 128
 
 
 def _sweep_dead_temps(folder: Path) -> None:
