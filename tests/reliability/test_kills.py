@@ -365,7 +365,7 @@ def test_materialize_killed_at_random_points(versions: Versions, tmp_path: Path,
 
 
 #: The child for kills during a pull's apply phase: counts ``os.rename`` calls (``os.replace`` too) after
-#: the one that put the journal in place, and SIGKILLs itself at the k-th.
+#: the one that put the journal in place and before the journal is removed, and SIGKILLs itself at the k-th.
 CHILD_APPLY = r"""
 import json, os, signal, sys
 kill_at, count_file = int(sys.argv[1]), sys.argv[2]
@@ -375,6 +375,9 @@ armed = False
 
 def hook(event, details):
     global seen, armed
+    if event == "os.remove" and str(details[0]).endswith("pull-journal.json"):
+        armed = False  # committed: what follows (caches) is not the apply
+        return
     if event != "os.rename":
         return
     if not armed:
