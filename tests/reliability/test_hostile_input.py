@@ -134,6 +134,10 @@ VARIANTS: list[Variant] = [
     ("blob pointer with a query (signed URL)", lambda: _blob_pointer("s3://bucket/key?X-Amz-Signature=abc"), "blob"),
     ("blob pointer to a local file", lambda: _blob_pointer("file:///etc/passwd"), "blob"),
     ("blob pointer with `..` key", lambda: _blob_pointer("local://../../etc/passwd"), "blob"),
+    # issue 15, items 4 and 9: limits every stored path keeps, checked when the index is read
+    ("a path 1,900 folders deep", lambda: _raw("/".join(["d"] * 1900) + "/x.sh"), "segments deep"),
+    ("a 300-byte name (over NAME_MAX)", lambda: _raw("data/" + "n" * 300 + ".sh"), "a name of 303 bytes"),
+    ("a 3,500-byte path", lambda: _raw("/".join(["p" * 250] * 14) + "/x.sh"), "bytes long"),
 ]
 
 
@@ -227,9 +231,25 @@ GARBAGE = {
     "escaping-paths": "data/a.csv\n../../etc/passwd\n",
     "duplicate-lines": "data/a.csv\ndata/a.csv\n",
     "absolute-path": "/etc/passwd\n",
+    # issue 15, item 13: a tracked list cut short, or written by another tool
+    "truncated": "data/a.csv\nsrc/mod",
+    "crlf": "data/a.csv\r\nsrc/model.py\r\n",
+    "byte-order-mark": "\ufeffdata/a.csv\nsrc/model.py\n",
+    # issue 15, item 14: a digest that names nothing
+    "malformed-digest": '{"last_push_digest": "sha256:xyz", "last_synced_files": {}}\n',
 }
 
 YAML_GARBAGE = ("yaml-syntax", "binary", "wrong-shape", "empty")
+TRACKED_GARBAGE = (
+    "binary",
+    "escaping-paths",
+    "duplicate-lines",
+    "absolute-path",
+    "truncated",
+    "crlf",
+    "byte-order-mark",
+    "empty",
+)
 
 
 def _project(environ: dict[str, str], tmp: Path, registry: RunningRegistry) -> BundleProject:
@@ -271,9 +291,13 @@ def test_malformed_files_the_tool_reads(
         "tracked.txt": (
             project.meta / "tracked.txt",
             (("status",), ("add", "."), ("push",)),
-            ("binary", "escaping-paths", "duplicate-lines", "absolute-path"),
+            TRACKED_GARBAGE,
         ),
-        "state.json": (project.meta / "state.json", (("status",), ("push",), ("pull",)), YAML_GARBAGE),
+        "state.json": (
+            project.meta / "state.json",
+            (("status",), ("push",), ("pull",)),
+            (*YAML_GARBAGE, "malformed-digest"),
+        ),
         "registry.yaml": (
             project.meta / "registry.yaml",
             (("status",), ("push",)),

@@ -362,3 +362,81 @@ def test_materialize_killed_at_random_points(versions: Versions, tmp_path: Path,
         f"{len(byte_points)} byte counts (seed 13)",
         "no tree marked complete; re-run converged",
     )
+
+
+#: The child for kills during a pull's apply phase: counts ``os.rename`` calls (``os.replace`` too) after
+#: the one that put the journal in place and before the journal is removed, and SIGKILLs itself at the k-th.
+CHILD_APPLY = r"""
+import json, os, signal, sys
+kill_at, count_file = int(sys.argv[1]), sys.argv[2]
+args = json.loads(sys.argv[3])
+seen = 0
+armed = False
+
+def hook(event, details):
+    global seen, armed
+    if event == "os.remove" and str(details[0]).endswith("pull-journal.json"):
+        armed = False  # committed: what follows (caches) is not the apply
+        return
+    if event != "os.rename":
+        return
+    if not armed:
+        armed = str(details[1]).endswith("pull-journal.json")
+        return
+    seen += 1
+    if seen == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+from modelops_bundle.cli.main import bundle_main
+code = bundle_main(args)
+with open(count_file, "w") as out:
+    out.write(str(seen))
+sys.exit(code)
+"""
+
+
+def _apply_child(clone: BundleProject, env: dict[str, str], tmp: Path, kill_at: int) -> Child:
+    count_file = tmp / f"count-{uuid.uuid4().hex}"
+    argv = json.dumps(["-C", str(clone.root), "pull", "--json"])
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_APPLY, str(kill_at), str(count_file), argv],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    count = int(count_file.read_text()) if count_file.exists() else None
+    return Child(done.returncode, done.returncode == -signal.SIGKILL, count, done.stderr.decode(errors="replace"))
+
+
+def test_pull_killed_while_applying_is_finished_by_the_next_command(
+    versions: Versions, tmp_path: Path, trial: Trial
+) -> None:
+    """SIGKILL between the journal and the commit -- among the renames that move old files aside and new
+    ones in: the next command (a plain ``status``) finishes the pull before it looks, so it never reports
+    half a pull as local deletions; the tree is v2 (with the local edits), the state says v2, and neither
+    journal nor staging is left."""
+    dry, local = _victim(versions, tmp_path / "apply-dry")
+    counted = _apply_child(dry, versions.env, tmp_path, kill_at=0)
+    assert counted.returncode == 0 and counted.count, counted.stderr
+    points = kill_points(counted.count, 8, seed=21)
+    for point in points:
+        clone, local = _victim(versions, tmp_path / f"apply-{point}")
+        child = _apply_child(clone, versions.env, tmp_path, kill_at=point)
+        assert child.killed, (point, child.returncode, child.stderr)
+        assert (clone.meta / "pull-journal.json").exists()
+        status = ok(clone.run("status", "--offline", "--json"))
+        assert status["changes"]["deleted"] == [] and status["changes"]["removed"] == [], status["changes"]
+        assert status["changes"]["modified"] == ["src/f004.txt"], status["changes"]  # the local edit only
+        assert tree_files(clone.root) == {**versions.v2, **local}
+        assert json.loads((clone.meta / "state.json").read_text())["last_pull_digest"] == versions.digest2
+        assert not (clone.meta / "pull-journal.json").exists()
+        staging = clone.meta / "staging"
+        assert not staging.exists() or not list(staging.iterdir())
+    trial.record(
+        "kills",
+        f"`mops bundle pull` SIGKILLed while applying (at the k-th rename after the journal, of {counted.count})",
+        f"{len(points)} kill points (seed 21)",
+        "the next command (status) finished the pull from the journal: tree v2 with the local edits, "
+        "state v2, no deletions reported, no journal or staging left",
+    )

@@ -1,10 +1,12 @@
 """Property-based tests (hypothesis, derandomized): path validation, ignore matching against pathspec's
-GitIgnoreSpec, index parsing, reference parsing."""
+GitIgnoreSpec, the linear glob matchers against the regular expressions they replace, index parsing,
+reference parsing."""
 
 from __future__ import annotations
 
 import json
 import posixpath
+import re
 from typing import Any
 
 import pathspec
@@ -12,7 +14,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from modelops_bundle.core.errors import IntegrityError, UsageError
-from modelops_bundle.core.ignore import IgnoreRules, compile_patterns
+from modelops_bundle.core.globs import NameGlob, TokenGlob, glob_to_regex, translate
+from modelops_bundle.core.ignore import IgnoreRules, PathRule, compile_patterns
 from modelops_bundle.core.index import INDEX_MEDIA_TYPE
 from modelops_bundle.core.index_reading import parse_index
 from modelops_bundle.core.paths import invalid_reason
@@ -50,6 +53,73 @@ def test_path_property_recorded(trial: Trial) -> None:
         "control characters, backslashes, empty, `.` or `..` segments",
         f"{PROPERTY.max_examples} generated paths (derandomized) per property",
         "held",
+    )
+
+
+# ----------------------------------------------------------------- linear matching (issue 15, item 10)
+
+NAME_PIECES = st.sampled_from(["a", "b", "ab", "*", "?", "[ab]", "[!a]", "**", "\\*"])
+PATH_PIECES = st.sampled_from(["a", "b", "*", "?", "[ab]", "**", "**/", "/", "a/", "*/"])
+
+
+def _old_name_regex(glob: str) -> re.Pattern[str]:
+    """The matcher ignore.py used for name patterns: a regular expression over the name (backtracking)."""
+    return re.compile("(?s:" + translate(glob) + r")\Z")
+
+
+@PROPERTY
+@given(pattern=st.lists(NAME_PIECES, min_size=1, max_size=7).map("".join), name=st.text("ab*", max_size=10))
+def test_name_glob_agrees_with_the_regular_expression(pattern: str, name: str) -> None:
+    assert NameGlob(pattern).match(name) == bool(_old_name_regex(pattern).match(name)), (pattern, name)
+
+
+@PROPERTY
+@given(pattern=st.lists(PATH_PIECES, min_size=1, max_size=6).map("".join), path=st.text("ab/", min_size=1, max_size=12))
+def test_token_glob_agrees_with_the_regular_expression(pattern: str, path: str) -> None:
+    expected = bool(re.compile(translate(pattern) + "(?:/.*)?$").match(path))
+    assert TokenGlob(pattern).match(path) == expected, (pattern, path)
+    assert bool(glob_to_regex(pattern).match(path)) == expected, (pattern, path)
+
+
+SEGMENTS = st.sampled_from(["a", "b", "*", "?", "[ab]", "**", "a*b", "*a*", "a**"])
+PATH_SEGMENTS = st.sampled_from(["a", "b", "ab", "ba", "aab"])
+
+
+@PROPERTY
+@given(
+    parts=st.lists(SEGMENTS, min_size=2, max_size=4),
+    leading=st.booleans(),
+    dir_only=st.booleans(),
+    path=st.lists(PATH_SEGMENTS, min_size=1, max_size=5),
+    is_dir=st.booleans(),
+)
+def test_path_rule_agrees_with_gitignore_spec_regexes(
+    parts: list[str], leading: bool, dir_only: bool, path: list[str], is_dir: bool
+) -> None:
+    """The segment-by-segment matcher equals pathspec's regular expression for the same line (what
+    ignore.py used before), on every generated pattern with a slash."""
+    import pathspec
+
+    body = ("/" if leading else "") + "/".join(parts)
+    line = body + ("/" if dir_only else "")
+    regex = pathspec.GitIgnoreSpec.from_lines([line]).patterns[0].regex
+    assert regex is not None
+    pattern = re.sub(r"\(\?P<[^>]+>", "(?:", regex.pattern)
+    pattern = pattern if pattern.startswith("^") else f"^[\\s\\S]*?(?:{pattern})"
+    rel = "/".join(path)
+    expected = bool(re.match(pattern, rel + "/" if is_dir else rel))
+    assert PathRule(body, dir_only).matches(rel, is_dir) == expected, (line, rel, is_dir)
+
+
+def test_linear_matching_property_recorded(trial: Trial) -> None:
+    trial.record(
+        "properties",
+        "linear-time matching (core/globs.py NameGlob and TokenGlob, core/ignore.py PathRule) against the "
+        "backtracking regular expressions they replace: name globs with several `*`, `?`, classes and "
+        "escapes; path globs with `**`, `**/`; gitignore patterns with a slash against pathspec's regexes "
+        "(anchored, folder-only, `**` segments, stars inside segments)",
+        f"3 x {PROPERTY.max_examples} generated patterns x names (derandomized)",
+        "identical verdicts",
     )
 
 

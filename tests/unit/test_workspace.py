@@ -131,7 +131,9 @@ def test_broken_state_names_file(bundle_project: BundleProject, content: str, ex
 def test_state_round_trip(bundle_project: BundleProject) -> None:
     ws = _ws(bundle_project)
     assert ws.state() == SyncState()
-    state = SyncState(last_push_digest="sha256:" + "a" * 64, last_synced_files={"b": "sha256:1", "a": "sha256:2"})
+    state = SyncState(
+        last_push_digest="sha256:" + "a" * 64, last_synced_files={"b": "sha256:" + "1" * 64, "a": "sha256:" + "2" * 64}
+    )
     with ws.lock():
         ws.save_state(state)
     data = json.loads((bundle_project.meta / "state.json").read_text())

@@ -124,11 +124,14 @@ class FetchSession(NamedTuple):
 
 def emit_names(ctx: CommandContext, names: list[str]) -> bool:
     """``-q`` on a listing command: the bare names or ids, one per line, for scripts. True when printed
-    (then nothing else should be)."""
+    (then nothing else should be). Invisible and bidirectional characters are escaped as everywhere on the
+    terminal (``--json`` has the exact names)."""
+    from modelops_bundle.core.paths import display_safe
+
     if not ctx.out.quiet or ctx.out.json_mode:
         return False
     for name in names:
-        ctx.out.emit_text(name)
+        ctx.out.emit_text(display_safe(name))
     return True
 
 

@@ -17,6 +17,7 @@ import time
 from typing import IO, Any
 
 from modelops_bundle.core.hashing import ProgressSink
+from modelops_bundle.core.paths import display_safe
 
 PROGRESS_DELAY_S = 1.0
 
@@ -60,18 +61,19 @@ class Console:
     def line(self, text: str = "", *, style: str | None = None) -> None:
         if self.json_mode or self.quiet:
             return
+        text = display_safe(text)  # names with bidi or zero-width characters print escaped (issue 15)
         if self.interactive and style and not self.no_color:
             self._rich_console().print(text, style=style, markup=False)
         else:
             self.stdout.write(text + "\n")
 
     def warn(self, text: str) -> None:
-        self.stderr.write(f"warning: {text}\n")
+        self.stderr.write(f"warning: {display_safe(text)}\n")
 
     def error(self, text: str, *, hint: str | None = None) -> None:
-        self.stderr.write(f"error: {text}\n")
+        self.stderr.write(f"error: {display_safe(text)}\n")
         if hint:
-            self.stderr.write(f"hint: {hint}\n")
+            self.stderr.write(f"hint: {display_safe(hint)}\n")
 
     def emit_text(self, text: str) -> None:
         """A command's product as plain text (a script, a document): printed even with ``-q``, as
@@ -84,6 +86,9 @@ class Console:
     def table(self, title: str | None, columns: list[str], rows: list[list[str]]) -> None:
         if self.json_mode or self.quiet:
             return
+        joined = "\n".join("\n".join(row) for row in rows)
+        if display_safe(joined) is not joined:  # one scan of the whole table; cells escaped only when needed
+            rows = [[display_safe(cell) for cell in row] for row in rows]
         if self.interactive:
             from rich.table import Table
 

@@ -16,11 +16,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.tracking import delete_files, select_for_remove
+    from modelops_bundle.core.tracking import check_deletable, delete_files, select_for_remove
 
     ws = open_workspace(ctx)
     with ws.lock():
         chosen = select_for_remove(ws, ctx.cwd, args.paths)
+        if args.rm:
+            check_deletable(ws.project.root, chosen)
         remaining = set(ws.tracked()) - set(chosen)
         ws.save_tracked(remaining)
         failures = delete_files(ws.project.root, chosen) if args.rm else []

@@ -29,6 +29,15 @@ Concurrency: a version is fetched under its own ``flock``, so of many processes 
 one downloads each blob while the others wait, then find the completion marker. A killed process
 leaves no marker (it is written last, atomically) and its staging folder is unlocked, so the next
 process removes it and fetches again.
+
+Trees hold exactly the version's files: a tree is checked before it is handed out -- each file by the
+cheap test, and each folder listed, so that an entry the version does not have (a planted
+``__pycache__/m.pyc``, a symlink, a file a run wrote) is removed first (:meth:`BundleCache.tree_problems`);
+``verify --cache`` reports such entries. A process that was handed a tree holds a shared lease on it
+(``locks/lease-<tree>.lock``) until it exits, and ``gc`` keeps leased versions whatever ``--keep-days``.
+
+No symlinks: every folder of the cache the tool writes, renames or deletes in is checked with ``lstat``
+right before use (the cache root itself is where the user or configuration put it).
 """
 
 from __future__ import annotations
@@ -49,7 +58,14 @@ from pathlib import Path
 from typing import Any
 
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
-from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
+from modelops_bundle.core.fsutil import (
+    SymlinkedFolderError,
+    atomic_write_bytes,
+    describe_os_error,
+    real_folder_below,
+    require_real_folder,
+    symlink_on_the_way,
+)
 
 CACHE_ENV = "MODELOPS_BUNDLE_CACHE"
 CACHE_FORMAT = 1
@@ -71,7 +87,10 @@ def cache_root(environ: Mapping[str, str], configured: str | None = None) -> Pat
     from modelops_bundle.core.envfiles import expand_path, modelops_home
 
     raw = environ.get(CACHE_ENV, "").strip() or (configured or "").strip()
-    return expand_path(raw) if raw else modelops_home(environ) / "cache"
+    if raw:
+        return expand_path(raw)
+    # The default cache is a folder of $MODELOPS_HOME that the tool made: a symlink there was planted.
+    return require_real_folder(modelops_home(environ) / "cache")
 
 
 def split(digest: str) -> tuple[str, str]:
@@ -176,8 +195,9 @@ class BundleCache:
     def prepare(self) -> None:
         """Create the top folders (idempotent); a clear error when the cache cannot be written."""
         try:
-            for name in ("objects", "versions", "trees", "locks", "tmp", "pins"):
-                (self.root / name).mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            for name in LAYOUT_FOLDERS:
+                require_real_folder(self.root / name, create=True)
             tag = self.root / "CACHEDIR.TAG"
             if not tag.exists():
                 atomic_write_bytes(tag, _CACHEDIR_TAG)
@@ -186,6 +206,12 @@ class BundleCache:
                 describe_os_error("create the bundle cache at", self.root, exc),
                 hint=f"set {CACHE_ENV} to a writable folder",
             ) from exc
+
+    def check_layout(self) -> None:
+        """The cache's top folders are real folders (those that exist): ``gc`` and ``verify`` delete in
+        them, so a symlink planted in their place is refused instead of followed."""
+        for name in LAYOUT_FOLDERS:
+            require_real_folder(self.root / name)
 
     # ------------------------------------------------------------------------------------ locks
 
@@ -227,11 +253,13 @@ class BundleCache:
     def _flock(self, path: str, *, shared: bool, wait: bool) -> Iterator[bool]:
         import fcntl
 
+        require_real_folder(Path(path).parent)  # locks/ planted as a symlink: refused, not written through
+        flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, flags, 0o666)
         except FileNotFoundError:
             self.prepare()
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, flags, 0o666)
         except OSError as exc:
             raise BundleError(describe_os_error("lock", path, exc)) from exc
         try:
@@ -263,7 +291,7 @@ class BundleCache:
         self.prepare()
         self.clean_stale_tmp()
         folder = Path(tempfile.mkdtemp(prefix=f"fetch-{os.getpid()}-", dir=self.root / "tmp"))
-        fd = os.open(str(folder) + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(str(folder) + ".lock", os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield folder
@@ -288,8 +316,9 @@ class BundleCache:
                 continue
             lock = tmp / f"{name}.lock"
             try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666)
             except OSError:
+                _unlink(lock)  # a symlink planted as a lock file: removed, never followed
                 continue
             try:
                 try:
@@ -330,8 +359,9 @@ class BundleCache:
     def add_object(self, source: Path, digest: str) -> Path:
         """Move a verified file into ``objects/`` (read-only, fixed mtime). An object already there wins."""
         target = self.object_path(digest)
+        algorithm, hexdigest = split(digest)
+        real_folder_below(self.root, "objects", algorithm, hexdigest[:2], create=True)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(source, OBJECT_MODE)
             os.utime(source, ns=(OBJECT_MTIME_NS, OBJECT_MTIME_NS))
             os.replace(source, target)
@@ -370,20 +400,17 @@ class BundleCache:
         return manifest, index, origin
 
     def save_version_bytes(self, digest: str, manifest: bytes, index: bytes, origin: Mapping[str, Any]) -> None:
-        folder = self.version_dir(digest)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BundleError(describe_os_error("write", folder, exc)) from exc
+        algorithm, hexdigest = split(digest)
+        folder = real_folder_below(self.root, "versions", algorithm, hexdigest, create=True)
         atomic_write_bytes(folder / "manifest.json", manifest)
         atomic_write_bytes(folder / "index.json", index)
         atomic_write_bytes(folder / "origin.json", json.dumps(dict(origin), sort_keys=True).encode())
 
     def cached_versions(self) -> list[str]:
         found: list[str] = []
-        base = self.root / "versions"
-        for algorithm in _listdir(base):
-            for hexdigest in _listdir(base / algorithm):
+        base = require_real_folder(self.root / "versions")
+        for algorithm in _real_subfolders(base):
+            for hexdigest in _real_subfolders(base / algorithm):
                 found.append(f"{algorithm}:{hexdigest}")
         return sorted(found)
 
@@ -394,9 +421,16 @@ class BundleCache:
         a reflink where the file system clones, else a hard link (non-executables), else a copy."""
         method = ""
         swept: set[Path] = set()
+        checked: dict[str, str | None] = {}
         for rel in sorted(files):
             spec = files[rel]
             target = dest / rel
+            link = symlink_on_the_way(dest, rel.rpartition("/")[0], checked)
+            if link is not None:
+                raise SymlinkedFolderError(
+                    f"cannot place {rel} in {dest}: {link} is a symlink or not a folder "
+                    "(checkouts never write through symlinks)"
+                )
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.parent not in swept:
@@ -447,16 +481,109 @@ class BundleCache:
 
     def tree_damage(self, tree: Path, files: Mapping[str, ObjectSpec]) -> list[str]:
         """Paths of a checked-out tree that fail the cheap test (missing, resized, written to)."""
-        bad: list[str] = []
+        return self.tree_problems(tree, files)[0]
+
+    def tree_problems(self, tree: Path, files: Mapping[str, ObjectSpec]) -> tuple[list[str], list[str]]:
+        """``(damaged, extra)`` of a checked-out tree: the paths of ``files`` that fail the cheap test
+        (missing, resized, written to, reached through a symlink), and the entries the version does not
+        have -- a planted ``__pycache__/m.pyc``, a symlink, a file a run wrote. One ``scandir`` per folder
+        and one ``lstat`` per file; nothing is followed."""
+        children: dict[str, dict[str, ObjectSpec | None]] = {"": {}}
         for rel, spec in files.items():
+            folder, _, name = rel.rpartition("/")
+            children.setdefault(folder, {})[name] = spec
+            while folder:
+                parent, _, folder_name = folder.rpartition("/")
+                siblings = children.setdefault(parent, {})
+                if folder_name in siblings:
+                    break
+                siblings[folder_name] = None
+                folder = parent
+        good: set[str] = set()
+        extra: list[str] = []
+        pending = [""]
+        while pending:
+            folder = pending.pop()
+            expected = children.get(folder, {})
+            prefix = f"{folder}/" if folder else ""
             try:
-                st = os.lstat(tree / rel)
+                entries = list(os.scandir(tree / folder if folder else tree))
             except OSError:
-                bad.append(rel)
-                continue
-            if not _signature_ok(st, spec.size):
-                bad.append(rel)
-        return sorted(bad)
+                continue  # its files count as damaged below
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.name not in expected:
+                    extra.append(rel)
+                    continue
+                wanted = expected[entry.name]
+                if wanted is None:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(rel)
+                    else:
+                        extra.append(rel)  # a file or symlink where the version has a folder
+                    continue
+                try:
+                    if _signature_ok(entry.stat(follow_symlinks=False), wanted.size):
+                        good.add(rel)
+                except OSError:
+                    pass
+        return sorted(rel for rel in files if rel not in good), sorted(extra)
+
+    def remove_extras(self, tree: Path, extras: Iterable[str]) -> None:
+        """Remove entries :meth:`tree_problems` found that the version does not have (never following a
+        symlink: a symlinked entry is unlinked itself)."""
+        for rel in extras:
+            _force_rmtree(tree / rel)
+
+    # -------------------------------------------------------------------------------- leases
+
+    def lease(self, tree: Path) -> None:
+        """Hold a shared lease on ``tree`` until this process exits (``gc`` keeps leased versions): a
+        worker handed a tree a moment before ``gc --keep-days 0`` keeps it. One descriptor per distinct
+        tree per process."""
+        import fcntl
+
+        key = str(tree)
+        if key in _LEASES:
+            return
+        if len(_LEASES) >= MAX_LEASES:  # a long-lived worker of many versions: the oldest lease goes
+            os.close(_LEASES.pop(next(iter(_LEASES))))
+        path = self._lease_path(tree)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o666)
+        except OSError:
+            return  # a cache whose locks cannot be written only loses this protection
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return
+        _LEASES[key] = fd
+
+    def leased(self, tree: Path) -> bool:
+        """Whether another process holds a lease on ``tree`` (this process's own lease is given up: the
+        process that asks, ``gc``, is not using the tree it may remove)."""
+        import fcntl
+
+        own = _LEASES.pop(str(tree), None)
+        if own is not None:
+            os.close(own)
+        path = self._lease_path(tree)
+        try:
+            fd = os.open(path, os.O_RDWR | _NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+        finally:
+            os.close(fd)
+
+    def _lease_path(self, tree: Path) -> Path:
+        return self.root / "locks" / f"lease-{tree.parent.name}-{tree.name}.lock"
 
     # -------------------------------------------------------------------------------- pins
 
@@ -485,6 +612,7 @@ class BundleCache:
         """Re-hash every object; check every completed tree. Damaged objects are removed (they would be
         fetched again on next use) and damaged trees lose their marker (repaired on next use)."""
         problems: list[Problem] = []
+        self.check_layout()
         with self.lock("gc"):
             for path, digest in self._all_objects():
                 if not self.verify_object(path, digest):
@@ -500,19 +628,28 @@ class BundleCache:
                 for tree in self.trees_of(digest):
                     marker = self.marker_path(tree)
                     wanted = _marker_files(marker, files)
-                    bad = self.tree_damage(tree, wanted)
+                    bad, extra = self.tree_problems(tree, wanted)
                     bad += [r for r in sorted(wanted) if r not in bad and not _same_bytes(tree / r, wanted[r])]
                     if bad:
                         problems.append(
                             Problem("damaged-tree", str(tree), f"{len(bad)} file(s) damaged, e.g. {bad[0]}; unmarked")
                         )
                         _unlink(marker)
+                    if extra:
+                        problems.append(
+                            Problem(
+                                "extra-files",
+                                str(tree),
+                                f"{len(extra)} entr(y/ies) the version does not have, e.g. {extra[0]}; removed",
+                            )
+                        )
+                        self.remove_extras(tree, extra)
         return problems
 
     def trees_of(self, digest: str) -> list[Path]:
         """Completed trees (those with a marker) of one version, the full one and every selection."""
         algorithm, hexdigest = split(digest)
-        folder = self.root / "trees" / algorithm
+        folder = real_folder_below(self.root, "trees", algorithm)
         return sorted(
             folder / name[: -len(".complete")]
             for name in _listdir(folder)
@@ -520,8 +657,9 @@ class BundleCache:
         )
 
     def _all_objects(self) -> Iterator[tuple[Path, str]]:
-        for algorithm in _listdir(self.objects_dir):
-            for prefix in _listdir(self.objects_dir / algorithm):
+        require_real_folder(self.objects_dir)
+        for algorithm in _real_subfolders(self.objects_dir):
+            for prefix in _real_subfolders(self.objects_dir / algorithm):
                 for hexdigest in _listdir(self.objects_dir / algorithm / prefix):
                     if hexdigest.startswith("."):
                         continue
@@ -534,6 +672,7 @@ class BundleCache:
         object no remaining version needs, and dead staging folders. Holds the cache exclusively."""
         report = GcReport(dry_run=dry_run)
         now = time.time()
+        self.check_layout()
         protected = set(keep) | set(self.pins())
         doomed_paths: list[Path] = []
         with self.lock("gc"):
@@ -542,7 +681,10 @@ class BundleCache:
             needed: set[str] = set()
             for digest in self.cached_versions():
                 last_used = self._last_used(digest)
-                if digest in protected or now - last_used < keep_seconds:
+                busy = any(self.leased(tree) for tree in self.trees_of(digest))
+                if busy:
+                    report.busy_versions.append(digest)
+                if digest in protected or busy or now - last_used < keep_seconds:
                     report.kept_versions.append(digest)
                     loaded = self.load_version_bytes(digest)
                     if loaded is not None:
@@ -550,7 +692,7 @@ class BundleCache:
                     continue
                 report.removed_versions.append(digest)
                 algorithm, hexdigest = split(digest)
-                for name in _listdir(self.root / "trees" / algorithm):
+                for name in _listdir(real_folder_below(self.root, "trees", algorithm)):
                     if name.split("+", 1)[0].removesuffix(".complete") == hexdigest:
                         path = self.root / "trees" / algorithm / name
                         if not name.endswith(".complete"):
@@ -660,6 +802,13 @@ def _reflink(source: Path, target: Path) -> bool:
 
 
 _TEMP_NAME = re.compile(r"^\..+\.mops-(\d+)\.tmp$")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: The cache's top folders (see the module docstring).
+LAYOUT_FOLDERS = ("objects", "versions", "trees", "locks", "tmp", "pins")
+#: Descriptors of the leases this process holds (tree path -> fd, oldest first), released when it exits;
+#: at most :data:`MAX_LEASES` (the oldest is given up for a new one).
+_LEASES: dict[str, int] = {}
+MAX_LEASES = 128
 
 
 def _sweep_dead_temps(folder: Path) -> None:
@@ -681,6 +830,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # it exists (another user's process)
     return True
+
+
+def _real_subfolders(path: Path) -> list[str]:
+    """Names of the real folders in ``path`` (symlinks are not followed into: the cache's own layout
+    never holds one, and ``gc`` or ``verify`` must not delete through one)."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def _listdir(path: Path) -> list[str]:

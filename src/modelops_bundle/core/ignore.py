@@ -6,8 +6,11 @@ Order of precedence (last match wins, as in git):
 3. The project's ``.modelopsignore``.
 
 A file that is already tracked stays tracked whatever the rules say (tracking wins).
-Patterns are compiled once with pathspec; the resulting regular expressions are cached by the workspace
-so that a warm ``status`` does not import pathspec at all.
+Patterns are compiled once; the compiled rules are cached by the workspace so that a warm ``status``
+compiles nothing. Matching is linear in the length of the path whatever the patterns (a
+``.modelopsignore`` travels inside versions, so a pulled one must not hang a clone's ``status``): a
+pattern with a slash is matched segment by segment (:class:`PathRule`), and a name pattern with more than
+one star by :class:`~modelops_bundle.core.globs.NameGlob` -- never by a backtracking regular expression.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.globs import translate
+from modelops_bundle.core.globs import _GLOB_SEGMENT, NameGlob, star_count, translate
 
 ALWAYS_EXCLUDED = (".modelops-bundle/", ".git/", ".hg/", ".svn/")
 
@@ -76,7 +80,7 @@ def default_ignore_file_text() -> str:
     return IGNORE_FILE_TEMPLATE.format(defaults="\n".join(DEFAULT_PATTERNS))
 
 
-RULES_FORMAT = "rules-v3"  # bump when the compiled form changes: cached rule sets are then recompiled
+RULES_FORMAT = "rules-v4"  # bump when the compiled form changes: cached rule sets are then recompiled
 
 
 def rules_fingerprint(file_text: str) -> str:
@@ -90,8 +94,9 @@ def rules_fingerprint(file_text: str) -> str:
 # A compiled rule: (kind, text, include, dir_only). Kinds, cheapest first:
 #   "name"   -- the basename equals ``text``          (``.env``, ``node_modules/``)
 #   "suffix" -- the basename ends with ``text``       (``*.pyc`` -> ``.pyc``)
-#   "glob"   -- the basename matches regex ``text``   (``id_rsa*``, ``*.py[cod]``)
-#   "path"   -- the whole path matches regex ``text`` (patterns containing ``/``; via pathspec)
+#   "glob"   -- the basename matches regex ``text``   (``id_rsa*``, ``*.py[cod]``: at most one star)
+#   "wild"   -- the basename matches glob ``text``    (two stars or more: :class:`NameGlob`)
+#   "path"   -- the whole path matches the glob ``text`` (patterns containing ``/``: :class:`PathRule`)
 # As in git, a pattern without a slash matches the name at any depth; one with a slash is anchored.
 Rule = tuple[str, str, bool, bool]
 CompiledPatterns = list[Rule]
@@ -99,7 +104,7 @@ _GLOB = re.compile(r"[*?\[\\]")
 
 
 def compile_patterns(lines: Iterable[str]) -> CompiledPatterns:
-    """gitignore lines -> rules; pathspec is imported only for patterns that contain a slash."""
+    """gitignore lines -> rules (plain data, cached by the workspace; see the kinds above)."""
     rules: CompiledPatterns = []
     for raw in lines:
         line = raw.rstrip("\n")
@@ -116,26 +121,64 @@ def compile_patterns(lines: Iterable[str]) -> CompiledPatterns:
         if not body:
             continue
         if "/" in body:
-            rules.append(("path", _path_regex(line), include, dir_only))
+            rules.append(("path", body, include, dir_only))
         elif not _GLOB.search(body):
             rules.append(("name", body, include, dir_only))
         elif body.startswith("*") and not _GLOB.search(body[1:]):
             rules.append(("suffix", body[1:], include, dir_only))
+        elif star_count(body) > 1:
+            rules.append(("wild", body, include, dir_only))
         else:
             rules.append(("glob", _name_regex(body), include, dir_only))
     return rules
 
 
-def _path_regex(pattern: str) -> str:
-    import pathspec
+class PathRule:
+    """A gitignore pattern containing a slash, matched segment by segment in time linear in the path.
 
-    spec = pathspec.GitIgnoreSpec.from_lines([pattern.lstrip("!")])
-    regex = spec.patterns[0].regex.pattern  # type: ignore[union-attr]
-    regex = re.sub(r"\(\?P<[^>]+>", "(?:", regex)
-    # pathspec applies its regexes with ``search``; ours are applied with ``match``. The two agree only
-    # for regexes anchored with ``^``: an unanchored one (``/**/`` gives ``(?:/)``, "every folder") must
-    # be allowed to start anywhere. Found by the GitIgnoreSpec property test in tests/reliability.
-    return regex if regex.startswith("^") else f"^[\\s\\S]*?(?:{regex})"
+    As git (and pathspec's GitIgnoreSpec): anchored at the project root (a leading ``/`` is dropped); a
+    ``**`` segment stands for any number of folders (``**/x``, ``a/**/b``); a trailing ``/**`` matches
+    everything below the folder (and, as a folder-only pattern, the folder); ``*``, ``?`` and ``[...]``
+    stay within a segment. The pattern matches a path when it matches the path's first segments: the
+    whole path, or a folder above it (what is below an ignored folder is ignored) -- a folder-only pattern
+    only a folder (``is_dir``) or what lies below one.
+    """
+
+    def __init__(self, body: str, dir_only: bool) -> None:
+        parts: list[str] = []
+        for part in body.lstrip("/").split("/"):
+            if not (part == "**" and parts and parts[-1] == "**"):  # ``**/**`` is one ``**``
+                parts.append(part)
+        if len(parts) > 1 and parts[-1] == "**":
+            parts.pop()
+            dir_only = True
+        self.dir_only = dir_only
+        #: ``None`` for a ``**`` segment, else the segment's matcher.
+        self._segments: list[NameGlob | str | None] = [
+            None if part == "**" else (NameGlob(part) if _GLOB_SEGMENT.search(part) else part) for part in parts
+        ]
+        first = self._segments[0]
+        self._prefix = first if isinstance(first, str) else None
+
+    def matches(self, rel: str, is_dir: bool) -> bool:
+        prefix = self._prefix
+        if prefix is not None and not (rel.startswith(prefix) and rel[len(prefix) : len(prefix) + 1] in ("", "/")):
+            return False  # the cheap test that answers most paths
+        names = rel.split("/")
+        count = len(names)
+        reach = [0]  # how many segments of the path the pattern's segments so far can consume, ascending
+        for segment in self._segments:
+            if segment is None:
+                reach = list(range(reach[0], count + 1))
+            elif isinstance(segment, str):
+                reach = [at + 1 for at in reach if at < count and names[at] == segment]
+            else:
+                reach = [at + 1 for at in reach if at < count and segment.match(names[at])]
+            if not reach:
+                return False
+        if self.dir_only:
+            return any(0 < end < count or (end == count and is_dir) for end in reach)
+        return reach[-1] > 0
 
 
 def _name_regex(glob: str) -> str:
@@ -149,23 +192,22 @@ class IgnoreRules:
     def __init__(self, hard: CompiledPatterns, soft: CompiledPatterns) -> None:
         self._hard_names = {text for kind, text, _, _ in hard if kind == "name"}
         for kind, text, _, _ in soft:
-            if kind in ("glob", "path"):
+            if kind == "glob":
                 try:
                     re.compile(text)
                 except re.error as exc:
                     raise ConfigError(f".modelopsignore: invalid pattern ({exc})") from None
-        self._rules = [
-            (kind, text if kind in ("name", "suffix") else re.compile(text), include, dir_only)
-            for kind, text, include, dir_only in soft
+        self._rules: list[tuple[str, Any, bool, bool]] = [
+            (kind, _matcher(kind, text, dir_only), include, dir_only) for kind, text, include, dir_only in soft
         ]
-        positive = [rule for rule in soft if rule[2]]
+        positive = [rule for rule in self._rules if rule[2]]
         # Cheap pre-checks answer "no rule can match" -- the common case -- without evaluating each rule.
         self._names = frozenset(text for kind, text, _, _ in positive if kind == "name")
         self._suffixes = tuple(text for kind, text, _, _ in positive if kind == "suffix")
-        globs = [text for kind, text, _, _ in positive if kind == "glob"]
-        paths = [text for kind, text, _, _ in positive if kind == "path"]
+        globs = [matcher.pattern for kind, matcher, _, _ in positive if kind == "glob"]
         self._any_glob = re.compile("|".join(f"(?:{rx})" for rx in globs)) if globs else None
-        self._any_path = re.compile("|".join(f"(?:{rx})" for rx in paths)) if paths else None
+        self._wild = [matcher for kind, matcher, _, _ in positive if kind == "wild"]
+        self._paths = [matcher for kind, matcher, _, _ in positive if kind == "path"]
 
     @classmethod
     def from_text(cls, file_text: str) -> IgnoreRules:
@@ -185,7 +227,8 @@ class IgnoreRules:
             name in self._names
             or (self._suffixes and name.endswith(self._suffixes))
             or (self._any_glob is not None and self._any_glob.match(name))
-            or (self._any_path is not None and self._any_path.match(rel + "/" if is_dir else rel))
+            or (self._wild and any(glob.match(name) for glob in self._wild))
+            or (self._paths and any(rule.matches(rel, is_dir) for rule in self._paths))
         ):
             return False
         verdict = False
@@ -195,11 +238,13 @@ class IgnoreRules:
             if kind == "name":
                 hit = name == matcher
             elif kind == "suffix":
-                hit = name.endswith(matcher)  # type: ignore[arg-type]
+                hit = name.endswith(matcher)
             elif kind == "glob":
-                hit = matcher.match(name) is not None  # type: ignore[union-attr]
+                hit = matcher.match(name) is not None
+            elif kind == "wild":
+                hit = matcher.match(name)
             else:
-                hit = matcher.match(rel + "/" if is_dir else rel) is not None  # type: ignore[union-attr]
+                hit = matcher.matches(rel, is_dir)
             if hit:
                 verdict = include
         return verdict
@@ -211,6 +256,17 @@ class IgnoreRules:
             if self.matches("/".join(parts[:depth]), is_dir=True):
                 return True
         return self.matches(rel, is_dir)
+
+
+def _matcher(kind: str, text: str, dir_only: bool) -> Any:
+    """What a compiled rule's ``text`` becomes when the rules are loaded (see the kinds above)."""
+    if kind == "glob":
+        return re.compile(text)
+    if kind == "wild":
+        return NameGlob(text)
+    if kind == "path":
+        return PathRule(text, dir_only)
+    return text
 
 
 def compile_rule_sets(file_text: str) -> tuple[CompiledPatterns, CompiledPatterns]:

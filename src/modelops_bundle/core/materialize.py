@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelops_bundle.core.cache import BundleCache, ObjectSpec, read_marker, specs_of, version_specs, write_marker
 from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError, UsageError
+from modelops_bundle.core.fsutil import real_folder_below
 from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.reference import Reference
 
@@ -344,11 +345,17 @@ class Materializer:
         return None
 
     def _tree_ok(self, tree: Path, files: Mapping[str, ObjectSpec]) -> bool:
+        """Complete, every file passing the cheap test, and nothing else in it (a planted ``.pyc`` is an
+        extra entry: the tree is repaired before it is handed out). A tree handed out is leased."""
         marker = self.cache.marker_path(tree)
         listed = read_marker(marker)
-        if listed is None or set(listed) != set(files) or self.cache.tree_damage(tree, files):
+        if listed is None or set(listed) != set(files):
+            return False
+        damaged, extra = self.cache.tree_problems(tree, files)
+        if damaged or extra:
             return False
         self.cache.touch(marker)
+        self.cache.lease(tree)
         return True
 
     def materialize(
@@ -366,9 +373,11 @@ class Materializer:
             entries = self.selected_entries(version, selection)
             files = specs_of(entries)
             if dest is not None:
+                from modelops_bundle.core.paths import check_name_limits
                 from modelops_bundle.core.pull import check_destinations
 
                 dest = Path(os.path.abspath(dest))
+                check_name_limits(dest, sorted(files), source=str(version.pinned))
                 self.ensure_objects(version, entries)
                 check_destinations(dest, files)
                 self.cache.checkout(files, dest)
@@ -388,14 +397,16 @@ class Materializer:
         """Under the version lock: repair a completed tree in place (others may be running code from
         it), or build a new one in staging and rename it into place, then write the marker last."""
         marker = self.cache.marker_path(tree)
-        if read_marker(marker) is not None and tree.is_dir():
-            damaged = self.cache.tree_damage(tree, files)
+        if read_marker(marker) is not None and tree.is_dir() and not tree.is_symlink():
+            damaged, extra = self.cache.tree_problems(tree, files)
+            self.cache.remove_extras(tree, extra)
             bad = {rel: files[rel] for rel in damaged}
             for spec in bad.values():
                 self.cache.discard_damaged(spec)
             self.ensure_objects(version, [entry for entry in entries if entry.path in bad])
             self.cache.checkout(bad, tree)
             self.cache.touch(marker)
+            self.cache.lease(tree)
             return
         from modelops_bundle.core.cache import _force_rmtree
 
@@ -405,12 +416,13 @@ class Materializer:
             build = staging / "tree"
             build.mkdir()
             self.cache.checkout(files, build)
-            tree.parent.mkdir(parents=True, exist_ok=True)
+            real_folder_below(self.cache.root, "trees", tree.parent.name, create=True)
             try:
                 os.rename(build, tree)
             except OSError as exc:
                 raise BundleError(f"cannot place the tree {tree}: {exc.strerror or exc}") from exc
         write_marker(marker, version.digest, list(files))
+        self.cache.lease(tree)
 
 
 class _NoRegistry:

@@ -60,6 +60,16 @@ class Project(NamedTuple):
     def name(self) -> str:
         return repository_name(self.root.name)
 
+    def check_folders(self) -> None:
+        """``.modelops-bundle/`` and the folders the tool writes and deletes in (``cache/``, ``staging/``)
+        are real folders: a project can arrive from someone else's archive, and a symlink planted there
+        must not send a write or a delete outside the project (three ``lstat`` calls, every command)."""
+        from modelops_bundle.core.fsutil import require_real_folder
+
+        meta = require_real_folder(self.meta)
+        require_real_folder(meta / "cache")
+        require_real_folder(meta / "staging")
+
 
 def find_project(start: Path) -> Project:
     """Walk up from ``start`` to the first folder holding ``.modelops-bundle/``."""

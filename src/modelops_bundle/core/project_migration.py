@@ -67,8 +67,10 @@ def plan_migration(project: Project) -> MigrationPlan:
         lines = read_text(tracked_path, what="tracked list").splitlines()
         meta = [line for line in lines if line == META_DIR or line.startswith(f"{META_DIR}/")]
         if meta:
+            from modelops_bundle.core.workspace import tracked_text  # an empty list is one empty line
+
             kept_lines = sorted({line for line in lines if line and line not in meta})
-            writes[tracked_path] = "".join(f"{line}\n" for line in kept_lines).encode()
+            writes[tracked_path] = tracked_text(kept_lines).encode()
             for line in meta:
                 changes.append(
                     Change("tracked.txt", f"stopped tracking {line} (the model registry travels in every version)")

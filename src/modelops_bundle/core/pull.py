@@ -17,11 +17,14 @@ unchanged                 deleted                      stay deleted unless --res
 A single conflict refuses the whole pull (nothing is written) and names every file in the way.
 
 Safety: every path of the index is validated before anything is fetched (no absolute paths, ``..``,
-control characters, duplicates, file/folder clashes, ``.git``, or project metadata other than the model
-registry) and every destination folder is checked so that no write goes through a symlink. Files are
-downloaded into a staging folder inside ``.modelops-bundle/`` (same file system), packs are unpacked with
-strict member checks, every file's digest is verified against the index, and only then is each file
-renamed into place. ``state.json`` and the tracked list are written last, atomically.
+control characters, duplicates, file/folder clashes, ``.git``, project metadata other than the model
+registry, names longer than the file system holds) and every destination folder is checked so that no
+write goes through a symlink. Files are downloaded into a staging folder inside ``.modelops-bundle/``
+(same file system), packs are unpacked with strict member checks, every file's digest is verified against
+the index, every folder is checked to be writable -- and only then does the working tree change, all or
+nothing, through a journal (:mod:`modelops_bundle.core.pull_apply`): a file saved while the pull
+downloaded is a conflict, kept; a failure rolls every change back; a killed apply is finished (or rolled
+back) by the next command. ``state.json`` and the tracked list are written last, atomically.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import stat as stat_module
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -47,16 +50,33 @@ from modelops_bundle.core.errors import (
     StorageError,
     UsageError,
 )
-from modelops_bundle.core.fsutil import describe_os_error
+from modelops_bundle.core.fsutil import describe_os_error, real_folder_below
 from modelops_bundle.core.hashing import ProgressFactory, file_matches, new_content_hash, resolve_hasher
 from modelops_bundle.core.index import BundleIndex, IndexEntry
 from modelops_bundle.core.packaging import PACK_MEDIA_TYPE, BlobFetcher, Descriptor
+from modelops_bundle.core.paths import check_name_limits, shown_path
 from modelops_bundle.core.project import META_DIR
+from modelops_bundle.core.pull_apply import (
+    Journal,
+    RollbackIncomplete,
+    Step,
+    apply_steps,
+    check_unchanged,
+    check_writable,
+    finish,
+    folders_to_create,
+    order_steps,
+    prune_emptied_folders,
+    roll_back,
+    signature_of,
+    stage_metadata,
+    write_journal,
+)
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import RegistryBackend, TransferStats
 from modelops_bundle.core.remote import RemoteVersion, fetch_version
 from modelops_bundle.core.trust import enforce_trust
-from modelops_bundle.core.workspace import Workspace
+from modelops_bundle.core.workspace import SyncState, Workspace, tracked_text
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
@@ -404,25 +424,6 @@ def place(
     return placed
 
 
-def delete_files(root: Path, paths: Iterable[str]) -> None:
-    """Delete files, then the folders they leave empty (never the root)."""
-    for rel in paths:
-        target = root / rel
-        try:
-            target.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise BundleError(describe_os_error("delete", target, exc)) from exc
-        parent = target.parent
-        while parent != root:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
-
-
 # ------------------------------------------------------------------------------------------- pull
 
 
@@ -469,97 +470,213 @@ def pull(
 ) -> PullResult:
     """Pull ``reference`` into the project (see the module docstring). Holds the project lock.
 
+    Phases, each a function: :func:`_plan` (read the version, scan, 3-way plan, every check that needs no
+    download: paths, names against the file system's limits, symlinks), :func:`_stage` (download and
+    verify into a staging folder, check every folder can be written, stage the new metadata), then
+    :func:`_apply_and_commit` (the journalled, all-or-nothing change of the working tree:
+    :mod:`modelops_bundle.core.pull_apply`).
+
     ``models``: only the files those models (or targets) need. Such a partial pull updates the synced
     state of those files only and does not count as syncing the version (``last_pull_digest`` stays),
     so a later push of the partial tree is refused as a conflict instead of deleting the rest.
     """
     with ws.lock():
         ws.sweep_leftovers()
-        version = fetch_version(backend, reference)
-        enforce_trust(trust, version.reference.repository, version.digest, backend=backend)  # before anything lands
-        source = str(version.pinned)
-        check_version_paths(version.index, source=source)
-        selected = _selection(backend, version, models)
-        algorithm = ws.config().hash_algorithm
-        foreign = version.index.algorithms - {algorithm}
-        if foreign:
-            raise UsageError(
-                f"{source} uses {', '.join(sorted(foreign))} digests; this project uses {algorithm}",
-                hint="set hash_algorithm in .modelops-bundle/config.yaml to match",
-            )
-        state = ws.state()
-        remote = version.index.by_path()
-        synced_files = dict(state.last_synced_files)
-        if selected is not None:
-            remote = {rel: entry for rel, entry in remote.items() if rel in selected}
-            synced_files = {rel: digest for rel, digest in synced_files.items() if rel in selected}
-        remote_digests = {rel: entry.digest for rel, entry in remote.items()}
-        hasher = resolve_hasher(host.hook, algorithm)
-        if selected is not None:
-            paths = sorted(selected)
-        else:
-            paths = sorted(set(bundle_paths(host, ws)) | set(remote) | set(state.last_synced_files))
-        scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
-        blocked = [f"{rel}: {why}" for rel, why in scan.skipped if rel in remote or rel in synced_files]
-        if blocked:
-            raise ConflictError(f"cannot pull over {len(blocked)} path(s): " + "; ".join(blocked[:10]))
-        local = {rel: info.digest for rel, info in scan.files.items()}
-        plan = plan_pull(
-            local,
-            remote_digests,
-            synced_files,
+        planned = _plan(
+            host,
+            ws,
+            backend,
+            reference,
             overwrite=overwrite,
             restore_deleted=restore_deleted,
+            models=models,
+            progress=progress,
+            trust=trust,
         )
-        result = PullResult(version.pinned, version.digest, plan, files=len(remote), dry_run=dry_run)
-        result.models = sorted(set(models)) if selected is not None and models else None
-        if plan.conflicts:
-            shown = "; ".join(f"{path} ({why})" for path, why in plan.conflicts[:10])
-            more = f" and {len(plan.conflicts) - 10} more" if len(plan.conflicts) > 10 else ""
-            raise ConflictError(
-                f"pull would overwrite or delete local changes in {len(plan.conflicts)} file(s): {shown}{more}",
-                hint="push or move them first, or pull with --overwrite to replace them",
-            )
-        root = ws.project.root
-        check_destinations(root, plan.fetch, deleting=plan.delete)
+        result = planned.result
+        result.dry_run = dry_run
         if dry_run:
             return result
-        fetch_entries = [remote[path] for path in plan.fetch]
-        if fetch_entries:
-            ws.project.meta.mkdir(exist_ok=True)
-            staging_parent = ws.project.meta / "staging"
-            staging_parent.mkdir(exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix="pull-", dir=staging_parent))
-            try:
-                staged = fetch_to_staging(
-                    backend, version, fetch_entries, staging, jobs=jobs, progress=progress, blob_fetcher=blob_fetcher
-                )
-                delete_files(root, plan.delete)
-                placed = place(root, staged, remote)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            for rel, st in placed:
-                ws.cache.store(rel, st, remote[rel].digest.partition(":")[2])
-        else:
-            delete_files(root, plan.delete)
-        result.downloaded_files = len(fetch_entries)
-        result.downloaded_bytes = sum(entry.size for entry in fetch_entries)
-        extras = set(extra_files(host, ws.project)) | ALLOWED_META_FILES
-        tracked = (set(ws.tracked()) | {path for path in remote if path not in extras}) - set(plan.delete)
-        ws.save_tracked(tracked)
-        if selected is None:
-            new_state = state.after_sync(
-                digest=version.digest, ref=str(version.reference), files=version.index.digests(), pushed=False
-            )
-            ws.remember_version_config(new_state, version.digest, version.manifest.config.digest)
-        else:
-            merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in selected}
-            merged.update(remote_digests)
-            new_state = replace(state, last_synced_files=merged)
-        ws.save_state(new_state)
+        root = ws.project.root
+        staging = _new_staging(ws)
+        keep_staging = False
+        try:
+            staged = _stage(backend, planned, staging, jobs=jobs, progress=progress, blob_fetcher=blob_fetcher)
+            new_tracked, new_state = _next_metadata(host, ws, planned)
+            journal = _journal(root, planned, staged, staging)
+            check_writable(root, journal.steps, staging)
+            stage_metadata(staging, tracked_text(new_tracked), new_state.to_json())
+            check_unchanged(root, journal.steps)
+            _apply_and_commit(ws, planned, journal, staging, new_tracked, new_state)
+        except RollbackIncomplete:
+            keep_staging = True  # the journal and the old bytes stay for the next command to finish
+            raise
+        finally:
+            if not keep_staging:
+                finish(ws.project.meta, staging)
+        fetched = [planned.remote[path] for path in planned.plan.fetch]
+        result.downloaded_files = len(fetched)
+        result.downloaded_bytes = sum(entry.size for entry in fetched)
         ws.close()
     _notify(host, result, root, result.warnings)
     return result
+
+
+@dataclass
+class _Planned:
+    """What the plan phase decided: the version, the plan, and what the apply must find on disk."""
+
+    version: RemoteVersion
+    plan: PullPlan
+    result: PullResult
+    remote: dict[str, IndexEntry]  # the version's files (of the selection)
+    selected: set[str] | None
+    state: SyncState
+    expect: dict[str, list[int] | None]  # signature of each file the plan replaces or deletes
+
+
+def _plan(
+    host: PluginHost,
+    ws: Workspace,
+    backend: RegistryBackend,
+    reference: Reference,
+    *,
+    overwrite: bool,
+    restore_deleted: bool,
+    models: Sequence[str] | None,
+    progress: ProgressFactory | None,
+    trust: TrustPolicy | None,
+) -> _Planned:
+    """Phase 1: read the version, scan the working tree, make the 3-way plan, and refuse -- before any
+    download -- a conflict, a path no version may write, a name the file system cannot hold, or a write
+    through a symlink."""
+    version = fetch_version(backend, reference)
+    enforce_trust(trust, version.reference.repository, version.digest, backend=backend)  # before anything lands
+    source = str(version.pinned)
+    check_version_paths(version.index, source=source)
+    selected = _selection(backend, version, models)
+    algorithm = ws.config().hash_algorithm
+    foreign = version.index.algorithms - {algorithm}
+    if foreign:
+        raise UsageError(
+            f"{source} uses {', '.join(sorted(foreign))} digests; this project uses {algorithm}",
+            hint="set hash_algorithm in .modelops-bundle/config.yaml to match",
+        )
+    state = ws.state()
+    remote = version.index.by_path()
+    synced_files = dict(state.last_synced_files)
+    if selected is not None:
+        remote = {rel: entry for rel, entry in remote.items() if rel in selected}
+        synced_files = {rel: digest for rel, digest in synced_files.items() if rel in selected}
+    remote_digests = {rel: entry.digest for rel, entry in remote.items()}
+    check_name_limits(ws.project.root, sorted(remote), source=source)  # before the scan stats them
+    hasher = resolve_hasher(host.hook, algorithm)
+    if selected is not None:
+        paths = sorted(selected)
+    else:
+        paths = sorted(set(bundle_paths(host, ws)) | set(remote) | set(state.last_synced_files))
+    scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
+    blocked = [f"{shown_path(rel)}: {why}" for rel, why in scan.skipped if rel in remote or rel in synced_files]
+    if blocked:
+        raise ConflictError(f"cannot pull over {len(blocked)} path(s): " + "; ".join(blocked[:10]))
+    local = {rel: info.digest for rel, info in scan.files.items()}
+    plan = plan_pull(local, remote_digests, synced_files, overwrite=overwrite, restore_deleted=restore_deleted)
+    result = PullResult(version.pinned, version.digest, plan, files=len(remote))
+    result.models = sorted(set(models)) if selected is not None and models else None
+    if plan.conflicts:
+        shown = "; ".join(f"{shown_path(path)} ({why})" for path, why in plan.conflicts[:10])
+        more = f" and {len(plan.conflicts) - 10} more" if len(plan.conflicts) > 10 else ""
+        raise ConflictError(
+            f"pull would overwrite or delete local changes in {len(plan.conflicts)} file(s): {shown}{more}",
+            hint="push or move them first, or pull with --overwrite to replace them",
+        )
+    root = ws.project.root
+    check_destinations(root, plan.fetch, deleting=plan.delete)
+    check_destinations(root, plan.delete)
+    entries = ws.cache.entries
+    expect: dict[str, list[int] | None] = {rel: None for rel in plan.add + plan.restore}
+    for rel in plan.update + plan.overwrite + plan.delete:
+        entry = entries.get(rel)
+        expect[rel] = list(entry[:4]) if entry is not None else signature_of(root / rel)
+    return _Planned(version, plan, result, remote, selected, state, expect)
+
+
+def _new_staging(ws: Workspace) -> Path:
+    """A fresh ``.modelops-bundle/staging/pull-*`` folder; every folder on the way checked to be real."""
+    parent = real_folder_below(ws.project.root, META_DIR, "staging", create=True)
+    return Path(tempfile.mkdtemp(prefix="pull-", dir=parent))
+
+
+def _stage(
+    backend: RegistryBackend,
+    planned: _Planned,
+    staging: Path,
+    *,
+    jobs: int,
+    progress: ProgressFactory | None,
+    blob_fetcher: BlobFetcher | None,
+) -> dict[str, Path]:
+    """Phase 2: download, unpack and verify every file to fetch into ``staging`` (nothing in the working
+    tree changes; running out of space, a cut connection or a bad digest stop the pull here)."""
+    entries = [planned.remote[path] for path in planned.plan.fetch]
+    if not entries:
+        return {}
+    return fetch_to_staging(
+        backend, planned.version, entries, staging, jobs=jobs, progress=progress, blob_fetcher=blob_fetcher
+    )
+
+
+def _next_metadata(host: PluginHost, ws: Workspace, planned: _Planned) -> tuple[list[str], SyncState]:
+    """The tracked list and sync state the commit writes."""
+    plan, remote, state, version = planned.plan, planned.remote, planned.state, planned.version
+    extras = set(extra_files(host, ws.project)) | ALLOWED_META_FILES
+    tracked = (set(ws.tracked()) | {path for path in remote if path not in extras}) - set(plan.delete)
+    if planned.selected is None:
+        new_state = state.after_sync(
+            digest=version.digest, ref=str(version.reference), files=version.index.digests(), pushed=False
+        )
+    else:
+        merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in planned.selected}
+        merged.update({rel: entry.digest for rel, entry in remote.items()})
+        new_state = replace(state, last_synced_files=merged)
+    return sorted(tracked), new_state
+
+
+def _journal(root: Path, planned: _Planned, staged: Mapping[str, Path], staging: Path) -> Journal:
+    """The steps of the apply: each staged file to its path, each delete; placements first."""
+    plan, remote, expect = planned.plan, planned.remote, planned.expect
+    placements = [Step(rel, staged[rel].name, remote[rel].mode, expect[rel]) for rel in plan.fetch]
+    deletes = [Step(rel, None, 0, expect[rel]) for rel in plan.delete]
+    steps = order_steps(placements, deletes)
+    return Journal(staging.name, steps, folders_to_create(root, steps))
+
+
+def _apply_and_commit(
+    ws: Workspace, planned: _Planned, journal: Journal, staging: Path, tracked: list[str], state: SyncState
+) -> None:
+    """Phases 3 and 4: the journalled apply, then the tracked list and sync state. A failure anywhere
+    rolls the working tree back (:func:`modelops_bundle.core.pull_apply.apply_steps`)."""
+    root, meta = ws.project.root, ws.project.meta
+    tracked_before = list(ws.tracked())
+    if journal.steps:
+        write_journal(meta, journal)
+    apply_steps(root, staging, journal)
+    try:
+        ws.save_tracked(tracked)
+        if planned.selected is None:
+            ws.remember_version_config(state, planned.version.digest, planned.version.manifest.config.digest)
+        ws.save_state(state)
+    except BaseException:
+        failed = roll_back(root, staging, journal)
+        with contextlib.suppress(BundleError):
+            ws.save_tracked(tracked_before)
+        if failed:
+            raise RollbackIncomplete(meta, staging, failed) from None
+        raise
+    for rel in planned.plan.fetch:
+        with contextlib.suppress(OSError):
+            ws.cache.store(rel, os.stat(root / rel), planned.remote[rel].digest.partition(":")[2])
+    prune_emptied_folders(root, planned.plan.delete)
 
 
 def _notify(host: PluginHost, result: PullResult | EnsureResult, destination: Path, warnings: list[str]) -> None:
@@ -631,16 +748,58 @@ def ensure(
         destination.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(describe_os_error("create", destination, exc)) from exc
+    with _destination_lock(destination):
+        result = _ensure_locked(backend, version, destination, mirror, jobs, progress, blob_fetcher, models)
+    _notify(host, result, destination, result.warnings)
+    return result
+
+
+ENSURE_STAGING_PREFIX = ".mops-ensure-"
+
+
+@contextlib.contextmanager
+def _destination_lock(destination: Path) -> Iterator[None]:
+    """An ``flock`` on the destination folder itself (no file added to it): two ``ensure`` runs into one
+    folder take turns instead of deleting each other's staging. Then the staging folders that earlier
+    runs, killed, left there are removed -- nothing else can be using them."""
+    import fcntl
+
+    try:
+        fd = os.open(destination, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        raise UsageError(describe_os_error("open", destination, exc)) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for name in os.listdir(destination):
+            if name.startswith(ENSURE_STAGING_PREFIX):
+                leftover = destination / name
+                shutil.rmtree(leftover, ignore_errors=True) if not leftover.is_symlink() else leftover.unlink()
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _ensure_locked(
+    backend: RegistryBackend,
+    version: RemoteVersion,
+    destination: Path,
+    mirror: bool,
+    jobs: int,
+    progress: ProgressFactory | None,
+    blob_fetcher: BlobFetcher | None,
+    models: Sequence[str] | None,
+) -> EnsureResult:
     remote = version.index.by_path()
     selected = _selection(backend, version, models)
     if selected is not None:
         remote = {rel: entry for rel, entry in remote.items() if rel in selected}
+    check_name_limits(destination, sorted(remote), source=str(version.pinned))
     check_destinations(destination, remote)
     result = EnsureResult(version.pinned, version.digest, destination, files=len(remote))
     result.models = sorted(set(models)) if selected is not None and models else None
     needed = [entry for rel, entry in sorted(remote.items()) if not _present(destination / rel, entry)]
     result.unchanged = len(remote) - len(needed)
-    staging = Path(tempfile.mkdtemp(prefix=".mops-ensure-", dir=destination))
+    staging = Path(tempfile.mkdtemp(prefix=ENSURE_STAGING_PREFIX, dir=destination))
     try:
         if needed:
             staged = fetch_to_staging(
@@ -652,7 +811,6 @@ def ensure(
             result.deleted = _mirror(destination, set(remote), keep=staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _notify(host, result, destination, result.warnings)
     return result
 
 

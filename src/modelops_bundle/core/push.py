@@ -23,6 +23,7 @@ import io
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -324,6 +325,7 @@ def _push_locked(
             result.warnings.append("annotations not recorded: the content is unchanged, so no new version was made")
         result.digest = remote_digest
         if not options.dry_run:
+            _repair_local_blobs(backend, target, remote, layers, index_bytes, packer, result)
             _track(ws, retrack)
         if not options.dry_run and (
             state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
@@ -408,6 +410,7 @@ def _push_locked(
     # one tag both exiting 0 (the later PUT silently replaced the earlier version): the distribution API
     # has no conditional tag update, so without the lock both could pass the check before either PUT.
     with _tag_lock(environ, backend, target):
+        checked_at = time.monotonic()
         current = resolve_digest(backend, target)
         if current != remote_digest and not options.force:
             raise ConflictError(
@@ -419,12 +422,10 @@ def _push_locked(
         if stored != digest:
             raise IntegrityError(f"{backend.describe()} stored the manifest as {stored}, expected {digest}")
         landed = resolve_digest(backend, target)
-    if landed != digest and not options.force:
-        raise ConflictError(
-            f"{target} was moved to {landed or 'nothing (deleted)'} by another push at the same moment; "
-            f"this version is stored as {digest} but the tag does not point at it",
-            hint="pull the other version, then push again",
-        )
+    if not options.force:
+        landed = _settled_tag(backend, target, digest, landed, time.monotonic() - checked_at)
+        if landed != digest:
+            raise ConflictError(_lost_tag_message(target, landed, digest), hint=_LOST_TAG_HINT)
     _track(ws, retrack)
     _record_push(ws, state, target, digest, index, config_descriptor.digest)
     if referrer_failure is not None:
@@ -455,6 +456,42 @@ def _blob_report(uploader: BlobUploader, entries: list[IndexEntry], sent: Transf
 
 
 _MOVED_HINT = "pull first ('mops bundle pull'), or overwrite it with 'mops bundle push --force'"
+#: How long a push waits before reading its tag once more (see :func:`_settled_tag`): at least this, at
+#: most :data:`SETTLE_MAX_SECONDS`, otherwise twice its own check-move-read time.
+SETTLE_MIN_SECONDS = 0.1
+SETTLE_MAX_SECONDS = 2.0
+#: Backends on this machine's file system: their tag moves are serialised by the tag lock alone.
+LOCAL_BACKENDS = frozenset({"oci-layout"})
+_LOST_TAG_HINT = (
+    "your files are unchanged and your version is kept in the registry by digest; 'mops bundle pull' "
+    "shows what the other version changed (then push again), or 'mops bundle push --force' moves the tag "
+    "back to your version (dropping the other)"
+)
+
+
+def _settled_tag(
+    backend: RegistryBackend, target: Reference, digest: str, landed: str | None, elapsed: float
+) -> str | None:
+    """Where the tag points once a competing push from another machine has had time to land.
+
+    The distribution API has no compare-and-swap for tags. A push from another machine checks the tag,
+    then moves it; if its check came just before our move, its move lands just after -- possibly after
+    our read-back. So the tag is read once more after a pause longer than such a check-to-move gap (twice
+    our own check, move and read, at least :data:`SETTLE_MIN_SECONDS`): a move that lands within it is
+    seen, and this push fails instead of reporting a version that is no longer tagged. Pushes on one
+    machine are serialised by the tag lock; the embedded layout needs no pause."""
+    if landed != digest or backend.name in LOCAL_BACKENDS:
+        return landed
+    time.sleep(min(SETTLE_MAX_SECONDS, max(SETTLE_MIN_SECONDS, 2 * elapsed)))
+    return resolve_digest(backend, target)
+
+
+def _lost_tag_message(target: Reference, landed: str | None, digest: str) -> str:
+    where = landed or "nothing (it was deleted)"
+    return (
+        f"the tag {target} moved to {where} while pushing (another push at the same moment); "
+        f"your version is {digest}, untagged ({target.repository}@{digest})"
+    )
 
 
 def tiered_entries(
@@ -609,6 +646,36 @@ class _Background:
         return self._error
 
 
+def _repair_local_blobs(
+    backend: RegistryBackend,
+    target: Reference,
+    remote: RemoteVersion,
+    layers: list[_Layer],
+    index_bytes: bytes,
+    packer: _Packer,
+    result: PushResult,
+) -> None:
+    """An up-to-date push to a backend on this machine (the embedded layout) checks the version's blobs
+    -- a ``stat`` each while their seal holds -- and writes damaged ones again from the working tree, so
+    re-pushing repairs a damaged blob instead of saying "everything up to date" over it. Registries over
+    HTTP are not asked (``verify --remote`` downloads and checks everything)."""
+    check = getattr(backend, "damaged_blobs", None)
+    if check is None:
+        return
+    wanted = [(blob.digest, blob.size) for blob in (remote.manifest.config, *remote.manifest.layers)]
+    damaged = set(check(target.repository, wanted))
+    if not damaged:
+        return
+    broken = [layer for layer in layers if layer.descriptor.digest in damaged]
+    _build_missing_packs(backend, target, broken, packer, dry_run=False)
+    sources = [layer.source for layer in layers if layer.descriptor.digest in damaged and layer.source is not None]
+    if remote.manifest.config.digest in damaged:
+        sources.append(_bytes_source(index_bytes, "bundle index"))
+    stats = backend.put_blobs(target.repository, _unique(sources), jobs=2, progress=None)
+    result.uploaded_blobs, result.uploaded_bytes = stats.uploaded_blobs, stats.uploaded_bytes
+    result.warnings.append(f"repaired {len(damaged)} damaged blob(s) in {backend.describe()} (written again)")
+
+
 def _tag_and_version(
     backend: RegistryBackend, target: Reference
 ) -> tuple[str | None, RemoteVersion | None, str | None]:
@@ -742,14 +809,15 @@ def _tag_lock(environ: Mapping[str, str], backend: RegistryBackend, target: Refe
     """An ``flock`` in ``$MODELOPS_HOME/locks/`` for one tag of one registry (pushes on this machine
     move a tag one at a time); a home that cannot hold it only costs this protection."""
     from modelops_bundle.core.envfiles import modelops_home
-    from modelops_bundle.core.fsutil import exclusive_lock
+    from modelops_bundle.core.fsutil import exclusive_lock, require_real_folder
 
     key = hashlib.sha256(f"{backend.describe()}\0{target.repository}\0{target.tag}".encode()).hexdigest()[:32]
-    folder = modelops_home(environ) / "locks"
+    home = modelops_home(environ)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
     except OSError:
         return contextlib.nullcontext()
+    folder = require_real_folder(home / "locks", create=True)  # a symlink planted there is refused
     return exclusive_lock(folder / f"tag-{key}.lock", what="tag")
 
 

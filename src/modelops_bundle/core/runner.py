@@ -13,6 +13,11 @@ Isolation: each bundle's top-level modules are swapped into ``sys.modules`` (and
 ``sys.path``) under a process-wide lock for the duration of one call, so two bundles with a
 ``models`` package never see each other's code. Within one process, models therefore run one at a time:
 give each Dask worker one thread.
+
+Bytecode: while a tree's code is imported, Python neither reads nor writes ``__pycache__`` files (its
+``pycache_prefix`` points where no file can exist, and ``dont_write_bytecode`` is set): a ``.pyc``
+planted in a cached tree -- compiled from other code, stamped with the source's size and time -- is
+never executed, and runs leave the shared tree exactly as the version made it (issue 15).
 """
 
 from __future__ import annotations
@@ -188,6 +193,9 @@ def _describe_object(value: Any) -> str:
 # --------------------------------------------------------------------------------------- isolation
 
 _IMPORT_LOCK = threading.RLock()
+#: Where Python looks for (and would write) bytecode while a tree is imported: below ``/dev/null``, where
+#: no file can ever exist -- so every module of a tree is compiled from its verified source.
+NO_BYTECODE_PREFIX = os.path.join(os.devnull, "modelops-bundle-no-bytecode")
 #: Per tree: the modules imported from it, restored into ``sys.modules`` for its next run.
 _TREE_MODULES: dict[str, dict[str, types.ModuleType]] = {}
 
@@ -232,10 +240,13 @@ def _bundle_imports(root: Path) -> Iterator[None]:
             del sys.modules[name]
         sys.modules.update(_TREE_MODULES.get(key, {}))
         sys.path[:0] = paths
+        saved_bytecode = (sys.dont_write_bytecode, sys.pycache_prefix)
+        sys.dont_write_bytecode, sys.pycache_prefix = True, NO_BYTECODE_PREFIX
         importlib.invalidate_caches()
         try:
             yield
         finally:
+            sys.dont_write_bytecode, sys.pycache_prefix = saved_bytecode
             _TREE_MODULES[key] = {name: module for name, module in sys.modules.items() if ours(name)}
             for name in list(sys.modules):
                 if ours(name):

@@ -14,6 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from modelops_bundle.core.paths import invalid_reason
 
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+#: A digest of a known algorithm with exactly its number of lowercase hex digits: what ``state.json`` holds
+#: (``sha256:xyz`` was accepted there, printed by ``status`` and compared as if it named a version).
+_STRICT_DIGEST = re.compile(r"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 
 
 def _check_relpath(value: str) -> str:
@@ -29,8 +32,15 @@ def _check_digest(value: str) -> str:
     return value
 
 
+def _check_strict_digest(value: str) -> str:
+    if not _STRICT_DIGEST.match(value):
+        raise ValueError(f"{value!r} is not a digest ('sha256:' and 64 hex digits, or 'sha512:' and 128)")
+    return value
+
+
 RelPath = Annotated[str, AfterValidator(_check_relpath)]
 Digest = Annotated[str, AfterValidator(_check_digest)]
+StrictDigest = Annotated[str, AfterValidator(_check_strict_digest)]
 
 
 class SyncStateSchema(BaseModel):
@@ -38,9 +48,9 @@ class SyncStateSchema(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    last_push_digest: Digest | None = None
-    last_pull_digest: Digest | None = None
+    last_push_digest: StrictDigest | None = None
+    last_pull_digest: StrictDigest | None = None
     last_synced_ref: str | None = None
-    last_synced_digest: Digest | None = None
-    known_digests: list[Digest] = Field(default_factory=list, max_length=1000)
-    last_synced_files: dict[RelPath, Digest] = Field(default_factory=dict)
+    last_synced_digest: StrictDigest | None = None
+    known_digests: list[StrictDigest] = Field(default_factory=list, max_length=1000)
+    last_synced_files: dict[RelPath, StrictDigest] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelops_bundle.core.errors import UsageError
+from modelops_bundle.core.fsutil import delete_below, symlink_on_the_way
 from modelops_bundle.core.globs import match_paths
 from modelops_bundle.core.paths import has_glob, invalid_reason, shown_path, user_path_to_relpath
 from modelops_bundle.core.walk import symlink_verdict
@@ -123,26 +124,22 @@ def select_for_remove(ws: Workspace, cwd: Path, specs: list[str]) -> list[str]:
     return sorted(chosen)
 
 
+def check_deletable(root: Path, rels: list[str]) -> None:
+    """Refuse (before anything changes) to delete files reached through a symlinked folder: with
+    ``data/raw -> /elsewhere/raw``, ``remove --rm data/`` must not delete ``/elsewhere/raw/x.csv``."""
+    checked: dict[str, str | None] = {}
+    through = [(rel, link) for rel in rels if (link := symlink_on_the_way(root, rel.rpartition("/")[0], checked))]
+    if through:
+        shown = "; ".join(f"{shown_path(rel)} (through {shown_path(link)})" for rel, link in through[:10])
+        more = f" and {len(through) - 10} more" if len(through) > 10 else ""
+        raise UsageError(
+            f"refusing to delete {len(through)} file(s) reached through a symlinked folder: {shown}{more}; "
+            "nothing was changed",
+            hint="delete them where they really are, or run 'mops bundle remove' without --rm to only untrack them",
+        )
+
+
 def delete_files(root: Path, rels: list[str]) -> list[tuple[str, str]]:
-    """Delete files from the working tree, then folders left empty; returns (path, error) failures."""
-    failures: list[tuple[str, str]] = []
-    folders: set[Path] = set()
-    for rel in rels:
-        path = root / rel
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            failures.append((rel, exc.strerror or str(exc)))
-            continue
-        parent = path.parent
-        while parent != root and root in parent.parents:
-            folders.add(parent)
-            parent = parent.parent
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        try:
-            folder.rmdir()
-        except OSError:
-            pass  # not empty (untracked files stay), or already gone
-    return failures
+    """Delete files from the working tree, then folders left empty; returns (path, error) failures.
+    Every folder on the way is opened without following symlinks (:func:`core.fsutil.delete_below`)."""
+    return delete_below(root, rels)

@@ -17,8 +17,13 @@ from modelops_bundle.core.fsutil import describe_os_error
 T = TypeVar("T")
 
 
-def read_text(path: Path, *, what: str = "file") -> str:
+def read_text(path: Path, *, what: str = "file", exact: bool = False) -> str:
+    """The file as text (UTF-8). Line ends are translated to ``\\n`` unless ``exact`` (a format that
+    must see a carriage return to refuse it)."""
     try:
+        if exact:
+            with open(path, encoding="utf-8", newline="") as handle:
+                return handle.read()
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} missing: {path}") from None
@@ -55,16 +60,77 @@ def _strict_loader() -> Any:
     return StrictLoader
 
 
+#: Bounds of every YAML document the tool parses -- config.yaml, environment files, registry.yaml (local,
+#: or travelling inside a pulled version): its size, its nesting, and its node count *after* alias
+#: expansion. A 1 KB "billion laughs" (anchors nested 9 deep, 10 wide) composes to a few dozen nodes but
+#: expands to 10^9 once anything walks it as a tree (validation, JSON): it is refused before construction.
+MAX_YAML_CHARS = 16 * 1024 * 1024
+MAX_YAML_NODES = 2_000_000
+MAX_YAML_DEPTH = 100
+
+
 def parse_yaml(text: str, path: Path) -> Any:
+    """Parse one YAML document safely (no tags, no duplicate keys) within the bounds above;
+    :class:`ConfigError` naming ``path`` otherwise."""
     import yaml
 
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError(f"{path}: {len(text)} characters, more than the {MAX_YAML_CHARS} a YAML file may have")
+    loader = _strict_loader()(text)
     try:
-        return yaml.load(text, Loader=_strict_loader())
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_yaml_bounds(node, path)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def check_yaml_bounds(root: Any, path: Path) -> None:
+    """Refuse a composed YAML graph whose expanded tree has more than :data:`MAX_YAML_NODES` nodes or is
+    deeper than :data:`MAX_YAML_DEPTH`. Aliases are shared nodes of the graph, so each node's expanded
+    size is computed once (memoised, iteratively): linear in the document, whatever it expands to."""
+    import yaml
+
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if not children_done and key in size:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if not children_done:
+            if key in on_path:
+                raise ConfigError(f"{path}, line {node.start_mark.line + 1}: invalid YAML (an alias refers to itself)")
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+            continue
+        on_path.discard(key)
+        size[key] = total = 1 + sum(size[id(child)] for child in children)
+        height[key] = depth = 1 + max((height[id(child)] for child in children), default=0)
+        where = f"{path}, line {node.start_mark.line + 1}"
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}: too large once its aliases are expanded (more than {MAX_YAML_NODES} values); "
+                "refused (a YAML 'billion laughs'?)"
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep; refused")
 
 
 def parse_json(text: str, path: Path) -> Any:

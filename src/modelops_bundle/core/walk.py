@@ -28,7 +28,15 @@ from typing import Any
 
 from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.ignore import IgnoreRules
-from modelops_bundle.core.paths import FILE_TYPE_BITS, UNSTORABLE_CHARACTER, is_within
+from modelops_bundle.core.paths import (
+    FILE_TYPE_BITS,
+    MAX_DEPTH,
+    MAX_PATH_BYTES,
+    NAME_MAX_BYTES,
+    UNSTORABLE_CHARACTER,
+    invalid_reason,
+    is_within,
+)
 
 #: A folder listed less than this after its last change is not cached (covers coarse timestamps: FAT 2 s).
 LISTING_MARGIN_NS = 2_000_000_000
@@ -142,6 +150,10 @@ UNSTORABLE_REASON = "name holds a control character, a backslash or bytes that a
 #: Why a folder below the project root is left out whole: it is a project of its own.
 NESTED_REASON = "a nested modelops-bundle project (it has its own .modelops-bundle/); bundle it on its own"
 _META_DIR = ".modelops-bundle"  # core.project.META_DIR, without importing it on this hot path
+TOO_DEEP_REASON = f"path too deep or too long for a bundle (at most {MAX_DEPTH} segments, {MAX_PATH_BYTES} bytes)"
+#: A folder path shorter than this (in characters) cannot reach any limit of :mod:`paths` with one more
+#: name below it: only longer ones -- never in a normal project -- are checked, so a walk pays one ``len``.
+LONG_FOLDER = min(2 * MAX_DEPTH - 4, (MAX_PATH_BYTES - NAME_MAX_BYTES - 1) // 4)
 
 
 def _unstorable_names(entries: list[os.DirEntry[str]]) -> frozenset[str]:
@@ -201,6 +213,10 @@ def walk(
     while stack:
         rel_dir = stack.pop()
         path = base + rel_dir if rel_dir else root
+        long_folder = len(rel_dir) > LONG_FOLDER
+        if long_folder and (rel_dir.count("/") + 2 > MAX_DEPTH or len(rel_dir.encode()) >= MAX_PATH_BYTES):
+            skipped.append((rel_dir, TOO_DEEP_REASON))  # nothing below it fits a bundle path (issue 15)
+            continue
         st = None
         if cache is not None or rel_dir == start_rel:  # the listing's key; the start folder's own check
             try:
@@ -262,6 +278,10 @@ def walk(
                         listed_folders.append(entry.name)
                 continue
             if matches(rel, False):
+                continue
+            if long_folder and invalid_reason(rel):
+                plain = False
+                skipped.append((rel, TOO_DEEP_REASON))
                 continue
             if unstorable and entry.name in unstorable:
                 plain = False

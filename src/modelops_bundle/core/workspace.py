@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from modelops_bundle.core.errors import BundleError, ConfigError
-from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock
+from modelops_bundle.core.fsutil import atomic_write_text, exclusive_lock, require_real_folder
 from modelops_bundle.core.hashing import (
     Hasher,
     HashJob,
@@ -40,9 +40,14 @@ if TYPE_CHECKING:
     from modelops_bundle.core.settings import ProjectConfig
     from modelops_bundle.core.settings_files import ConfigFile
 
+#: Memo keys of the validated tracked list and sync state (``.v2``: stricter checks -- a file validated
+#: by an earlier build is validated again).
+TRACKED_MEMO = "tracked.v2"
+STATE_MEMO = "state.v2"
 VERSION_CONFIGS_MEMO = "version-configs"
 #: A cache temp file older than this is a killed command's (cache writes take well under a second).
 STALE_CACHE_TEMP_SECONDS = 600
+PULL_JOURNAL = "pull-journal.json"  # core/pull_apply.JOURNAL (not imported: a status never needs that module)
 ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
@@ -148,6 +153,11 @@ class Workspace:
 
     def __init__(self, project: Project) -> None:
         self.project = project
+        project.check_folders()
+        if os.path.lexists(project.meta / PULL_JOURNAL):
+            from modelops_bundle.core.pull_apply import recover
+
+            recover(project.root, project.meta, project.lock_path)
         self.cache = StatCache.load(project.cache_dir / "stat-cache.json")
         self.memo = Memo.load(project.cache_dir / MEMO_FILE)
         self._tracked: list[str] | None = None
@@ -173,8 +183,15 @@ class Workspace:
     def tracked(self) -> list[str]:
         if self._tracked is None:
             path = self.project.tracked_path
-            self.memo.cached("tracked", path, lambda: _validate_tracked(path))
-            self._tracked = _parse_tracked_lines(read_text(path, what="tracked list"))
+            self.memo.cached(TRACKED_MEMO, path, lambda: _validate_tracked(path))
+            text = read_text(path, what="tracked list", exact=True)
+            if not text and self.state().last_synced_files:
+                raise ConfigError(
+                    f"{path}: empty, but {self.project.state_path.name} records synced files: the tracked list "
+                    "looks truncated (an empty list is written as one empty line)",
+                    hint="restore it, or list the tracked paths one per line (one empty line: nothing tracked)",
+                )
+            self._tracked = _parse_tracked_lines(text)
         return self._tracked
 
     def save_tracked(self, paths: Iterable[str]) -> None:
@@ -183,9 +200,13 @@ class Workspace:
         if UNSTORABLE_CHARACTER.search("/".join(ordered)):
             bad = next(rel for rel in ordered if UNSTORABLE_CHARACTER.search(rel))
             raise BundleError(f"cannot track '{shown_path(bad)}': {invalid_reason(bad)}")
-        atomic_write_text(self.project.tracked_path, "".join(f"{p}\n" for p in ordered))
+        # Only a long path can break the depth and length limits (issue 15): the rest are not re-checked.
+        long_bad = next((rel for rel in ordered if len(rel) > 250 and invalid_reason(rel)), None)
+        if long_bad is not None:
+            raise BundleError(f"cannot track '{shown_path(long_bad)}': {invalid_reason(long_bad)}")
+        atomic_write_text(self.project.tracked_path, tracked_text(ordered))
         self._tracked = ordered
-        self.memo.remember("tracked", self.project.tracked_path, True)
+        self.memo.remember(TRACKED_MEMO, self.project.tracked_path, True)
 
     def sweep_leftovers(self) -> None:
         """Remove what a killed command left in ``.modelops-bundle/``: pull staging folders and the temp
@@ -198,7 +219,9 @@ class Workspace:
         """
         import shutil  # here: a status never needs it
 
-        meta = self.project.meta
+        meta = require_real_folder(self.project.meta)
+        require_real_folder(meta / "staging")
+        require_real_folder(self.project.cache_dir)
         with contextlib.suppress(OSError):
             for leftover in (meta / "staging").iterdir():
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
@@ -225,7 +248,7 @@ class Workspace:
             if not path.exists():
                 self._state = SyncState()
             else:
-                self.memo.cached("state", path, lambda: _validate_state(path))
+                self.memo.cached(STATE_MEMO, path, lambda: _validate_state(path))
                 data = json.loads(read_text(path, what="sync state"))
                 self._state = SyncState(**data)
         return self._state
@@ -233,7 +256,7 @@ class Workspace:
     def save_state(self, state: SyncState) -> None:
         atomic_write_text(self.project.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         self._state = state
-        self.memo.remember("state", self.project.state_path, True)
+        self.memo.remember(STATE_MEMO, self.project.state_path, True)
 
     def version_configs(self) -> dict[str, str]:
         """``{manifest digest: config (index) digest}`` of versions this project pushed or pulled, so a
@@ -296,8 +319,8 @@ class Workspace:
         from modelops_bundle.core.settings import to_plain
 
         self.memo.remember("config", self.project.config_path, to_plain(config))
-        self.memo.remember("tracked", self.project.tracked_path, True)
-        self.memo.remember("state", self.project.state_path, True)
+        self.memo.remember(TRACKED_MEMO, self.project.tracked_path, True)
+        self.memo.remember(STATE_MEMO, self.project.state_path, True)
         self.memo.save()
 
     # ------------------------------------------------------------------ scanning
@@ -547,31 +570,59 @@ def _real_parent_ok(root: str, parent_rel: str, checked: dict[str, bool]) -> boo
     """True when ``parent_rel`` is a real folder of the project (no symlinked folder on the way).
 
     One ``lstat`` per distinct folder, memoised in ``checked``: a folder is real when its parent is and it
-    is not a symlink itself (``realpath`` per file would re-resolve every component every time).
+    is not a symlink itself (``realpath`` per file would re-resolve every component every time). Iterative:
+    a path of any depth (a hostile index can name 2,000 nested folders) costs no recursion.
     """
     verdict = checked.get(parent_rel)
-    if verdict is None:
-        up = parent_rel.rpartition("/")[0]
-        verdict = (not up or _real_parent_ok(root, up, checked)) and not os.path.islink(os.path.join(root, parent_rel))
-        checked[parent_rel] = verdict
-    return verdict
+    if verdict is not None:
+        return verdict
+    pending = [parent_rel]
+    up = parent_rel.rpartition("/")[0]
+    while up and up not in checked:
+        pending.append(up)
+        up = up.rpartition("/")[0]
+    real = checked.get(up, True) if up else True
+    for folder in reversed(pending):
+        real = real and not os.path.islink(os.path.join(root, folder))
+        checked[folder] = real
+    return real
 
 
 def default_threads() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
+def tracked_text(paths: Iterable[str]) -> str:
+    """The tracked list as written: one path per line, every line ending in a newline; an empty list is
+    one empty line, so that a file truncated to nothing is told apart from an empty list."""
+    text = "".join(f"{p}\n" for p in paths)
+    return text or "\n"
+
+
 def _parse_tracked_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line]
+    # split("\n"), not splitlines(): a name may hold U+2028 or U+0085, which splitlines() breaks lines at
+    return [line for line in text.split("\n") if line]
 
 
 def _validate_tracked(path: Path) -> bool:
     """Every line a valid project-relative path (the rule of :func:`core.paths.invalid_reason`, which the
-    pydantic ``RelPath`` type applies too), no duplicates. Checked line by line, without pydantic: the
-    list can hold tens of thousands of paths and a line number is the useful answer."""
-    text = read_text(path, what="tracked list")
+    pydantic ``RelPath`` type applies too), no duplicates; UTF-8 without a byte order mark, ``\\n`` line
+    ends, and a last line that ends in one (the tool always writes it: a file cut short does not). Checked
+    line by line, without pydantic: the list can hold tens of thousands of paths and a line number is the
+    useful answer."""
+    text = read_text(path, what="tracked list", exact=True)
+    if text.startswith("\ufeff"):
+        raise ConfigError(f"{path}: starts with a byte order mark (U+FEFF); the tracked list is plain UTF-8")
+    if "\r" in text:
+        line = text.count("\n", 0, text.index("\r")) + 1
+        raise ConfigError(f"{path}, line {line}: carriage return (CRLF line ends); the tracked list uses \\n only")
+    if text and not text.endswith("\n"):
+        raise ConfigError(
+            f"{path}, line {text.count(chr(10)) + 1}: the last line has no newline: the file looks truncated",
+            hint="restore it, or check the last path and end it with a newline",
+        )
     seen: set[str] = set()
-    for number, rel in enumerate(text.splitlines(), 1):
+    for number, rel in enumerate(text.split("\n"), 1):
         if not rel:
             continue
         reason = invalid_reason(rel)

@@ -6,19 +6,33 @@ temp file in their blobs folder, verified, fsynced and renamed; ``index.json`` i
 under an ``flock`` so concurrent pushes never lose a tag, and a tag moves only after its manifest blob
 exists. Manifests that lose their tag stay in ``index.json`` untagged, as they stay fetchable by digest
 on a registry, so layout-aware garbage collectors do not delete versions someone may still pin.
+
+Blobs are sealed once verified: their mtime is set to :data:`BLOB_SEAL_MTIME_NS`. A blob a push would
+skip is trusted only while its size and the seal hold; otherwise it is hashed again -- sealed when its
+bytes are right, removed (and so rewritten) when not. A same-size corruption that kept the mtime is
+found by ``verify --remote``; push asks :meth:`OciLayoutRegistry.damaged_blobs` about the blobs of a
+version it finds up to date, so re-pushing repairs a damaged blob (issue 15).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError
-from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error, exclusive_lock
+from modelops_bundle.core.fsutil import (
+    SymlinkedFolderError,
+    atomic_write_bytes,
+    describe_os_error,
+    exclusive_lock,
+    real_folder_below,
+)
 from modelops_bundle.core.oci_http.digests import (
+    new_hash,
     read_chunks,
     read_limited,
     sha256_digest,
@@ -43,6 +57,8 @@ REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 #: Upper bound for ``index.json``: it grows by one descriptor per pushed version.
 MAX_INDEX_BYTES = 64 * 1024 * 1024
+#: The mtime of every verified blob (the cache's convention): a write through any path changes it.
+BLOB_SEAL_MTIME_NS = 1_000_000_000
 
 
 class OciLayoutRegistry:
@@ -116,12 +132,17 @@ class OciLayoutRegistry:
     def _ensure_layout(self, repository: str) -> Path:
         folder = self.layout_dir(repository)
         try:
-            (folder / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Every folder below the root (which the environment names) is checked: no write through a
+            # symlink planted in $MODELOPS_HOME (issue 15).
+            real_folder_below(self.root, *repository.split("/"), "blobs", "sha256", create=True)
             marker = folder / "oci-layout"
             if not marker.exists():
                 atomic_write_bytes(marker, json.dumps(LAYOUT_FILE).encode())
         except OSError as exc:
             raise RegistryError(describe_os_error("create the OCI layout", folder, exc)) from exc
+        except SymlinkedFolderError:
+            raise
         except BundleError as exc:
             raise RegistryError(exc.message) from exc
         return folder
@@ -178,7 +199,7 @@ class OciLayoutRegistry:
         digest = sha256_digest(data)
         self._ensure_layout(repository)
         path = self.blob_path(repository, digest)
-        if not _has_size(path, len(data)):
+        if not _intact(path, digest, len(data)):
             self._store(path, iter([data]), digest, len(data))
         descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
         artifact_type = _artifact_type_of(data)
@@ -217,11 +238,18 @@ class OciLayoutRegistry:
         size: int,
         on_bytes: Callable[[int], None] | None = None,
     ) -> int:
-        """Verified write of one blob, fsynced: a name in ``blobs/`` is a promise about its bytes."""
+        """Verified write of one blob, fsynced and sealed: a name in ``blobs/`` is a promise about its bytes."""
         try:
-            return write_verified(chunks, path, digest, size, f"blob {digest}", on_bytes=on_bytes, fsync=True)
+            written = write_verified(chunks, path, digest, size, f"blob {digest}", on_bytes=on_bytes, fsync=True)
+            os.utime(path, ns=(BLOB_SEAL_MTIME_NS, BLOB_SEAL_MTIME_NS))
+            return written
         except OSError as exc:
             raise RegistryError(describe_os_error("write", path, exc)) from exc
+
+    def damaged_blobs(self, repository: str, blobs: Iterable[tuple[str, int]]) -> list[str]:
+        """Digests of ``(digest, size)`` blobs that are missing or damaged here (damaged ones are removed,
+        so the next upload writes them again). Cheap for sealed blobs: a ``stat`` each."""
+        return [digest for digest, size in blobs if not _intact(self.blob_path(repository, digest), digest, size)]
 
     def put_blobs(
         self, repository: str, blobs: list[BlobSource], *, jobs: int, progress: TransferProgress | None
@@ -231,7 +259,7 @@ class OciLayoutRegistry:
 
         def one(blob: BlobSource) -> tuple[bool, int]:
             path = self.blob_path(repository, blob.digest)
-            if _has_size(path, blob.size):
+            if _intact(path, blob.digest, blob.size):
                 if progress is not None:
                     progress.advance(files=1, nbytes=blob.size)
                 return False, 0
@@ -306,12 +334,33 @@ class OciLayoutRegistry:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _has_size(path: Path, size: int) -> bool:
-    """Present with the right size; a truncated leftover is rewritten rather than trusted."""
+def _intact(path: Path, digest: str, size: int) -> bool:
+    """Present with the right size and seal; an unsealed blob of the right size is hashed (and sealed when
+    right). A wrong one is removed, so it is rewritten rather than trusted."""
     try:
-        return path.stat().st_size == size
+        st = os.lstat(path)
     except OSError:
         return False
+    if st.st_size == size and st.st_mtime_ns == BLOB_SEAL_MTIME_NS and not os.path.islink(path):
+        return True
+    if st.st_size == size and _hashes_to(path, digest):
+        with contextlib.suppress(OSError):
+            os.utime(path, ns=(BLOB_SEAL_MTIME_NS, BLOB_SEAL_MTIME_NS))
+        return True
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return False
+
+
+def _hashes_to(path: Path, digest: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            hasher = new_hash(digest)
+            for chunk in read_chunks(handle):
+                hasher.update(chunk)
+    except OSError:
+        return False
+    return f"{split_digest(digest)[0]}:{hasher.hexdigest()}" == digest
 
 
 def _ref_name(descriptor: Mapping[str, Any]) -> str | None:
