@@ -156,7 +156,8 @@ def mops_registry_backends() -> Sequence[RegistryBackendClass]:
     """OCI registry backend classes (``oci-layout``, ``oci-distribution``, ...).
 
     When: when a command talks to a registry (push, pull, diff, tags, ensure).
-    Returns: classes with a class attribute ``name`` and ``handles(reference) -> bool``.
+    Returns: classes with a class attribute ``name``; the environment's ``registry.provider`` selects one
+    by that name, and it is constructed with the registry settings (a ``dict``).
     Ordering: named providers, as for :func:`mops_storage_providers`.
     """
 
