@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from modelops_bundle.core.context import CommandContext, Reporter
     from modelops_bundle.core.dependencies import code_closure, python_dependencies
     from modelops_bundle.core.discovery import (
+        ROLE_COMPONENT,
+        ROLE_MODEL,
         ClassMatch,
         CodeDependencies,
         DiscoveredModel,
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.hooks import Answers, HookFailure, Hooks
     from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.model_registry import ModelRecord
     from modelops_bundle.core.oci_http.digests import sha256_digest, split_digest, verify_bytes, write_verified
     from modelops_bundle.core.packaging import LayerPlan, PlannedLayer, decide_tier, pattern_matches, plan_layers
     from modelops_bundle.core.plugins import PluginHost
@@ -80,6 +83,7 @@ if TYPE_CHECKING:
         TransferProgress,
         TransferStats,
     )
+    from modelops_bundle.core.runner import ModelResult, ModelRunner, RunnableModel, RunOutput, RunRequest
     from modelops_bundle.core.secrecy import is_secret_name
     from modelops_bundle.core.settings import (
         Environment,
@@ -100,6 +104,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "modelops_bundle.core.context": ("CommandContext", "Reporter"),
     "modelops_bundle.core.dependencies": ("code_closure", "python_dependencies"),
     "modelops_bundle.core.discovery": (
+        "ROLE_COMPONENT",
+        "ROLE_MODEL",
         "ClassMatch",
         "CodeDependencies",
         "DiscoveredModel",
@@ -131,6 +137,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "modelops_bundle.core.hashing": ("Hasher",),
     "modelops_bundle.core.hooks": ("Answers", "HookFailure", "Hooks"),
     "modelops_bundle.core.index": ("BundleIndex", "IndexEntry"),
+    "modelops_bundle.core.model_registry": ("ModelRecord",),
     "modelops_bundle.core.oci_http.digests": ("sha256_digest", "split_digest", "verify_bytes", "write_verified"),
     "modelops_bundle.core.packaging": ("LayerPlan", "PlannedLayer", "decide_tier", "pattern_matches", "plan_layers"),
     "modelops_bundle.core.plugins": ("PluginHost",),
@@ -146,6 +153,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "TransferProgress",
         "TransferStats",
     ),
+    "modelops_bundle.core.runner": ("ModelResult", "ModelRunner", "RunOutput", "RunRequest", "RunnableModel"),
     "modelops_bundle.core.secrecy": ("is_secret_name",),
     "modelops_bundle.core.settings": (
         "Environment",
@@ -186,6 +194,8 @@ __all__ = [
     "META_DIR",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "ROLE_COMPONENT",
+    "ROLE_MODEL",
     "Answers",
     "BlobSource",
     "BundleError",
@@ -210,6 +220,9 @@ __all__ = [
     "LazyCommand",
     "LazyProviderClass",
     "ManifestRecord",
+    "ModelRecord",
+    "ModelResult",
+    "ModelRunner",
     "OciLayoutRegistry",
     "PlannedLayer",
     "PluginError",
@@ -224,6 +237,9 @@ __all__ = [
     "RegistryError",
     "RegistrySection",
     "Reporter",
+    "RunOutput",
+    "RunRequest",
+    "RunnableModel",
     "SourceFile",
     "StorageError",
     "StoragePolicy",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.project import Project
     from modelops_bundle.core.providers import RegistryBackendClass, StorageProviderClass
+    from modelops_bundle.core.runner import ModelRunner, RunnableModel
     from modelops_bundle.core.settings import StoragePolicy
 
 T = TypeVar("T")
@@ -189,6 +190,12 @@ class Hooks:
 
     def mops_code_dependencies(self, model: DiscoveredModel, project: Project) -> Answers[CodeDependencies]:
         return self._collect("mops_code_dependencies", model=model, project=project)
+
+    # ------------------------------------------------------------------------------------------ running
+
+    def mops_model_runner(self, model: RunnableModel) -> ModelRunner | None:
+        runner: ModelRunner | None = self._relay.mops_model_runner(model=model)
+        return runner
 
     # ------------------------------------------------------------------------------------------ hashing
 

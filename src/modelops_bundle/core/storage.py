@@ -244,15 +244,6 @@ def resolve_settings(
     )
 
 
-def default_blob_folder(settings: ProviderSettings) -> Path:
-    """The ``local`` provider's folder: ``storage.path`` of the environment, else ``$MODELOPS_HOME/blobs``."""
-    from modelops_bundle.core.envfiles import LOCAL_BLOBS, expand_path, modelops_home
-
-    if settings.path:
-        return expand_path(settings.path)
-    return modelops_home(settings.environ) / LOCAL_BLOBS
-
-
 # ------------------------------------------------------------------------------------------ provider
 
 
@@ -536,6 +527,18 @@ class StorageProvider(ABC):
             self.save_seals()
         return stats
 
+    def use_seals(self, root: Path, locate: Callable[[str], str]) -> None:
+        """Remember this store's verified objects (decision 0016), for a store whose objects are files in
+        the local folder ``root`` (``locate(key)``: an object's path): a download of an object that has
+        not changed since it was verified is not hashed again. POSIX only (seals rest on the ctime
+        changing with every write); elsewhere every download is hashed."""
+        if os.name != "posix":
+            return
+        from modelops_bundle.core.blob_seals import BlobSeals, seals_path
+        from modelops_bundle.core.envfiles import modelops_home
+
+        self.seals = BlobSeals(seals_path(modelops_home(self.settings.environ), root), locate)
+
     def save_seals(self) -> None:
         """Keep what this process verified about the store's objects (see :mod:`.blob_seals`)."""
         if self.seals is not None:
@@ -607,8 +610,14 @@ class StorageProvider(ABC):
 def available_providers(host: PluginHost) -> dict[str, StorageProviderClass]:
     """Provider classes by name, after plugin overrides. The built-ins are lazy stand-ins
     (:class:`~modelops_bundle.core.providers.LazyProviderClass`): a provider's module is imported only
-    when that provider is opened."""
-    return host.hook.mops_storage_providers()
+    when that provider is opened, and checked then; a class given as itself is checked now."""
+    from modelops_bundle.core.providers import LazyProviderClass
+
+    providers = host.hook.mops_storage_providers()
+    for name, cls in providers.items():
+        if not isinstance(cls, LazyProviderClass):
+            provider_type(name, cls)
+    return providers
 
 
 def provider_type(name: str, cls: StorageProviderClass) -> type[StorageProvider]:

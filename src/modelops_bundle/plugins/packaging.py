@@ -9,27 +9,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from modelops_bundle import hookimpl
-from modelops_bundle.core.project import META_DIR, Project
+from modelops_bundle.plugin import META_DIR, Project, hookimpl
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.index import BundleIndex, IndexEntry
-    from modelops_bundle.core.packaging import LayerPlan
-    from modelops_bundle.core.settings import StoragePolicy
+    from modelops_bundle.plugin import BundleIndex, IndexEntry, LayerPlan, StoragePolicy
 
 REGISTRY_FILE = f"{META_DIR}/registry.yaml"
 
 
 @hookimpl(trylast=True)
 def mops_storage_tier(entry: IndexEntry, policy: StoragePolicy, blob_available: bool) -> str | None:
-    from modelops_bundle.core.packaging import decide_tier
+    from modelops_bundle.plugin import decide_tier
 
     return decide_tier(entry, policy, blob_available=blob_available)
 
 
 @hookimpl(trylast=True)
 def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> LayerPlan | None:
-    from modelops_bundle.core.packaging import plan_layers
+    from modelops_bundle.plugin import plan_layers
 
     return plan_layers(entries)
 
@@ -42,6 +39,6 @@ def mops_extra_files(project: Project) -> Sequence[str] | None:
 
 @hookimpl(trylast=True)
 def mops_manifest_annotations(index: BundleIndex, project: Project) -> Mapping[str, str] | None:
-    from modelops_bundle.core.gitinfo import git_annotations
+    from modelops_bundle.plugin import git_annotations
 
     return git_annotations(project.root)
