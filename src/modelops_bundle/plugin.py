@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.model_registry import ModelRecord
     from modelops_bundle.core.oci_http.digests import sha256_digest, split_digest, verify_bytes, write_verified
     from modelops_bundle.core.packaging import LayerPlan, PlannedLayer, decide_tier, pattern_matches, plan_layers
-    from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.plugins import PluginHost, PluginInfo
     from modelops_bundle.core.project import META_DIR, Project, find_project
     from modelops_bundle.core.providers import LazyProviderClass, RegistryBackendClass, StorageProviderClass
     from modelops_bundle.core.reference import Reference, parse_reference
@@ -83,7 +83,14 @@ if TYPE_CHECKING:
         TransferProgress,
         TransferStats,
     )
-    from modelops_bundle.core.runner import ModelResult, ModelRunner, RunnableModel, RunOutput, RunRequest
+    from modelops_bundle.core.runner import (
+        ModelResult,
+        ModelRunner,
+        NoRunnerError,
+        RunnableModel,
+        RunOutput,
+        RunRequest,
+    )
     from modelops_bundle.core.secrecy import is_secret_name
     from modelops_bundle.core.settings import (
         Environment,
@@ -140,7 +147,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "modelops_bundle.core.model_registry": ("ModelRecord",),
     "modelops_bundle.core.oci_http.digests": ("sha256_digest", "split_digest", "verify_bytes", "write_verified"),
     "modelops_bundle.core.packaging": ("LayerPlan", "PlannedLayer", "decide_tier", "pattern_matches", "plan_layers"),
-    "modelops_bundle.core.plugins": ("PluginHost",),
+    "modelops_bundle.core.plugins": ("PluginHost", "PluginInfo"),
     "modelops_bundle.core.project": ("META_DIR", "Project", "find_project"),
     "modelops_bundle.core.providers": ("LazyProviderClass", "RegistryBackendClass", "StorageProviderClass"),
     "modelops_bundle.core.reference": ("Reference", "parse_reference"),
@@ -153,7 +160,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "TransferProgress",
         "TransferStats",
     ),
-    "modelops_bundle.core.runner": ("ModelResult", "ModelRunner", "RunOutput", "RunRequest", "RunnableModel"),
+    "modelops_bundle.core.runner": (
+        "ModelResult",
+        "ModelRunner",
+        "NoRunnerError",
+        "RunOutput",
+        "RunRequest",
+        "RunnableModel",
+    ),
     "modelops_bundle.core.secrecy": ("is_secret_name",),
     "modelops_bundle.core.settings": (
         "Environment",
@@ -223,10 +237,12 @@ __all__ = [
     "ModelRecord",
     "ModelResult",
     "ModelRunner",
+    "NoRunnerError",
     "OciLayoutRegistry",
     "PlannedLayer",
     "PluginError",
     "PluginHost",
+    "PluginInfo",
     "Project",
     "ProjectConfig",
     "ProjectSources",

@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # ``ast``, ``hashlib`` and the import graph load on first use
 
     from modelops_bundle.plugin import CodeDependencies, DiscoveredModel, Project
 
+MOPS_PLUGIN_API = "1.0"
+
 FINGERPRINT_ALGORITHM = "pyast1-sha256"
 
 #: Fields that never affect behaviour: type comments exist only with ``type_comments=True`` parsing.

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # the discovery machinery (and ``ast``) load on first use: ``
 
     from modelops_bundle.plugin import ClassMatch, DiscoveredModel, ImportTable, SourceFile
 
+MOPS_PLUGIN_API = "1.0"
+
 FRAMEWORK = "calabaria"
 ROOT_NAME = "BaseModel"
 #: Modules whose ``BaseModel`` is not a simulation model base.

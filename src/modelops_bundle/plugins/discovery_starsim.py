@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # the discovery machinery loads on first use: ``--help`` stay
 
     from modelops_bundle.plugin import ClassMatch, DiscoveredModel, ImportTable, SourceFile
 
+MOPS_PLUGIN_API = "1.0"
+
 FRAMEWORK = "starsim"
 STARSIM_MODULE = "starsim"
 SIM = "Sim"

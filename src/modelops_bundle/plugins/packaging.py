@@ -14,6 +14,8 @@ from modelops_bundle.plugin import META_DIR, Project, hookimpl
 if TYPE_CHECKING:
     from modelops_bundle.plugin import BundleIndex, IndexEntry, LayerPlan, StoragePolicy
 
+MOPS_PLUGIN_API = "1.0"
+
 REGISTRY_FILE = f"{META_DIR}/registry.yaml"
 
 

@@ -19,6 +19,8 @@ from modelops_bundle.plugin import hookimpl
 if TYPE_CHECKING:
     from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest
 
+MOPS_PLUGIN_API = "1.0"
+
 FRAMEWORK = "calabaria"
 
 

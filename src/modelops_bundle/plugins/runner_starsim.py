@@ -29,6 +29,8 @@ from modelops_bundle.plugin import hookimpl
 if TYPE_CHECKING:
     from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest
 
+MOPS_PLUGIN_API = "1.0"
+
 FRAMEWORK = "starsim"
 #: Argument names a sim class or factory takes the seed under, in order of preference.
 SEED_ARGUMENTS = ("rand_seed", "seed")

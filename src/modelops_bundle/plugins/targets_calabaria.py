@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # the discovery machinery (and ``ast``) load on first use: ``
 
     from modelops_bundle.plugin import DiscoveredTarget, SourceFile
 
+MOPS_PLUGIN_API = "1.0"
+
 DECORATOR = "calibration_target"
 
 
