@@ -33,10 +33,19 @@ Enable it with ``-p modelops_bundle.testing`` (command line or ``addopts``), or 
     :mod:`modelops_bundle.runner_conformance`. :meth:`BundleProject.run_model` runs a model with the
     project's ``extra_plugins``.
 
+``load_plugin(name, plugin)``
+    Loads a plugin module or object as an installed one would be (checked against this version's hooks and
+    plugin API) and returns its record (``status``, ``error``, ``hooks``).
+
+``open_provider(name, plugins=..., **storage)``
+    A storage provider opened as a push opens it, through the plugins and an environment's ``storage:``
+    section -- what a provider's conformance tests run against.
+
+Plugins import from :mod:`modelops_bundle.plugin` (the public plugin API) and their tests from here.
+
 Example -- testing a plugin that is not installed yet::
 
-    from modelops_bundle import hookimpl
-    from modelops_bundle.core.commands import Command
+    from modelops_bundle.plugin import Command, hookimpl
 
 
     class HelloPlugin:

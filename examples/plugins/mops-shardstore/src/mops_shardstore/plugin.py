@@ -32,7 +32,7 @@ MOPS_PLUGIN_API = "1.0"
 
 CHUNK = 1024 * 1024
 SHARD = 3
-#: ``<prefix...>/<algorithm>/ab/cd/<hex>`` as made by :func:`modelops_bundle.core.storage.blob_key`.
+#: ``<prefix...>/<algorithm>/ab/cd/<hex>`` as made by :func:`modelops_bundle.plugin.blob_key`.
 CONTENT_KEY = re.compile(
     r"^(?:(?P<prefix>.+)/)?(?P<alg>[a-z0-9][a-z0-9_-]*)/[0-9a-f]{2}/[0-9a-f]{2}/(?P<hex>[0-9a-f]{8,})$"
 )
