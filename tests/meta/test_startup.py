@@ -152,9 +152,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-@pytest.mark.parametrize(
-    "argv", [["--help"], ["status"], ["status", "--offline"], ["status", "--files"]], ids=" ".join
-)
+@pytest.mark.parametrize("argv", [["--help"], ["status"], ["status", "--offline"], ["status", "--files"]], ids=" ".join)
 def test_no_storage_provider_or_backend_module_is_imported_to_choose_one(tmp_path: Path, argv: list[str]) -> None:
     """Storage providers and registry backends are lazy stand-ins: choosing one (``status --files`` asks
     whether there is a blob store) imports none of their modules; a status of the embedded local
