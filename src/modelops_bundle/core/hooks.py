@@ -22,9 +22,8 @@ per-file ``mops_storage_tier`` pays one method call and nothing more.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
@@ -69,18 +68,25 @@ class HookFailure(NamedTuple):
     error: Exception
 
 
-@dataclass
 class Answers(Generic[T]):
     """What a collecting hook returned, after any hook wrappers: the values that are not ``None``, in
     pluggy's call order (third-party plugins before the built-ins), each with the plugin that gave it
-    (``None`` for a value a hook wrapper added), and the implementations that failed."""
+    (``None`` for a value a hook wrapper added), and the implementations that failed. Iterating gives
+    ``(plugin, value)`` pairs. (A plain class: every command defines it, and a dataclass costs ~0.5 ms to
+    define; decision 0017.)"""
 
-    values: list[T] = field(default_factory=list)
-    plugins: list[str | None] = field(default_factory=list)
-    failures: list[HookFailure] = field(default_factory=list)
+    __slots__ = ("failures", "plugins", "values")
+
+    def __init__(self, failures: list[HookFailure] | None = None) -> None:
+        self.values: list[T] = []
+        self.plugins: list[str | None] = []
+        self.failures: list[HookFailure] = failures if failures is not None else []
 
     def __iter__(self) -> Iterator[tuple[str | None, T]]:
         return iter(zip(self.plugins, self.values, strict=True))
+
+    def __repr__(self) -> str:
+        return f"Answers(values={self.values!r}, plugins={self.plugins!r}, failures={self.failures!r})"
 
 
 class _Call:
@@ -111,17 +117,20 @@ class _Call:
         return answers
 
 
-_CURRENT: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("mops_hook_call", default=None)
+#: The facade call in progress on this thread (``call``), if any. Hook calls nest (an implementation may
+#: call another hook), so each call restores the one it found.
+_CURRENT = threading.local()
 
 
-def guard_implementations(pm: pluggy.PluginManager, plugin: object) -> None:
-    """Wrap ``plugin``'s plain implementations of collecting hooks (see the module docstring).
+def guard_implementations(callers: Iterable[pluggy.HookCaller], plugin: object) -> None:
+    """Wrap ``plugin``'s plain implementations of collecting hooks (see the module docstring); ``callers``
+    are the hook callers it is registered with (``pm.get_hookcallers(plugin)``).
 
     Called once per plugin, right after ``pm.register``. pluggy's ``_multicall`` calls
     ``HookImpl.function``; replacing it keeps pluggy's ordering, wrappers and tracing around the guard,
     and the original function stays reachable as ``__wrapped__`` (for :func:`implementation_of`).
     """
-    for caller in pm.get_hookcallers(plugin) or ():
+    for caller in callers:
         spec = caller.spec
         if spec is None or spec.opts.get("firstresult"):
             continue
@@ -134,7 +143,7 @@ def guard_implementations(pm: pluggy.PluginManager, plugin: object) -> None:
 
 def _guard(hook: str, plugin: str, function: Callable[..., object]) -> Callable[..., object]:
     def guarded(*args: object) -> object:
-        call = _CURRENT.get()
+        call: _Call | None = getattr(_CURRENT, "call", None)
         if call is None or call.hook != hook:  # called by someone else: stay out of the way
             return function(*args)
         try:
@@ -167,11 +176,12 @@ class Hooks:
 
     def _collect(self, hook: str, **kwargs: object) -> Answers[Any]:
         call = _Call(hook, hook in ISOLATED)
-        token = _CURRENT.set(call)
+        outer = getattr(_CURRENT, "call", None)
+        _CURRENT.call = call
         try:
             results = getattr(self._relay, hook)(**kwargs)
         finally:
-            _CURRENT.reset(token)
+            _CURRENT.call = outer
         return call.answers(results if isinstance(results, list) else [])
 
     # ----------------------------------------------------------------------------------------- commands

@@ -108,8 +108,9 @@ class PluginHost:
         except Exception as exc:  # PluginValidationError, ValueError: refuse the plugin, keep going
             info.status, info.error = "error", _describe(exc)
         else:
-            guard_implementations(self.pm, plugin)
-            info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
+            callers = self.pm.get_hookcallers(plugin) or []
+            guard_implementations(callers, plugin)
+            info.hooks = sorted(caller.name for caller in callers)
         self.infos[info.name] = info
 
     def versions(self, hooks: Iterable[str] | None = None) -> dict[str, str]:

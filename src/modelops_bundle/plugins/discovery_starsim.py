@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelops_bundle.plugin import hookimpl
+from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:  # the discovery machinery loads on first use: ``--help`` stays fast
     import ast

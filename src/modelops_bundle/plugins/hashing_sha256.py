@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import BinaryIO
 
-from modelops_bundle.plugin import hookimpl
+from modelops_bundle import hookimpl
 
 MOPS_PLUGIN_API = "1.0"
 

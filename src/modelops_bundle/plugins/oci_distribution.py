@@ -6,13 +6,20 @@ uses it, so loading the plugin at start-up costs nothing.
 
 from __future__ import annotations
 
-from modelops_bundle.plugin import LazyProviderClass, hookimpl
+from typing import TYPE_CHECKING
+
+from modelops_bundle import hookimpl
+
+if TYPE_CHECKING:
+    from modelops_bundle.plugin import LazyProviderClass
 
 MOPS_PLUGIN_API = "1.0"
 
 
 @hookimpl(trylast=True)
 def mops_registry_backends() -> list[LazyProviderClass]:
+    from modelops_bundle.plugin import LazyProviderClass
+
     return [
         LazyProviderClass("oci-distribution", "modelops_bundle.plugins.registry_distribution:OciDistributionRegistry")
     ]

@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from modelops_bundle.plugin import META_DIR, Project, hookimpl
+from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:
-    from modelops_bundle.plugin import BundleIndex, IndexEntry, LayerPlan, StoragePolicy
+    from modelops_bundle.plugin import BundleIndex, IndexEntry, LayerPlan, Project, StoragePolicy
 
 MOPS_PLUGIN_API = "1.0"
-
-REGISTRY_FILE = f"{META_DIR}/registry.yaml"
 
 
 @hookimpl(trylast=True)
@@ -36,7 +34,8 @@ def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> La
 @hookimpl(trylast=True)
 def mops_extra_files(project: Project) -> Sequence[str] | None:
     """The model registry travels with every version when it exists."""
-    return [REGISTRY_FILE] if (project.root / REGISTRY_FILE).is_file() else []
+    registry = project.registry_path
+    return [registry.relative_to(project.root).as_posix()] if registry.is_file() else []
 
 
 @hookimpl(trylast=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.plugin import hookimpl
+from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:
     from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest

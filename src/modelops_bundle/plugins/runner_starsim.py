@@ -24,7 +24,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle.plugin import hookimpl
+from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:
     from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest

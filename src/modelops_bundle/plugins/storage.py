@@ -7,7 +7,12 @@ provider (its ``schemes`` and ``is_registry_tier`` are declared here) imports an
 
 from __future__ import annotations
 
-from modelops_bundle.plugin import LazyProviderClass, hookimpl
+from typing import TYPE_CHECKING
+
+from modelops_bundle import hookimpl
+
+if TYPE_CHECKING:
+    from modelops_bundle.plugin import LazyProviderClass
 
 MOPS_PLUGIN_API = "1.0"
 
@@ -17,6 +22,11 @@ _PACKAGE = "modelops_bundle.plugins"
 @hookimpl(trylast=True)
 def mops_storage_providers() -> list[LazyProviderClass]:
     """The built-in providers. ``trylast``: a plugin's provider of the same name replaces one of these."""
+    from modelops_bundle.plugin import LazyProviderClass
+
+    def _lazy(name: str, target: str, schemes: tuple[str, ...], *, is_registry_tier: bool = False) -> LazyProviderClass:
+        return LazyProviderClass(name, f"{_PACKAGE}.{target}", schemes=schemes, is_registry_tier=is_registry_tier)
+
     return [
         _lazy("local", "storage_fsspec:LocalProvider", ("local",)),
         _lazy("fsspec", "storage_fsspec:FsspecUrlProvider", ()),
@@ -25,7 +35,3 @@ def mops_storage_providers() -> list[LazyProviderClass]:
         _lazy("gcs", "storage_gcs:GcsProvider", ("gs", "gcs")),
         _lazy("oci", "storage_oci:OciStorageProvider", (), is_registry_tier=True),
     ]
-
-
-def _lazy(name: str, target: str, schemes: tuple[str, ...], *, is_registry_tier: bool = False) -> LazyProviderClass:
-    return LazyProviderClass(name, f"{_PACKAGE}.{target}", schemes=schemes, is_registry_tier=is_registry_tier)
