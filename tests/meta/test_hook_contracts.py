@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -360,3 +360,26 @@ def test_a_plugin_api_mismatch_is_reported_with_its_hook_problems() -> None:
     error = host.infos["old"].error or ""
     assert "it needs plugin API 0.9, and this version provides 1.0" in error
     assert "mops_extra_files() asks for environment" in error
+
+
+# ------------------------------------------------------------------------------------------ wrappers
+
+
+class KeepScratchInTheRegistry:
+    """The guide's wrapper: whatever the other plugins decide, scratch files never leave the registry."""
+
+    @hookimpl(wrapper=True)
+    def mops_storage_tier(self, entry: Any) -> Generator[None, str | None, str | None]:
+        tier = yield
+        return "oci" if entry.path.startswith("scratch/") else tier
+
+
+def test_a_hook_wrapper_changes_what_a_push_does(bundle_project: BundleProject) -> None:
+    bundle_project.extra_plugins.append(("scratch", KeepScratchInTheRegistry()))
+    assert bundle_project.run("config", "storage.force_blob_patterns", "*.bin").exit_code == 0
+    bundle_project.write("data/population.bin", b"\x00" * 1000)
+    bundle_project.write("scratch/draft.bin", b"\x01" * 1000)
+    assert bundle_project.run("add", ".").exit_code == 0
+    assert bundle_project.run("push").exit_code == 0
+    tiers = {entry["path"]: entry["storage"] for entry in bundle_project.run("manifest", "--json").json()["files"]}
+    assert (tiers["data/population.bin"], tiers["scratch/draft.bin"]) == ("blob", "oci")

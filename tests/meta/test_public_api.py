@@ -227,3 +227,12 @@ def test_the_plugins_that_ship_declare_this_plugin_api() -> None:
     }
     assert not problems, f"declarations missing or not this plugin API: {problems}"
     assert len(declared) >= 15
+
+
+def test_the_guide_lists_every_name_of_the_api() -> None:
+    import modelops_bundle.plugin as api
+
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    section = guide[guide.index("## Public API") : guide.index("## Compatibility")]
+    listed = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", section))
+    assert sorted(set(api.__all__) - listed) == [], "names of modelops_bundle.plugin missing from 'Public API'"

@@ -182,7 +182,7 @@ class Hooks:
             results = getattr(self._relay, hook)(**kwargs)
         finally:
             _CURRENT.call = outer
-        return call.answers(results if isinstance(results, list) else [])
+        return call.answers(results if isinstance(results, (list, tuple)) else [])
 
     # ----------------------------------------------------------------------------------------- commands
 
