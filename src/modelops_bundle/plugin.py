@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.hooks import Answers, HookFailure, Hooks
     from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.keys import Signer
     from modelops_bundle.core.model_registry import ModelRecord
     from modelops_bundle.core.oci_http.digests import sha256_digest, split_digest, verify_bytes, write_verified
     from modelops_bundle.core.packaging import LayerPlan, PlannedLayer, decide_tier, pattern_matches, plan_layers
@@ -144,6 +145,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "modelops_bundle.core.hashing": ("Hasher",),
     "modelops_bundle.core.hooks": ("Answers", "HookFailure", "Hooks"),
     "modelops_bundle.core.index": ("BundleIndex", "IndexEntry"),
+    "modelops_bundle.core.keys": ("Signer",),
     "modelops_bundle.core.model_registry": ("ModelRecord",),
     "modelops_bundle.core.oci_http.digests": ("sha256_digest", "split_digest", "verify_bytes", "write_verified"),
     "modelops_bundle.core.packaging": ("LayerPlan", "PlannedLayer", "decide_tier", "pattern_matches", "plan_layers"),
@@ -256,6 +258,7 @@ __all__ = [
     "RunOutput",
     "RunRequest",
     "RunnableModel",
+    "Signer",
     "SourceFile",
     "StorageError",
     "StoragePolicy",

@@ -111,10 +111,30 @@ def python_sources() -> Iterator[tuple[Path, str, str, bool]]:
         yield path, path.read_text(), path.parent.name, False
 
 
+def section(text: str, heading: str) -> str:
+    """The lines of a Markdown text from the heading starting with ``heading`` to the next heading of its
+    level or above (a ``#`` line inside a fenced code block is no heading)."""
+    level = len(heading) - len(heading.lstrip("#"))
+    lines, inside, fenced = [], False, False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith(heading):
+            inside = True
+        elif not fenced and inside and re.match(rf"#{{1,{level}}} ", line):
+            break
+        if inside:
+            lines.append(line)
+    return "".join(lines)
+
+
 def text_sources() -> Iterator[tuple[Path, str]]:
-    """Code shown in text: the guides, the template and example READMEs, public docstrings."""
-    for path in (ROOT / "docs" / "plugins.md", ROOT / "README.md", ROOT / "CONTRIBUTING.md"):
-        yield path, path.read_text()
+    """Code shown to plugin authors: the plugin guide, the plugin sections of README and CONTRIBUTING (the
+    rest of the README shows the Python API, another public surface), the template and example READMEs,
+    the docstrings of the public modules."""
+    yield ROOT / "docs" / "plugins.md", (ROOT / "docs" / "plugins.md").read_text()
+    yield ROOT / "README.md", section((ROOT / "README.md").read_text(), "### Plugins:")
+    yield ROOT / "CONTRIBUTING.md", section((ROOT / "CONTRIBUTING.md").read_text(), "## Plugins")
     for path in sorted([*TEMPLATES.rglob("*.md.tmpl"), *EXAMPLES.rglob("README.md")]):
         yield path, path.read_text()
     for name in ("plugin.py", "testing.py", "storage_conformance.py", "runner_conformance.py"):
@@ -163,8 +183,10 @@ def test_the_sources_checked_are_there() -> None:
     )
     assert sum(path.startswith("src/modelops_bundle/templates/plugin/") for path in paths) >= 8
     assert "examples/plugins/mops-mesa/src/mops_mesa/plugin.py" in paths
-    guide = (ROOT / "docs" / "plugins.md").read_text()
-    assert "# file: mops-walkers/src/mops_walkers/plugin.py" in guide  # the framework plugin is in the text checked
+    texts = {path.relative_to(ROOT).as_posix(): text for path, text in text_sources()}
+    assert "# file: mops-walkers/src/mops_walkers/plugin.py" in texts["docs/plugins.md"]  # the framework plugin
+    assert "MOPS_PLUGIN_API" in texts["README.md"] and "def mops_model_runner" in texts["README.md"]
+    assert "def mops_add_commands" in texts["CONTRIBUTING.md"] and "### Register it" in texts["CONTRIBUTING.md"]
 
 
 # --------------------------------------------------------------------------------------- the module

@@ -130,6 +130,11 @@ class EveryHookWrapper:
         return [*(yield), ["wrapped.txt"]]
 
     @hookimpl(wrapper=True)
+    def mops_signers(self) -> Generator[None, list[Any], list[Any]]:
+        self._seen("mops_signers")
+        return [*(yield), [Named]]
+
+    @hookimpl(wrapper=True)
     def mops_push_finished(self, result: Any) -> Generator[None, list[Any], list[Any]]:
         self._seen("mops_push_finished", result=result)
         return [*(yield), "wrapped"]
@@ -246,6 +251,10 @@ CASES: dict[str, Case] = {
     "mops_extra_files": (
         lambda p: {"project": p},
         lambda got, kw: _last_is_unattributed(got) == ["wrapped.txt"] or pytest.fail(repr(got)),
+    ),
+    "mops_signers": (
+        lambda p: {},
+        lambda got, kw: got == {"wrapped": Named} or pytest.fail(repr(got)),  # no built-in signer
     ),
     "mops_push_finished": (
         lambda p: {"result": {"reference": "r", "digest": DIGEST}},

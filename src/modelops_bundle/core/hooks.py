@@ -3,7 +3,7 @@
 :class:`Hooks` has one method per hookspec, with the hook's own parameters, and is what
 ``PluginHost.hook`` returns. Every call goes through pluggy's ``HookCaller``, so hook wrappers
 (``wrapper=True`` and old-style ``hookwrapper=True``), ``tryfirst``/``trylast`` and ``pm.trace`` apply to
-all hooks alike (decision 0025).
+all hooks alike (decision 0027).
 
 Collecting hooks keep two things a plain pluggy call loses, for messages that name a plugin:
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.discovery import CodeDependencies, DiscoveredModel, DiscoveredTarget, SourceFile
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.index import BundleIndex, IndexEntry
+    from modelops_bundle.core.keys import Signer
     from modelops_bundle.core.packaging import LayerPlan
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.project import Project
@@ -246,6 +247,14 @@ class Hooks:
 
     def mops_extra_files(self, project: Project) -> Answers[Sequence[str]]:
         return self._collect("mops_extra_files", project=project)
+
+    # ------------------------------------------------------------------------------------------ signing
+
+    def mops_signers(self) -> dict[str, type[Signer]]:
+        """Signer classes by scheme, after the override rules (:func:`~.plugins.by_name`)."""
+        from modelops_bundle.core.plugins import by_name
+
+        return by_name(self._host, "mops_signers", self._collect("mops_signers"))
 
     # ------------------------------------------------------------------------------------------- events
 
