@@ -3,7 +3,7 @@
 :class:`Hooks` has one method per hookspec, with the hook's own parameters, and is what
 ``PluginHost.hook`` returns. Every call goes through pluggy's ``HookCaller``, so hook wrappers
 (``wrapper=True`` and old-style ``hookwrapper=True``), ``tryfirst``/``trylast`` and ``pm.trace`` apply to
-all hooks alike (decision 0027).
+all hooks alike (decision 0028).
 
 Collecting hooks keep two things a plain pluggy call loses, for messages that name a plugin:
 
