@@ -294,7 +294,7 @@ def by_name(host: PluginHost, hook_name: str, answers: Answers[Any]) -> dict[str
                 elif not other_builtin and not builtin and other_plugin != owner:
                     raise PluginError(
                         f"plugins {other_plugin!r} and {owner!r} both provide {name!r} ({hook_name})",
-                        hint=f"disable one with MOPS_DISABLE_PLUGINS={owner}",
+                        hint=f"disable one with MOPS_DISABLE_PLUGINS={owner if plugin is not None else other_plugin}",
                     )
                 continue
             chosen[name] = (cls, owner, builtin)
