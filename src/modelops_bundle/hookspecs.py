@@ -2,13 +2,16 @@
 
 Conventions (see docs/plugins.md for the guide with examples):
 
-* Every hook name starts with ``mops_``; plugins implement them with :data:`modelops_bundle.hookimpl`.
+* Every hook name starts with ``mops_``; plugins implement them with :data:`modelops_bundle.plugin.hookimpl`
+  and take their types from :mod:`modelops_bundle.plugin`, the public plugin API.
 * Built-in implementations are marked ``trylast=True``, so an installed plugin runs first and, for a
   *first-result* hook, wins. Among third-party plugins pluggy calls the last registered first (LIFO).
 * *Named-provider* hooks (storage, registry) return classes carrying a ``name``; configuration picks one by
   name. A third-party class replaces a built-in of the same name; two third-party classes with one name is
-  an error (:func:`modelops_bundle.core.plugins.collect_named`).
+  an error (:func:`modelops_bundle.core.plugins.by_name`).
 * Hook arguments are passed by keyword; an implementation may accept any subset of them.
+* The core calls every hook through the typed facade :class:`modelops_bundle.core.hooks.Hooks`
+  (``host.hook``), one method per hook here, and every call goes through pluggy: hook wrappers work on all.
 
 Type names are imported only for type checkers, so importing this module stays cheap.
 """
@@ -156,7 +159,8 @@ def mops_registry_backends() -> Sequence[RegistryBackendClass]:
     """OCI registry backend classes (``oci-layout``, ``oci-distribution``, ...).
 
     When: when a command talks to a registry (push, pull, diff, tags, ensure).
-    Returns: classes with a class attribute ``name`` and ``handles(reference) -> bool``.
+    Returns: classes with a class attribute ``name``; the environment's ``registry.provider`` selects one
+    by that name, and it is constructed with the registry settings (a ``dict``).
     Ordering: named providers, as for :func:`mops_storage_providers`.
     """
 

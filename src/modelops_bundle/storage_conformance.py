@@ -19,17 +19,15 @@ Example -- a provider ``mystore`` from a plugin, against a server the test sessi
 
     import pytest
 
-    from modelops_bundle.core.settings import StoragePolicy
-    from modelops_bundle.core.settings import StorageSection
-    from modelops_bundle.core.plugins import build_plugin_host
-    from modelops_bundle.core.storage import StorageProvider, open_storage
-    from modelops_bundle.storage_conformance import StorageProviderConformance
+    from modelops_bundle.plugin import StorageProvider
+    from modelops_bundle.testing import FullConformance, open_provider
+    from mops_mystore import plugin
 
 
     def make(url: str, bucket: str, key: str = "right") -> StorageProvider:
-        host = build_plugin_host({})
-        env = StorageSection(provider="mystore", endpoint=url, container=bucket, access_key=key)
-        return open_storage(host, env, StoragePolicy(prefix="conformance"), environ={})
+        # as a push opens it: by name among the plugins, from an environment's storage: section
+        return open_provider("mystore", plugins=[("mystore", plugin)], endpoint=url, container=bucket,
+                             access_key=key)
 
 
     class TestMyStore(FullConformance):

@@ -33,10 +33,19 @@ Enable it with ``-p modelops_bundle.testing`` (command line or ``addopts``), or 
     :mod:`modelops_bundle.runner_conformance`. :meth:`BundleProject.run_model` runs a model with the
     project's ``extra_plugins``.
 
+``load_plugin(name, plugin)``
+    Loads a plugin module or object as an installed one would be (checked against this version's hooks and
+    plugin API) and returns its record (``status``, ``error``, ``hooks``).
+
+``open_provider(name, plugins=..., **storage)``
+    A storage provider opened as a push opens it, through the plugins and an environment's ``storage:``
+    section -- what a provider's conformance tests run against.
+
+Plugins import from :mod:`modelops_bundle.plugin` (the public plugin API) and their tests from here.
+
 Example -- testing a plugin that is not installed yet::
 
-    from modelops_bundle import hookimpl
-    from modelops_bundle.core.commands import Command
+    from modelops_bundle.plugin import Command, hookimpl
 
 
     class HelloPlugin:
@@ -81,7 +90,9 @@ from modelops_bundle.storage_conformance import (
 )
 
 if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginInfo
     from modelops_bundle.core.runner import ModelResult
+    from modelops_bundle.core.storage import StorageProvider
 
 __all__ = [
     "BundleProject",
@@ -95,7 +106,9 @@ __all__ = [
     "StorageProviderConformance",
     "bundle_project",
     "isolated_environ",
+    "load_plugin",
     "mops_env",
+    "open_provider",
     "run_cli",
 ]
 
@@ -175,6 +188,45 @@ def run_command(
         stderr=stderr,
     )
     return CliResult(tuple(argv), int(code), stdout.getvalue(), stderr.getvalue())
+
+
+def load_plugin(name: str, plugin: object) -> PluginInfo:
+    """Load ``plugin`` under ``name`` as modelops-bundle loads an installed plugin -- checked against this
+    version's hooks and plugin API (``MOPS_PLUGIN_API``) -- with an installed plugin of that name
+    disabled, so the module of your checkout is the one checked. Returns its record: ``status``
+    (``"loaded"`` or ``"error"``), ``error`` and ``hooks`` (the hooks it implements), as
+    ``mops bundle plugins --json`` shows them."""
+    from modelops_bundle.core.plugins import build_plugin_host
+
+    host = build_plugin_host({**os.environ, "MOPS_DISABLE_PLUGINS": name}, extra_plugins=[(name, plugin)])
+    return host.infos[name]
+
+
+def open_provider(
+    provider: str,
+    *,
+    plugins: Sequence[PluginSpec] = (),
+    environ: Mapping[str, str] | None = None,
+    prefix: str = "conformance",
+    **section: Any,
+) -> StorageProvider:
+    """The storage provider ``provider`` opened as a push opens it: chosen by name among the plugins'
+    providers (the installed plugins, then ``plugins`` -- an installed plugin named like one of them is
+    disabled), constructed from an environment whose ``storage:`` section is ``provider`` plus
+    ``section`` (``path``, ``container``, ``endpoint``, ``access_key``, ``secret_key``, ...; other keys
+    are the provider's options), with the project policy's ``prefix``::
+
+        provider = open_provider("labstore", plugins=[("labstore", plugin)], path=str(tmp_path / "store"))
+    """
+    from modelops_bundle.core.plugins import build_plugin_host
+    from modelops_bundle.core.settings import StoragePolicy, StorageSection, build
+    from modelops_bundle.core.storage import open_storage
+
+    outer = dict(os.environ if environ is None else environ)
+    disabled = ",".join(filter(None, [outer.get("MOPS_DISABLE_PLUGINS", ""), *(name for name, _ in plugins)]))
+    host = build_plugin_host({**outer, "MOPS_DISABLE_PLUGINS": disabled}, extra_plugins=plugins)
+    settings = build(StorageSection, {"provider": provider, **section})
+    return open_storage(host, settings, StoragePolicy(prefix=prefix), environ=outer)
 
 
 class CliRunner:

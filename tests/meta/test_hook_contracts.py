@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -299,3 +299,87 @@ def test_versions_for_provenance(make_dist: Callable[..., Path]) -> None:
         "extras": "mops-extras 2.5.1",
         "packaging": f"modelops-bundle {__version__}",
     }
+
+
+# ------------------------------------------------------------------------------ the plugin API version
+
+API_PLUGIN = """
+from modelops_bundle.plugin import hookimpl
+
+MOPS_PLUGIN_API = {declared!r}
+
+
+@hookimpl
+def mops_extra_files(project):
+    return None
+"""
+
+
+@pytest.mark.parametrize(
+    ("declared", "refusal"),
+    [
+        ("2.0", "it needs plugin API 2.0, and this version provides 1.0 (install a release of the plugin made for "
+                "plugin API 1)"),
+        ("1.7", "it needs plugin API 1.7, and this version provides 1.0 (upgrade modelops-bundle)"),
+        ("v1", "MOPS_PLUGIN_API = 'v1' is not a plugin API version (expected a string like \"1\" or \"1.0\")"),
+        ("1", None),
+        ("1.0", None),
+    ],
+)  # fmt: skip
+def test_a_plugin_declaring_another_plugin_api_is_refused_at_load(
+    bundle_project: BundleProject, make_dist: Callable[..., Path], declared: str, refusal: str | None
+) -> None:
+    from modelops_bundle import PLUGIN_API
+
+    assert PLUGIN_API == (1, 0)  # the cases above are written for API 1.0
+    modules = {"mops_apiver_mod": API_PLUGIN.format(declared=declared)}
+    make_dist("mops-apiver", "3.1", entry_points={"apiver": "mops_apiver_mod"}, modules=modules)
+    listing = bundle_project.run("plugins", "--json")
+    entry = {p["name"]: p for p in listing.json()}["apiver"]
+    if refusal is None:
+        assert listing.exit_code == 0 and entry["status"] == "loaded", entry
+        assert entry["hooks"] == ["mops_extra_files"]
+        return
+    assert listing.exit_code == 1
+    assert entry["status"] == "error" and entry["hooks"] == []
+    assert entry["error"] == f"incompatible with modelops-bundle {__version__}: {refusal}"
+    status = bundle_project.run("status", "--offline")  # every other command warns and works
+    assert status.exit_code == 0, status
+    assert "plugin 'apiver' from mops-apiver 3.1 failed to load" in status.stderr and refusal in status.stderr
+
+
+def test_a_plugin_api_mismatch_is_reported_with_its_hook_problems() -> None:
+    class Old:
+        MOPS_PLUGIN_API = "0.9"
+
+        @hookimpl
+        def mops_extra_files(self, project: Project, environment: str) -> list[str]:
+            raise AssertionError("never called")
+
+    host = build_plugin_host({"MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}, extra_plugins=[("old", Old())])
+    error = host.infos["old"].error or ""
+    assert "it needs plugin API 0.9, and this version provides 1.0" in error
+    assert "mops_extra_files() asks for environment" in error
+
+
+# ------------------------------------------------------------------------------------------ wrappers
+
+
+class KeepScratchInTheRegistry:
+    """The guide's wrapper: whatever the other plugins decide, scratch files never leave the registry."""
+
+    @hookimpl(wrapper=True)
+    def mops_storage_tier(self, entry: Any) -> Generator[None, str | None, str | None]:
+        tier = yield
+        return "oci" if entry.path.startswith("scratch/") else tier
+
+
+def test_a_hook_wrapper_changes_what_a_push_does(bundle_project: BundleProject) -> None:
+    bundle_project.extra_plugins.append(("scratch", KeepScratchInTheRegistry()))
+    assert bundle_project.run("config", "storage.force_blob_patterns", "*.bin").exit_code == 0
+    bundle_project.write("data/population.bin", b"\x00" * 1000)
+    bundle_project.write("scratch/draft.bin", b"\x01" * 1000)
+    assert bundle_project.run("add", ".").exit_code == 0
+    assert bundle_project.run("push").exit_code == 0
+    tiers = {entry["path"]: entry["storage"] for entry in bundle_project.run("manifest", "--json").json()["files"]}
+    assert (tiers["data/population.bin"], tiers["scratch/draft.bin"]) == ("blob", "oci")

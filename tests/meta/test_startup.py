@@ -142,3 +142,35 @@ def test_the_executable_exits_with_the_command_code_and_flushed_output(
     assert done.returncode == code
     assert text in getattr(done, stream)
     assert marker.read_text() == "handlers ran"
+
+
+PROVIDER_PROBE = """
+import io, json, sys
+from modelops_bundle.cli.main import run
+code = run(sys.argv[1:], prog="mops bundle", stdout=io.StringIO(), stderr=io.StringIO())
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["status"], ["status", "--offline"], ["status", "--files"]], ids=" ".join)
+def test_no_storage_provider_or_backend_module_is_imported_to_choose_one(tmp_path: Path, argv: list[str]) -> None:
+    """Storage providers and registry backends are lazy stand-ins: choosing one (``status --files`` asks
+    whether there is a blob store) imports none of their modules; a status of the embedded local
+    environment imports the layout backend it talks to, and nothing else."""
+    from modelops_bundle.testing import isolated_environ, run_command
+
+    env = isolated_environ(tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "model.py").write_text("RATE = 1\n")
+    assert run_command(["-C", str(project), "init", "-q"], env).exit_code == 0
+    assert run_command(["-C", str(project), "add", "model.py"], env).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-c", PROVIDER_PROBE, "-C", str(project), *argv],
+        capture_output=True, text=True, timeout=60, check=True, env=env,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["code"] == 0
+    loaded = {name for name in report["modules"] if name.startswith("modelops_bundle.plugins.")}
+    assert not {name for name in loaded if name.startswith("modelops_bundle.plugins.storage_")}, loaded
+    assert "modelops_bundle.plugins.registry_distribution" not in loaded

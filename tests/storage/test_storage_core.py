@@ -93,6 +93,9 @@ def test_default_is_local_under_modelops_home(plugin_host: PluginHost, tmp_path:
     provider = open_with(plugin_host, tmp_path)
     assert isinstance(provider, LocalProvider)
     assert provider.root == tmp_path / "home" / "blobs"
+    from modelops_bundle.core.envfiles import LOCAL_BLOBS  # the embedded local environment's folder
+
+    assert provider.root.name == LOCAL_BLOBS
     assert provider.pointer(DIGEST, 1).uri == f"local://sha256/{HEX[:2]}/{HEX[2:4]}/{HEX}"
 
 

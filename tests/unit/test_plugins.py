@@ -16,8 +16,6 @@ from modelops_bundle.core.plugins import (
     BUILTIN_DISTRIBUTION,
     BUILTIN_PLUGINS,
     build_plugin_host,
-    call_each,
-    collect_named,
     describe_plugin,
     disabled_names,
 )
@@ -203,7 +201,7 @@ class _Recorder:
         registry.add("recorded")
 
 
-def test_call_each_isolates_a_failing_implementation() -> None:
+def test_a_failing_implementation_of_an_isolated_hook_is_reported_and_the_others_run() -> None:
     recorder = _Recorder()
     host = build_plugin_host(NO_AUTOLOAD, extra_plugins=[("raiser", _Raiser()), ("recorder", recorder)])
     added: list[Any] = []
@@ -213,14 +211,10 @@ def test_call_each_isolates_a_failing_implementation() -> None:
             added.append(command)
             return True
 
-    outcomes = call_each(host, "mops_add_commands", registry=Registry())
-    by_name = {name: exc for name, _, exc in outcomes}
-    assert isinstance(by_name["raiser"], RuntimeError)
-    assert by_name["recorder"] is None and by_name["commands"] is None
+    answers = host.hook.mops_add_commands(registry=Registry())
+    assert [(name, type(error)) for name, error in answers.failures] == [("raiser", RuntimeError)]
     assert recorder.calls == 1
-    # third-party plugins first (LIFO), built-ins (trylast) last
-    names = [name for name, _, _ in outcomes]
-    assert names.index("recorder") < names.index("raiser") < names.index("commands")
+    # third-party plugins first (LIFO), built-ins (trylast) last: the recorder's command came first
     assert added[0] == "recorded" and len(added) > 1
 
 
@@ -262,14 +256,14 @@ def _host(module: str, *extra: tuple[str, object]) -> Any:
     return build_plugin_host(NO_AUTOLOAD, builtins=[("fake-builtin", module)], extra_plugins=list(extra))
 
 
-def test_collect_named_builtins_alone(builtin_provider_module: str) -> None:
-    chosen = collect_named(_host(builtin_provider_module), "mops_storage_providers")
+def test_named_providers_builtins_alone(builtin_provider_module: str) -> None:
+    chosen = _host(builtin_provider_module).hook.mops_storage_providers()
     assert {name: cls.tag for name, cls in chosen.items()} == {"local": "builtin-local", "s3": "builtin-s3"}
 
 
 def test_third_party_replaces_a_builtin_of_the_same_name(builtin_provider_module: str) -> None:
     host = _host(builtin_provider_module, ("mine", _provider_plugin(_provider("local", "mine"), _provider("gcs", "g"))))
-    chosen = collect_named(host, "mops_storage_providers")
+    chosen = host.hook.mops_storage_providers()
     assert {name: cls.tag for name, cls in chosen.items()} == {"local": "mine", "s3": "builtin-s3", "gcs": "g"}
 
 
@@ -280,7 +274,7 @@ def test_two_third_party_providers_with_one_name_is_an_error(builtin_provider_mo
         ("second", _provider_plugin(_provider("azure", "2"))),
     )
     with pytest.raises(PluginError) as info:
-        collect_named(host, "mops_storage_providers")
+        host.hook.mops_storage_providers()
     assert "'first'" in info.value.message and "'second'" in info.value.message
     assert "'azure'" in info.value.message
     assert info.value.hint is not None and "MOPS_DISABLE_PLUGINS=" in info.value.hint
@@ -290,7 +284,7 @@ def test_provider_without_a_name_is_an_error(builtin_provider_module: str) -> No
     nameless = type("Nameless", (), {})
     host = _host(builtin_provider_module, ("nameless", _provider_plugin(nameless)))
     with pytest.raises(PluginError, match=r"'nameless'.*without a name"):
-        collect_named(host, "mops_storage_providers")
+        host.hook.mops_storage_providers()
 
 
 # ----------------------------------------------------------------------------- hookspecs
@@ -353,7 +347,7 @@ def test_a_lazy_provider_class_imports_its_module_only_when_used() -> None:
         "lazy = LazyProviderClass('oci-layout', 'modelops_bundle.plugins.registry_layout:OciLayoutRegistry')\n"
         "assert lazy.name == 'oci-layout'\n"
         "assert 'modelops_bundle.plugins.registry_layout' not in sys.modules\n"
-        "assert lazy.handles == lazy.load().handles  # other attributes are the real class's\n"
+        "assert lazy.describe is lazy.load().describe  # other attributes are the real class's\n"
         "assert 'modelops_bundle.plugins.registry_layout' in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -203,14 +203,8 @@ def chosen_command(argv: Sequence[str], commands: Iterable[Command | LazyCommand
 def build_app(host: PluginHost, prog: str, description: str) -> tuple[CommandApp, list[tuple[str, BaseException]]]:
     """Every plugin's commands (built-ins included, through ``mops_add_commands``) in one app, and the
     plugins whose hook raised -- reported, never fatal, so one broken plugin cannot brick the CLI."""
-    from modelops_bundle.core.plugins import call_each
-
     app = CommandApp(prog, description)
-    failures = [
-        (name, failure)
-        for name, _, failure in call_each(host, "mops_add_commands", registry=app)
-        if failure is not None
-    ]
+    failures: list[tuple[str, BaseException]] = list(host.hook.mops_add_commands(registry=app).failures)
     return app, failures
 
 

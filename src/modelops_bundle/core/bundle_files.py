@@ -21,16 +21,18 @@ def extra_files(host: PluginHost, project: Project) -> list[str]:
     A failing plugin fails the command: a version silently missing the model registry is worse.
     """
     from modelops_bundle.core.paths import invalid_reason
-    from modelops_bundle.core.plugins import call_each, describe_plugin
+    from modelops_bundle.core.plugins import describe_plugin
 
+    answers = host.hook.mops_extra_files(project=project)
+    for failed, exc in answers.failures:
+        raise PluginError(f"plugin {describe_plugin(host, failed)} failed in mops_extra_files: {exc}")
     paths: set[str] = set()
-    for name, result, exc in call_each(host, "mops_extra_files", project=project):
-        if exc is not None:
-            raise PluginError(f"plugin {describe_plugin(host, name)} failed in mops_extra_files: {exc}")
+    for plugin, result in answers:
         for rel in result or ():
             reason = invalid_reason(rel) if isinstance(rel, str) else "not a string"
             if reason:
-                raise PluginError(f"plugin {describe_plugin(host, name)} named an invalid extra file {rel!r}: {reason}")
+                who = f"plugin {describe_plugin(host, plugin)}" if plugin else "a mops_extra_files hook wrapper"
+                raise PluginError(f"{who} named an invalid extra file {rel!r}: {reason}")
             paths.add(rel)
     return sorted(paths)
 

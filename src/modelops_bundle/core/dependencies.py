@@ -218,12 +218,13 @@ def python_dependencies(model: DiscoveredModel, project: Project) -> CodeDepende
 
 def collect_code_dependencies(host: PluginHost, model: DiscoveredModel, project: Project) -> CodeDependencies:
     """The union of every plugin's ``mops_code_dependencies`` answer; failing plugins are reported."""
-    from modelops_bundle.core.plugins import call_each, describe_plugin
+    from modelops_bundle.core.plugins import describe_plugin
 
     result = CodeDependencies(files={model.rel})
-    for plugin, answer, failure in call_each(host, "mops_code_dependencies", model=model, project=project):
-        if failure is not None:
-            result.unresolved.add(f"code-dependency plugin {describe_plugin(host, plugin)} failed: {failure}")
-        elif isinstance(answer, CodeDependencies):
+    answers = host.hook.mops_code_dependencies(model=model, project=project)
+    for plugin, failure in answers.failures:
+        result.unresolved.add(f"code-dependency plugin {describe_plugin(host, plugin)} failed: {failure}")
+    for answer in answers.values:
+        if isinstance(answer, CodeDependencies):
             result.update(answer)
     return result

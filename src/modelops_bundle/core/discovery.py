@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from modelops_bundle.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from modelops_bundle.core.hooks import Answers
     from modelops_bundle.core.plugins import PluginHost
 
 #: Folders, below the project root, that hold importable top-level modules (src layout included).
@@ -490,19 +491,19 @@ class DiscoveryResult:
 
 
 def _discovered(
-    host: PluginHost, hook: str, source: SourceFile, name_of: Callable[[Any], str], what: str
+    host: PluginHost, answers: Answers[Any], source: SourceFile, name_of: Callable[[Any], str], what: str
 ) -> tuple[list[Any], list[str]]:
-    """Call a discovery hook on ``source``: every plugin's findings (the first report of a name wins, sorted
-    by line) and the failures of the plugins that raised."""
-    from modelops_bundle.core.plugins import call_each, describe_plugin
+    """The answers of a discovery hook on ``source``: every plugin's findings (the first report of a name
+    wins, sorted by line) and the failures of the plugins that raised."""
+    from modelops_bundle.core.plugins import describe_plugin
 
     found_items: list[Any] = []
-    failures: list[str] = []
+    failures = [
+        f"{what} plugin {describe_plugin(host, plugin)} failed on {source.rel}: {error}"
+        for plugin, error in answers.failures
+    ]
     seen: set[str] = set()
-    for plugin, found, failure in call_each(host, hook, source=source):
-        if failure is not None:
-            failures.append(f"{what} plugin {describe_plugin(host, plugin)} failed on {source.rel}: {failure}")
-            continue
+    for found in answers.values:
         for item in found or ():
             if name_of(item) not in seen:
                 seen.add(name_of(item))
@@ -516,7 +517,8 @@ def discover_models(host: PluginHost, source: SourceFile) -> DiscoveryResult:
 
     Components (``role == "component"``) come back in :attr:`DiscoveryResult.components`, not as models.
     """
-    found, failures = _discovered(host, "mops_discover_models", source, lambda m: m.class_name, "discovery")
+    answers = host.hook.mops_discover_models(source=source)
+    found, failures = _discovered(host, answers, source, lambda m: m.class_name, "discovery")
     models = [item for item in found if getattr(item, "role", ROLE_MODEL) != ROLE_COMPONENT]
     components = [item for item in found if getattr(item, "role", ROLE_MODEL) == ROLE_COMPONENT]
     return DiscoveryResult(models=models, components=components, failures=failures)
@@ -524,5 +526,6 @@ def discover_models(host: PluginHost, source: SourceFile) -> DiscoveryResult:
 
 def discover_targets(host: PluginHost, source: SourceFile) -> DiscoveryResult:
     """Targets in ``source`` from every discovery plugin; the first report of a function wins."""
-    targets, failures = _discovered(host, "mops_discover_targets", source, lambda t: t.function, "target")
+    answers = host.hook.mops_discover_targets(source=source)
+    targets, failures = _discovered(host, answers, source, lambda t: t.function, "target")
     return DiscoveryResult(targets=targets, failures=failures)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
 
 from modelops_bundle.core.cache_delta import (
     CACHE_VERSION,
@@ -40,6 +40,9 @@ from modelops_bundle.core.columns import all_strings, pack_rows, unpack_numbers
 from modelops_bundle.core.errors import BundleError, ConfigError, IntegrityError
 from modelops_bundle.core.fsutil import atomic_write_bytes, describe_os_error
 from modelops_bundle.core.walk import ListingCache
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.hooks import Hooks
 
 RACY_MARGIN_NS = 2_000_000_000  # covers coarse file-system timestamps (FAT: 2 s)
 RACY_MARGIN_FINE_NS = 50_000_000  # five times the coarsest kernel clock tick (HZ=100: 10 ms)
@@ -442,7 +445,7 @@ def _hash_one(job: HashJob, hasher: Hasher) -> tuple[os.stat_result, str]:
     raise BundleError(f"{job.rel}: file keeps changing while it is being read")
 
 
-def resolve_hasher(hook: Any, algorithm: str) -> Hasher:
+def resolve_hasher(hook: Hooks, algorithm: str) -> Hasher:
     """The hasher the plugins provide for ``algorithm``, or a configuration error.
 
     ``algorithm`` must be one of :data:`CONTENT_ALGORITHMS`: a bundle index records nothing else, and

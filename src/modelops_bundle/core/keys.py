@@ -394,9 +394,7 @@ class Signer(Protocol):
 
 
 def plugin_signers(host: PluginHost) -> dict[str, Any]:
-    from modelops_bundle.core.plugins import collect_named
-
-    return collect_named(host, "mops_signers")
+    return dict(host.hook.mops_signers())
 
 
 def _plugin_key(host: PluginHost, scheme: str, key: str, environ: Mapping[str, str]) -> SigningKey:

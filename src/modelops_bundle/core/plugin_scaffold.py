@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelops_bundle import __version__
+from modelops_bundle import PLUGIN_API, __version__
 from modelops_bundle.core.errors import BundleError, UsageError
 from modelops_bundle.core.fsutil import describe_os_error
 
@@ -140,6 +140,7 @@ def variables(name: str, kind: str) -> dict[str, str]:
         "title": f"mops-{name}",
         "summary": KIND_SUMMARY[kind],
         "mops_version": f"{major}.{minor}",
+        "plugin_api": ".".join(map(str, PLUGIN_API)),
         "hooks": ", ".join(f"`{hook}`" for hook in hooks),
         "hooks_list": json.dumps(sorted(hooks)),
     }

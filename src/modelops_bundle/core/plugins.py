@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 
 import pluggy
 
-from modelops_bundle import ENTRY_POINT_GROUP, PROJECT_NAME, __version__, hookspecs
+from modelops_bundle import ENTRY_POINT_GROUP, PLUGIN_API, PROJECT_NAME, __version__, hookspecs
 from modelops_bundle.core.errors import PluginError
 from modelops_bundle.core.flags import env_flag
+from modelops_bundle.core.hooks import Answers, Hooks, guard_implementations, implementation_of
 
 #: Built-in plugins: (name, module). They are loaded through the same path as third-party ones.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -63,16 +64,17 @@ def disabled_names(environ: Mapping[str, str]) -> set[str]:
 
 
 class PluginHost:
-    """A pluggy manager plus what was learnt while loading plugins (for reporting)."""
+    """A pluggy manager plus what was learnt while loading plugins (for reporting).
+
+    ``hook`` is the typed facade the core calls hooks through (:class:`~.hooks.Hooks`); ``pm`` is the
+    pluggy manager itself (``pm.hook`` is pluggy's untyped relay, ``pm.trace`` its tracing).
+    """
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
-
-    @property
-    def hook(self) -> Any:
-        return self.pm.hook
+        self.hook = Hooks(self)
 
     @property
     def errors(self) -> list[PluginInfo]:
@@ -95,7 +97,7 @@ class PluginHost:
             return
         # Built-ins are made for these hooks (tests/meta checks them against the specs): only a third-party
         # plugin, perhaps built for another version, is examined (0.8 ms of every command otherwise).
-        problems = [] if info.builtin else incompatible_hooks(self.pm, plugin)
+        problems = [] if info.builtin else [*api_mismatch(plugin), *incompatible_hooks(self.pm, plugin)]
         if problems:
             info.status = "error"
             info.error = f"incompatible with modelops-bundle {__version__}: " + "; ".join(problems)
@@ -106,7 +108,9 @@ class PluginHost:
         except Exception as exc:  # PluginValidationError, ValueError: refuse the plugin, keep going
             info.status, info.error = "error", _describe(exc)
         else:
-            info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
+            callers = self.pm.get_hookcallers(plugin) or []
+            guard_implementations(callers, plugin)
+            info.hooks = sorted(caller.name for caller in callers)
         self.infos[info.name] = info
 
     def versions(self, hooks: Iterable[str] | None = None) -> dict[str, str]:
@@ -125,6 +129,42 @@ class PluginHost:
     def record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.status, info.error = "error", _describe(exc)
         self.infos[info.name] = info
+
+
+def api_mismatch(plugin: object) -> list[str]:
+    """Why ``plugin``'s declared plugin API (``MOPS_PLUGIN_API = "MAJOR.MINOR"``) is not provided here
+    (empty when it is, or when the plugin declares none).
+
+    The API a plugin imports from :mod:`modelops_bundle.plugin` is versioned ``MAJOR.MINOR``
+    (:data:`modelops_bundle.PLUGIN_API`): a minor release only adds, so a plugin written against 1.0 works
+    with 1.3; a plugin that needs 1.3 is refused by 1.0, and one written for another major is refused by
+    every release of this one (docs/plugins.md, "Compatibility").
+    """
+    declared = getattr(plugin, "MOPS_PLUGIN_API", None)
+    if declared is None:
+        return []
+    provided = ".".join(map(str, PLUGIN_API))
+    wanted = parse_api_version(declared)
+    if wanted is None:
+        return [f'MOPS_PLUGIN_API = {declared!r} is not a plugin API version (expected a string like "1" or "1.0")']
+    if wanted[0] != PLUGIN_API[0]:
+        return [
+            f"it needs plugin API {declared}, and this version provides {provided} "
+            f"(install a release of the plugin made for plugin API {PLUGIN_API[0]})"
+        ]
+    if wanted[1] > PLUGIN_API[1]:
+        return [f"it needs plugin API {declared}, and this version provides {provided} (upgrade modelops-bundle)"]
+    return []
+
+
+def parse_api_version(value: object) -> tuple[int, int] | None:
+    """``"1"`` -> ``(1, 0)``, ``"1.2"`` -> ``(1, 2)``; anything else -> ``None``."""
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().split(".")
+    if not 1 <= len(parts) <= 2 or not all(part.isdigit() for part in parts):
+        return None
+    return int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
 
 
 def incompatible_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -232,50 +272,33 @@ def _load_entry_points(host: PluginHost, blocked: set[str]) -> None:
         host.register(plugin, info)
 
 
-def collect_named(host: PluginHost, hook_name: str) -> dict[str, Any]:
-    """Call a named-provider hook and resolve names (hatchling style).
+def by_name(host: PluginHost, hook_name: str, answers: Answers[Any]) -> dict[str, Any]:
+    """Resolve the answers of a named-provider hook by name (hatchling style).
 
     A third-party class replaces a built-in class of the same name; two third-party classes with one
-    name raise :class:`PluginError` naming both plugins.
+    name raise :class:`PluginError` naming both plugins. A class a hook wrapper added counts as
+    third-party.
     """
     chosen: dict[str, tuple[Any, str, bool]] = {}
-    caller = getattr(host.hook, hook_name)
-    for impl in caller.get_hookimpls():
-        builtin = host.is_builtin(impl.plugin_name)
-        for cls in impl.function() or ():
+    for plugin, classes in answers:
+        owner = plugin if plugin is not None else f"a {hook_name} wrapper"
+        builtin = plugin is not None and host.is_builtin(plugin)
+        for cls in classes or ():
             name = getattr(cls, "name", None)
             if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {impl.plugin_name!r} returned {cls!r} from {hook_name} without a name")
+                raise PluginError(f"plugin {owner!r} returned {cls!r} from {hook_name} without a name")
             if name in chosen:
                 _, other_plugin, other_builtin = chosen[name]
                 if other_builtin and not builtin:
-                    chosen[name] = (cls, impl.plugin_name, builtin)
-                elif not other_builtin and not builtin and other_plugin != impl.plugin_name:
+                    chosen[name] = (cls, owner, builtin)
+                elif not other_builtin and not builtin and other_plugin != owner:
                     raise PluginError(
-                        f"plugins {other_plugin!r} and {impl.plugin_name!r} both provide {name!r} ({hook_name})",
-                        hint=f"disable one with MOPS_DISABLE_PLUGINS={impl.plugin_name}",
+                        f"plugins {other_plugin!r} and {owner!r} both provide {name!r} ({hook_name})",
+                        hint=f"disable one with MOPS_DISABLE_PLUGINS={owner if plugin is not None else other_plugin}",
                     )
                 continue
-            chosen[name] = (cls, impl.plugin_name, builtin)
+            chosen[name] = (cls, owner, builtin)
     return {name: cls for name, (cls, _, _) in chosen.items()}
-
-
-def call_each(host: PluginHost, hook_name: str, **kwargs: Any) -> list[tuple[str, Any, BaseException | None]]:
-    """Call every implementation of a hook in pluggy's order, isolating failures.
-
-    Returns ``(plugin_name, result, exception)`` per implementation, so one broken plugin is reported
-    (with its name and distribution) instead of aborting the command.
-    """
-    outcomes: list[tuple[str, Any, BaseException | None]] = []
-    caller = getattr(host.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):
-        try:
-            result = impl.function(*[kwargs[name] for name in impl.argnames])
-        except Exception as exc:
-            outcomes.append((impl.plugin_name, None, exc))
-        else:
-            outcomes.append((impl.plugin_name, result, None))
-    return outcomes
 
 
 def describe_plugin(host: PluginHost, plugin_name: str) -> str:
@@ -318,7 +341,7 @@ def failing_plugin(host: PluginHost, exc: BaseException) -> PluginFailure | None
         packages.setdefault(module.split(".")[0], name)
         for caller in host.pm.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
-                code = _code_of(impl.function)
+                code = _code_of(implementation_of(impl.function))
                 if impl.plugin is plugin and code is not None:
                     implementations[code] = (name, caller.name)
     if not packages:

@@ -1,7 +1,7 @@
 """Shapes of the named providers that plugins contribute (storage providers, registry backends).
 
-Only protocols live here; implementations are plugins. Selection by name, with the override rules, is
-:func:`modelops_bundle.core.plugins.collect_named`.
+Only protocols and the lazy stand-in live here; implementations are plugins. Selection by name, with the
+override rules, is :func:`modelops_bundle.core.plugins.by_name` (through ``host.hook.mops_*()``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ class NamedProvider(Protocol):
 
 
 class StorageProviderClass(NamedProvider, Protocol):
-    """A blob-storage provider class (a :class:`modelops_bundle.core.storage.StorageProvider` subclass);
-    instances are made from the merged ``storage:`` settings of environment and project."""
+    """A blob-storage provider class (a :class:`modelops_bundle.core.storage.StorageProvider` subclass, or
+    a :class:`LazyProviderClass` standing for one); instances are made from the merged ``storage:``
+    settings of environment and project. ``schemes`` and ``is_registry_tier`` are read to choose among
+    providers, before any is constructed."""
+
+    schemes: ClassVar[tuple[str, ...]]
+    is_registry_tier: ClassVar[bool]
 
     def __call__(self, settings: ProviderSettings) -> Any: ...
 
@@ -32,25 +37,37 @@ class RegistryBackendClass(NamedProvider, Protocol):
 
 
 class LazyProviderClass:
-    """Stands for a built-in provider class until it is used: a named-provider hook may return it in
-    place of the class, so that collecting every backend's name does not import every backend (the
-    layout backend's module costs a push to an HTTP registry several milliseconds for nothing).
+    """Stands for a provider class until it is used: a named-provider hook may return it in place of the
+    class, so that collecting every provider's name does not import every provider (the storage SDK
+    wrappers, the layout backend: milliseconds of every command for nothing).
 
-    Calling it constructs an instance of the real class; any other attribute is the real class's.
+    ``declared`` are class attributes known without importing the class -- for a storage provider,
+    ``schemes`` and ``is_registry_tier``, which the core reads to choose one -- and checked against the
+    real class when it loads. Calling the stand-in constructs an instance of the real class; any other
+    attribute is the real class's.
     """
 
-    def __init__(self, name: str, target: str) -> None:
+    def __init__(self, name: str, target: str, **declared: Any) -> None:
         self.name = name
         self._target = target  # "package.module:ClassName"
+        self._declared = declared
         self._cls: Any = None
+        self.__dict__.update(declared)
 
     def load(self) -> Any:
+        """The real class (imported on first use)."""
         if self._cls is None:
             from modelops_bundle.core.entrypoints import load_object
 
             cls = load_object(self._target)
             if getattr(cls, "name", None) != self.name:
                 raise RuntimeError(f"{self._target} is named {getattr(cls, 'name', None)!r}, not {self.name!r}")
+            for attribute, value in self._declared.items():
+                if getattr(cls, attribute, None) != value:
+                    raise RuntimeError(
+                        f"{self._target}.{attribute} is {getattr(cls, attribute, None)!r}, "
+                        f"but its lazy stand-in declares {value!r}"
+                    )
             self._cls = cls
         return self._cls
 
@@ -58,7 +75,14 @@ class LazyProviderClass:
         return self.load()(*args, **kwargs)
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_") and not attribute.startswith("__"):  # our own, never the class's
+            raise AttributeError(attribute)
         return getattr(self.load(), attribute)
 
     def __repr__(self) -> str:
         return f"<lazy provider {self.name!r} ({self._target})>"
+
+
+def resolve_class(cls: Any) -> Any:
+    """The real class behind ``cls`` (``cls`` itself unless it is a :class:`LazyProviderClass`)."""
+    return cls.load() if isinstance(cls, LazyProviderClass) else cls

@@ -680,12 +680,9 @@ def _apply_and_commit(
 
 
 def _notify(host: PluginHost, result: PullResult | EnsureResult, destination: Path, warnings: list[str]) -> None:
-    from modelops_bundle.core.plugins import call_each
-
     payload = {**result.to_json(), "destination": str(destination)}
-    for name, _, exc in call_each(host, "mops_pull_finished", result=payload):
-        if exc is not None:
-            warnings.append(f"plugin {name!r} failed in mops_pull_finished: {exc}")
+    for name, exc in host.hook.mops_pull_finished(result=payload).failures:
+        warnings.append(f"plugin {name!r} failed in mops_pull_finished: {exc}")
 
 
 # ----------------------------------------------------------------------------------------- ensure

@@ -237,11 +237,8 @@ def push(
             packer.close()
         ws.close()
     if not options.dry_run:
-        from modelops_bundle.core.plugins import call_each
-
-        for name, _, exc in call_each(host, "mops_push_finished", result=result.to_json()):
-            if exc is not None:
-                result.warnings.append(f"plugin {name!r} failed in mops_push_finished: {exc}")
+        for name, exc in host.hook.mops_push_finished(result=result.to_json()).failures:
+            result.warnings.append(f"plugin {name!r} failed in mops_push_finished: {exc}")
     return result
 
 
@@ -773,19 +770,20 @@ def _annotations(
     pairs (they win over plugins), then ours: created time, file count, size. Also returns the
     provenance document."""
     from modelops_bundle.core.gitinfo import ANNOTATION_GIT_DIRTY, ANNOTATION_REVISION, ANNOTATION_SOURCE
-    from modelops_bundle.core.plugins import call_each, describe_plugin
+    from modelops_bundle.core.plugins import describe_plugin
     from modelops_bundle.core.provenance import collect, manifest_annotations
 
     merged: dict[str, str] = {}
-    for name, result, exc in call_each(host, "mops_manifest_annotations", index=index, project=ws.project):
-        if exc is not None:
-            warnings.append(f"plugin {describe_plugin(host, name)} failed in mops_manifest_annotations: {exc}")
-            continue
+    answers = host.hook.mops_manifest_annotations(index=index, project=ws.project)
+    for name, exc in answers.failures:
+        warnings.append(f"plugin {describe_plugin(host, name)} failed in mops_manifest_annotations: {exc}")
+    for plugin, result in answers:
         for key, value in (result or {}).items():
             if isinstance(key, str) and isinstance(value, str):
                 merged.setdefault(key, value)
             else:
-                warnings.append(f"plugin {describe_plugin(host, name)} returned a non-string annotation {key!r}")
+                who = f"plugin {describe_plugin(host, plugin)}" if plugin else "a hook wrapper"
+                warnings.append(f"{who} returned a non-string annotation {key!r}")
     merged.setdefault(ANNOTATION_CREATED, created_timestamp(environ))
     git = {key: merged[key] for key in (ANNOTATION_SOURCE, ANNOTATION_REVISION, ANNOTATION_GIT_DIRTY) if key in merged}
     document = collect(

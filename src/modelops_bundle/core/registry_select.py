@@ -154,10 +154,9 @@ def open_reference(
 
 def open_registry(host: PluginHost, target: RegistryTarget, environ: Mapping[str, str]) -> RegistryBackend:
     """Construct the backend of ``target`` (no network traffic yet)."""
-    from modelops_bundle.core.plugins import collect_named
     from modelops_bundle.core.settings_files import environment_source
 
-    backends = collect_named(host, "mops_registry_backends")
+    backends = host.hook.mops_registry_backends()
     cls = backends.get(target.backend)
     if cls is None:
         name = target.environment.environment

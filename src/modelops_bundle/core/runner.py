@@ -134,8 +134,9 @@ def run_in_tree(
     bundle: str,
 ) -> tuple[ModelRecord, dict[str, Any], dict[str, Any]]:
     """Run the registered model ``model_id`` from the materialised ``tree`` of ``bundle`` (its digest, for
-    messages) once: ``(its registry record, outputs, the parameters used)``. Its runner comes from the ``mops_model_runner`` hook and is found
-    before any of the model's code is imported; ``params`` (``None``: the defaults) and ``seed`` go to it."""
+    messages) once: ``(its registry record, outputs, the parameters used)``. Its runner comes from the
+    ``mops_model_runner`` hook and is found before any of the model's code is imported; ``params``
+    (``None``: the defaults) and ``seed`` go to it."""
     from modelops_bundle.core.errors import UsageError
 
     record = registry.models.get(model_id)

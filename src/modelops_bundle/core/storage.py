@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.hashing import Hasher
     from modelops_bundle.core.index import IndexEntry
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.providers import StorageProviderClass
 
 #: Concurrent transfers unless the caller says otherwise.
 DEFAULT_JOBS = 5
@@ -241,15 +242,6 @@ def resolve_settings(
         environ=dict(environ),
         scheme_owners=dict(scheme_owners or {}),
     )
-
-
-def default_blob_folder(settings: ProviderSettings) -> Path:
-    """The ``local`` provider's folder: ``storage.path`` of the environment, else ``$MODELOPS_HOME/blobs``."""
-    from modelops_bundle.core.envfiles import LOCAL_BLOBS, expand_path, modelops_home
-
-    if settings.path:
-        return expand_path(settings.path)
-    return modelops_home(settings.environ) / LOCAL_BLOBS
 
 
 # ------------------------------------------------------------------------------------------ provider
@@ -535,6 +527,18 @@ class StorageProvider(ABC):
             self.save_seals()
         return stats
 
+    def use_seals(self, root: Path, locate: Callable[[str], str]) -> None:
+        """Remember this store's verified objects (decision 0016), for a store whose objects are files in
+        the local folder ``root`` (``locate(key)``: an object's path): a download of an object that has
+        not changed since it was verified is not hashed again. POSIX only (seals rest on the ctime
+        changing with every write); elsewhere every download is hashed."""
+        if os.name != "posix":
+            return
+        from modelops_bundle.core.blob_seals import BlobSeals, seals_path
+        from modelops_bundle.core.envfiles import modelops_home
+
+        self.seals = BlobSeals(seals_path(modelops_home(self.settings.environ), root), locate)
+
     def save_seals(self) -> None:
         """Keep what this process verified about the store's objects (see :mod:`.blob_seals`)."""
         if self.seals is not None:
@@ -603,18 +607,30 @@ class StorageProvider(ABC):
         return "object not found"
 
 
-def available_providers(host: PluginHost) -> dict[str, type[StorageProvider]]:
-    """Provider classes by name, after plugin overrides (:func:`collect_named`)."""
-    from modelops_bundle.core.plugins import collect_named
+def available_providers(host: PluginHost) -> dict[str, StorageProviderClass]:
+    """Provider classes by name, after plugin overrides. The built-ins are lazy stand-ins
+    (:class:`~modelops_bundle.core.providers.LazyProviderClass`): a provider's module is imported only
+    when that provider is opened, and checked then; a class given as itself is checked now."""
+    from modelops_bundle.core.providers import LazyProviderClass
 
-    found = collect_named(host, "mops_storage_providers")
-    for name, cls in found.items():
-        if not (isinstance(cls, type) and issubclass(cls, StorageProvider)):
-            raise PluginError(f"storage provider {name!r} ({cls!r}) does not subclass modelops_bundle StorageProvider")
-    return dict(found)
+    providers = host.hook.mops_storage_providers()
+    for name, cls in providers.items():
+        if not isinstance(cls, LazyProviderClass):
+            provider_type(name, cls)
+    return providers
 
 
-def scheme_owners(providers: Mapping[str, type[StorageProvider]]) -> dict[str, str]:
+def provider_type(name: str, cls: StorageProviderClass) -> type[StorageProvider]:
+    """The real class of the provider ``name`` (imported now if it was lazy), checked to be a provider."""
+    from modelops_bundle.core.providers import resolve_class
+
+    real = resolve_class(cls)
+    if not (isinstance(real, type) and issubclass(real, StorageProvider)):
+        raise PluginError(f"storage provider {name!r} ({real!r}) does not subclass modelops_bundle StorageProvider")
+    return real
+
+
+def scheme_owners(providers: Mapping[str, StorageProviderClass]) -> dict[str, str]:
     owners: dict[str, str] = {}
     for name, cls in sorted(providers.items()):
         for scheme in cls.schemes:
@@ -643,10 +659,10 @@ def open_storage(
             f"unknown storage provider {settings.provider!r}",
             hint=f"known providers: {known} (aliases: {aliases})",
         )
-    return cls(settings)
+    return provider_type(settings.provider, cls)(settings)
 
 
-def provider_class(providers: Mapping[str, type[StorageProvider]], name: str) -> type[StorageProvider] | None:
+def provider_class(providers: Mapping[str, StorageProviderClass], name: str) -> StorageProviderClass | None:
     """The class a provider name selects: a plugin's of that very name, else the alias's target."""
     requested = name.strip().lower()
     return providers.get(requested) or providers.get(canonical_provider(requested))
@@ -685,7 +701,7 @@ def open_blob_transfers(
     return BlobTransfers(open_storage(host, env_storage, policy, environ), progress=progress, hasher=hasher)
 
 
-def pointer_provider(uri: str, providers: Mapping[str, type[StorageProvider]]) -> str | None:
+def pointer_provider(uri: str, providers: Mapping[str, StorageProviderClass]) -> str | None:
     """Name of the provider whose pointers use ``uri``'s scheme, if any (for status and messages)."""
     return scheme_owners(providers).get(uri.partition("://")[0].lower())
 

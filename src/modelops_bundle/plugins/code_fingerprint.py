@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # ``ast``, ``hashlib`` and the import graph load on first use
     import ast
     from pathlib import Path
 
-    from modelops_bundle.core.discovery import CodeDependencies, DiscoveredModel
-    from modelops_bundle.core.project import Project
+    from modelops_bundle.plugin import CodeDependencies, DiscoveredModel, Project
+
+MOPS_PLUGIN_API = "1.0"
 
 FINGERPRINT_ALGORITHM = "pyast1-sha256"
 
@@ -103,6 +104,6 @@ def mops_code_fingerprint(path: Path, source: bytes) -> str | None:
 
 @hookimpl(trylast=True)
 def mops_code_dependencies(model: DiscoveredModel, project: Project) -> CodeDependencies | None:
-    from modelops_bundle.core.dependencies import python_dependencies
+    from modelops_bundle.plugin import python_dependencies
 
     return python_dependencies(model, project)

@@ -20,7 +20,9 @@ from modelops_bundle import hookimpl
 if TYPE_CHECKING:  # the discovery machinery (and ``ast``) load on first use: ``--help`` stays fast
     import ast
 
-    from modelops_bundle.core.discovery import ClassMatch, DiscoveredModel, ImportTable, SourceFile
+    from modelops_bundle.plugin import ClassMatch, DiscoveredModel, ImportTable, SourceFile
+
+MOPS_PLUGIN_API = "1.0"
 
 FRAMEWORK = "calabaria"
 ROOT_NAME = "BaseModel"
@@ -37,13 +39,13 @@ def is_model_root(qualified: str) -> bool:
 
 @hookimpl(trylast=True)
 def mops_discover_models(source: SourceFile) -> list[DiscoveredModel] | None:
-    from modelops_bundle.core.discovery import find_subclasses
+    from modelops_bundle.plugin import find_subclasses
 
     return [_model(match) for match in find_subclasses(source, is_model_root)]
 
 
 def _model(match: ClassMatch) -> DiscoveredModel:
-    from modelops_bundle.core.discovery import DiscoveredModel, import_table
+    from modelops_bundle.plugin import DiscoveredModel, import_table
 
     table = import_table(match.source)
     outputs: list[str] = []
@@ -72,7 +74,7 @@ def _model(match: ClassMatch) -> DiscoveredModel:
 def _outputs(node: ast.ClassDef, table: ImportTable) -> list[str]:
     import ast
 
-    from modelops_bundle.core.discovery import decorator_call, last_name, string_arg
+    from modelops_bundle.plugin import decorator_call, last_name, string_arg
 
     names = []
     for item in node.body:
@@ -93,7 +95,7 @@ def _parameters(node: ast.ClassDef) -> list[str]:
     """Parameter names from ``PARAMS = ParameterSpace([ParameterSpec("R0", ...), ...])`` (literal names only)."""
     import ast
 
-    from modelops_bundle.core.discovery import string_arg
+    from modelops_bundle.plugin import string_arg
 
     names = []
     for item in node.body:

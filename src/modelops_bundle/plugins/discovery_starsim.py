@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # the discovery machinery loads on first use: ``--help`` stay
     import ast
     from collections.abc import Callable
 
-    from modelops_bundle.core.discovery import ClassMatch, DiscoveredModel, ImportTable, SourceFile
+    from modelops_bundle.plugin import ClassMatch, DiscoveredModel, ImportTable, SourceFile
+
+MOPS_PLUGIN_API = "1.0"
 
 FRAMEWORK = "starsim"
 STARSIM_MODULE = "starsim"
@@ -67,7 +69,7 @@ def component_kind(root: str) -> str:
 
 @hookimpl(trylast=True)
 def mops_discover_models(source: SourceFile) -> list[DiscoveredModel] | None:
-    from modelops_bundle.core.discovery import ROLE_COMPONENT, DiscoveredModel, find_subclasses, import_table
+    from modelops_bundle.plugin import ROLE_COMPONENT, DiscoveredModel, find_subclasses, import_table
 
     table = import_table(source)
     matches = find_subclasses(source, is_starsim_root)
@@ -127,7 +129,7 @@ def _factories(
     """Public module-level functions, and classes with a ``__call__``, that return a sim they build."""
     import ast
 
-    from modelops_bundle.core.discovery import find_project_class, module_level_defs
+    from modelops_bundle.plugin import find_project_class, module_level_defs
 
     def builds_sim(call: ast.expr) -> bool:
         if not isinstance(call, ast.Call):
@@ -176,7 +178,7 @@ def _returns_sim(
 
 
 def _derives_from_sim(found: tuple[SourceFile, ast.ClassDef]) -> bool:
-    from modelops_bundle.core.discovery import find_subclasses
+    from modelops_bundle.plugin import find_subclasses
 
     source, node = found
     return any(match.node is node and is_sim(match.root) for match in find_subclasses(source, is_starsim_root))
@@ -187,8 +189,7 @@ def _derives_from_sim(found: tuple[SourceFile, ast.ClassDef]) -> bool:
 
 def _components(source: SourceFile, local: list[DiscoveredModel]) -> tuple[str, ...]:
     """Entrypoints of the Starsim components defined in ``source`` or in the project files it imports."""
-    from modelops_bundle.core.dependencies import code_closure
-    from modelops_bundle.core.discovery import find_subclasses, module_name_for
+    from modelops_bundle.plugin import code_closure, find_subclasses, module_name_for
 
     entrypoints = {f"{module_name_for(source.rel)}:{item.class_name}" for item in local}
     if source.sources is not None:

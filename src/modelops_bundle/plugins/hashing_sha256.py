@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 from modelops_bundle import hookimpl
 
+MOPS_PLUGIN_API = "1.0"
+
 _CHUNK = 1024 * 1024
 
 

@@ -6,14 +6,20 @@ uses it, so loading the plugin at start-up costs nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelops_bundle import hookimpl
-from modelops_bundle.core.providers import LazyProviderClass
+
+if TYPE_CHECKING:
+    from modelops_bundle.plugin import LazyProviderClass
+
+MOPS_PLUGIN_API = "1.0"
 
 
 @hookimpl(trylast=True)
-def mops_registry_backends() -> list[Any]:
+def mops_registry_backends() -> list[LazyProviderClass]:
+    from modelops_bundle.plugin import LazyProviderClass
+
     return [
         LazyProviderClass("oci-distribution", "modelops_bundle.plugins.registry_distribution:OciDistributionRegistry")
     ]

@@ -10,26 +10,23 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from modelops_bundle import hookimpl
-from modelops_bundle.core.project import META_DIR, Project
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.index import BundleIndex, IndexEntry
-    from modelops_bundle.core.packaging import LayerPlan
-    from modelops_bundle.core.settings import StoragePolicy
+    from modelops_bundle.plugin import BundleIndex, IndexEntry, LayerPlan, Project, StoragePolicy
 
-REGISTRY_FILE = f"{META_DIR}/registry.yaml"
+MOPS_PLUGIN_API = "1.0"
 
 
 @hookimpl(trylast=True)
 def mops_storage_tier(entry: IndexEntry, policy: StoragePolicy, blob_available: bool) -> str | None:
-    from modelops_bundle.core.packaging import decide_tier
+    from modelops_bundle.plugin import decide_tier
 
     return decide_tier(entry, policy, blob_available=blob_available)
 
 
 @hookimpl(trylast=True)
 def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> LayerPlan | None:
-    from modelops_bundle.core.packaging import plan_layers
+    from modelops_bundle.plugin import plan_layers
 
     return plan_layers(entries)
 
@@ -37,11 +34,12 @@ def mops_plan_layers(entries: Sequence[IndexEntry], policy: StoragePolicy) -> La
 @hookimpl(trylast=True)
 def mops_extra_files(project: Project) -> Sequence[str] | None:
     """The model registry travels with every version when it exists."""
-    return [REGISTRY_FILE] if (project.root / REGISTRY_FILE).is_file() else []
+    registry = project.registry_path
+    return [registry.relative_to(project.root).as_posix()] if registry.is_file() else []
 
 
 @hookimpl(trylast=True)
 def mops_manifest_annotations(index: BundleIndex, project: Project) -> Mapping[str, str] | None:
-    from modelops_bundle.core.gitinfo import git_annotations
+    from modelops_bundle.plugin import git_annotations
 
     return git_annotations(project.root)

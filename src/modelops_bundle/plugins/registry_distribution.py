@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelops_bundle.core.errors import IntegrityError, RegistryError
-from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE, Reference
+from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
 from modelops_bundle.core.registry import (
     MANIFEST_ACCEPT,
     MAX_MANIFEST_BYTES,
@@ -97,11 +97,6 @@ class OciDistributionRegistry:
         #: ``(repository, manifest digest) -> subject digest`` the registry said it processed when it stored
         #: the manifest (the ``OCI-Subject`` answer of an OCI 1.1 registry, see :meth:`processed_subject`).
         self._processed_subjects: dict[tuple[str, str], str] = {}
-
-    @classmethod
-    def handles(cls, reference: Reference) -> bool:
-        """A reference that names a registry host is served over HTTP."""
-        return reference.registry is not None
 
     def describe(self) -> str:
         return self.endpoint.display()

@@ -41,7 +41,7 @@ from modelops_bundle.core.oci_http.digests import (
     write_verified,
 )
 from modelops_bundle.core.oci_http.parallel import run_parallel
-from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE, Reference
+from modelops_bundle.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
 from modelops_bundle.core.registry import (
     MAX_MANIFEST_BYTES,
     OCI_INDEX,
@@ -71,11 +71,6 @@ class OciLayoutRegistry:
         if not raw:
             raise RegistryError("the oci-layout registry needs a path (registry.path in the environment)")
         self.root = Path(str(raw)).expanduser()
-
-    @classmethod
-    def handles(cls, reference: Reference) -> bool:
-        """A layout serves references that name no registry host."""
-        return reference.registry is None
 
     def describe(self) -> str:
         return f"OCI layout {self.root}"

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.runner import RunnableModel, RunOutput, RunRequest
+    from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest
+
+MOPS_PLUGIN_API = "1.0"
 
 FRAMEWORK = "calabaria"
 
@@ -26,8 +28,7 @@ class CalabariaRunner:
     """Construct, fill in default parameters, ``simulate(params, seed)``."""
 
     def run(self, target: Any, request: RunRequest) -> RunOutput:
-        from modelops_bundle.core.errors import UsageError
-        from modelops_bundle.core.runner import RunOutput
+        from modelops_bundle.plugin import RunOutput, UsageError
 
         if not isinstance(target, type):
             raise UsageError(

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from modelops_bundle import hookimpl
 
 if TYPE_CHECKING:
-    from modelops_bundle.core.runner import RunnableModel, RunOutput, RunRequest
+    from modelops_bundle.plugin import RunnableModel, RunOutput, RunRequest
+
+MOPS_PLUGIN_API = "1.0"
 
 FRAMEWORK = "starsim"
 #: Argument names a sim class or factory takes the seed under, in order of preference.
@@ -40,7 +42,7 @@ class StarsimRunner:
     def run(self, target: Any, request: RunRequest) -> RunOutput:
         import starsim as ss
 
-        from modelops_bundle.core.runner import RunOutput
+        from modelops_bundle.plugin import RunOutput
 
         params = dict(request.params)
         kwargs = {**dict(request.model_kwargs), **params}
@@ -65,7 +67,7 @@ class StarsimRunner:
             raise _not_a_sim(request, f"calling it returned {type(sim).__name__}")
         if getattr(sim, "initialized", False):
             if sim.pars.rand_seed != request.seed:
-                from modelops_bundle.core.errors import UsageError
+                from modelops_bundle.plugin import UsageError
 
                 raise UsageError(
                     f"model {request.model.id}: {request.model.entrypoint} returned a sim already initialised "
@@ -81,7 +83,7 @@ class StarsimRunner:
 
 
 def _not_a_sim(request: RunRequest, why: str) -> Exception:
-    from modelops_bundle.core.errors import UsageError
+    from modelops_bundle.plugin import UsageError
 
     return UsageError(
         f"model {request.model.id}: {request.model.entrypoint} does not build a Starsim sim ({why})",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import threading
 import uuid
@@ -21,14 +20,17 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelops_bundle.core.errors import BundleError, ConfigError, StorageError
-from modelops_bundle.core.secrecy import SECRET_NAME
-from modelops_bundle.core.storage import (
+from modelops_bundle.plugin import (
+    BundleError,
     ByteCounter,
+    ConfigError,
     ProviderSettings,
+    StorageError,
     StorageProvider,
     check_key,
-    default_blob_folder,
+    expand_path,
+    is_secret_name,
+    modelops_home,
 )
 
 MIB = 1024 * 1024
@@ -256,8 +258,11 @@ class ObjectStoreProvider(FsspecProvider):
 
 
 #: ``storage: {verify: ...}`` of a local store: ``seal`` (default) re-hashes an object only when it changed
-#: since it was last verified (:mod:`modelops_bundle.core.blob_seals`); ``always`` hashes every download.
+#: since it was last verified (``StorageProvider.use_seals``); ``always`` hashes every download.
 VERIFY_MODES = ("seal", "always")
+#: The folder of the ``local`` store under ``$MODELOPS_HOME`` when the environment names none (the embedded
+#: ``local`` environment names this very folder).
+LOCAL_BLOBS = "blobs"
 
 
 class LocalProvider(FsspecProvider):
@@ -270,7 +275,8 @@ class LocalProvider(FsspecProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        self.root = default_blob_folder(settings).absolute()
+        folder = expand_path(settings.path) if settings.path else modelops_home(settings.environ) / LOCAL_BLOBS
+        self.root = folder.absolute()
         self.atomic_rename = True
         verify = str(settings.options.get("verify", "seal")).strip().lower()
         if verify not in VERIFY_MODES:
@@ -278,14 +284,8 @@ class LocalProvider(FsspecProvider):
                 f"storage option 'verify' must be one of {', '.join(VERIFY_MODES)}, not {settings.options['verify']!r}",
                 hint="it is set in the storage: section of the environment file (mops bundle env show)",
             )
-        # Seals rest on the ctime changing with every write, which holds on POSIX systems only (Windows
-        # reports the creation time there): elsewhere every download is hashed.
-        if verify == "seal" and os.name == "posix":
-            from modelops_bundle.core.blob_seals import BlobSeals, seals_path
-            from modelops_bundle.core.envfiles import modelops_home
-
-            home = modelops_home(settings.environ)
-            self.seals = BlobSeals(seals_path(home, self.root), self.fs_path)
+        if verify == "seal":
+            self.use_seals(self.root, self.fs_path)
 
     def close(self) -> None:
         self.save_seals()
@@ -346,7 +346,7 @@ class FsspecUrlProvider(FsspecProvider):
             raise ConfigError("storage.storage_options must be a mapping")
         self.storage_options: dict[str, Any] = dict(options)
         for name, value in self.storage_options.items():
-            if isinstance(value, str) and SECRET_NAME.search(name):
+            if isinstance(value, str) and is_secret_name(name):
                 self.add_secret(value)
         self.protocol = self.base.partition("://")[0].lower()
         self._root: str | None = None

@@ -12,7 +12,7 @@ import functools
 import os
 from typing import Any
 
-from modelops_bundle.core.storage import ProviderSettings
+from modelops_bundle.plugin import ProviderSettings
 from modelops_bundle.plugins.storage_fsspec import (
     CONNECT_TIMEOUT,
     MIB,

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelops_bundle.core.errors import UsageError
-from modelops_bundle.core.storage import ByteCounter, StorageProvider
+from modelops_bundle.plugin import ByteCounter, StorageProvider, UsageError
 
 
 class OciStorageProvider(StorageProvider):

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.storage import ProviderSettings
+from modelops_bundle.plugin import ConfigError, ProviderSettings
 from modelops_bundle.plugins.storage_fsspec import (
     CONNECT_TIMEOUT,
     MIB,

@@ -16,14 +16,16 @@ from modelops_bundle import hookimpl
 if TYPE_CHECKING:  # the discovery machinery (and ``ast``) load on first use: ``--help`` stays fast
     import ast
 
-    from modelops_bundle.core.discovery import DiscoveredTarget, SourceFile
+    from modelops_bundle.plugin import DiscoveredTarget, SourceFile
+
+MOPS_PLUGIN_API = "1.0"
 
 DECORATOR = "calibration_target"
 
 
 @hookimpl(trylast=True)
 def mops_discover_targets(source: SourceFile) -> list[DiscoveredTarget] | None:
-    from modelops_bundle.core.discovery import decorator_call, import_table, last_name, module_functions
+    from modelops_bundle.plugin import decorator_call, import_table, last_name, module_functions
 
     table = import_table(source)
     found = []
@@ -43,7 +45,7 @@ def _target(
 ) -> DiscoveredTarget:
     import ast
 
-    from modelops_bundle.core.discovery import DiscoveredTarget
+    from modelops_bundle.plugin import DiscoveredTarget
 
     arguments = {kw.arg: kw.value for kw in call.keywords if kw.arg} if call is not None else {}
     unreadable: list[str] = []

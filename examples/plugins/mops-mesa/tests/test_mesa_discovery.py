@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from modelops_bundle.core.discovery import SourceFile
+from modelops_bundle.plugin import SourceFile
 from modelops_bundle.testing import BundleProject
 
 from mops_mesa import plugin

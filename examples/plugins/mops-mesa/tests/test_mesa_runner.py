@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from modelops_bundle.core.runner import NoRunnerError
+from modelops_bundle.plugin import NoRunnerError
 from modelops_bundle.testing import BundleProject, ModelRunnerConformance
 
 from mops_mesa import plugin

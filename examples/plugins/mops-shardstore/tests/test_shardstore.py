@@ -7,10 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from modelops_bundle.core.plugins import build_plugin_host
-from modelops_bundle.core.settings import StoragePolicy, StorageSection
-from modelops_bundle.core.storage import StorageProvider, blob_key, open_storage
-from modelops_bundle.testing import BundleProject, StorageProviderConformance
+from modelops_bundle.plugin import StorageProvider, blob_key
+from modelops_bundle.testing import BundleProject, StorageProviderConformance, open_provider
 
 from mops_shardstore import plugin
 from mops_shardstore.plugin import ShardStoreProvider, shard_path
@@ -20,10 +18,8 @@ pytestmark = pytest.mark.mops_env(MOPS_DISABLE_PLUGINS="shardstore")
 PLUGINS: list[tuple[str, object]] = [("shardstore", plugin)]
 
 
-def open_provider(folder: Path, prefix: str = "conformance") -> StorageProvider:
-    host = build_plugin_host({"MOPS_DISABLE_PLUGINS": "shardstore"}, extra_plugins=PLUGINS)
-    settings = StorageSection(provider="shardstore", path=str(folder))
-    return open_storage(host, settings, StoragePolicy(prefix=prefix), environ={})
+def open_store(folder: Path, prefix: str = "conformance") -> StorageProvider:
+    return open_provider("shardstore", plugins=PLUGINS, path=str(folder), prefix=prefix)
 
 
 class TestShardStoreConformance(StorageProviderConformance):
@@ -31,11 +27,11 @@ class TestShardStoreConformance(StorageProviderConformance):
 
     @pytest.fixture
     def provider(self, tmp_path: Path) -> StorageProvider:
-        return open_provider(tmp_path / "store")
+        return open_store(tmp_path / "store")
 
 
 def test_layout_is_one_level_of_three_hex_digits(tmp_path: Path) -> None:
-    provider = open_provider(tmp_path / "store", prefix="lab/bundles")
+    provider = open_store(tmp_path / "store", prefix="lab/bundles")
     assert isinstance(provider, ShardStoreProvider)
     source = tmp_path / "data.bin"
     source.write_bytes(b"some model input")

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelops_bundle import hookimpl
+from modelops_bundle.plugin import hookimpl
 
 if TYPE_CHECKING:  # loaded on first use: the CLI imports this module on every command
     import ast
 
-    from modelops_bundle.core.discovery import ClassMatch, DiscoveredModel, SourceFile
-    from modelops_bundle.core.runner import RunnableModel, RunOutput, RunRequest
+    from modelops_bundle.plugin import ClassMatch, DiscoveredModel, RunnableModel, RunOutput, RunRequest, SourceFile
+
+#: The plugin API this plugin is written against (docs/plugins.md#compatibility).
+MOPS_PLUGIN_API = "1.0"
 
 FRAMEWORK = "mesa"
 MESA = "mesa"
@@ -42,13 +44,13 @@ def is_mesa_model(qualified: str) -> bool:
 
 @hookimpl
 def mops_discover_models(source: SourceFile) -> list[DiscoveredModel]:
-    from modelops_bundle.core.discovery import find_subclasses
+    from modelops_bundle.plugin import find_subclasses
 
     return [_model(match) for match in find_subclasses(source, is_mesa_model)]
 
 
 def _model(match: ClassMatch) -> DiscoveredModel:
-    from modelops_bundle.core.discovery import DiscoveredModel, import_table
+    from modelops_bundle.plugin import DiscoveredModel, import_table
 
     table = import_table(match.source)
     outputs: list[str] = []
@@ -115,8 +117,7 @@ class MesaRunner:
         import inspect
 
         import mesa
-        from modelops_bundle.core.errors import UsageError
-        from modelops_bundle.core.runner import RunOutput
+        from modelops_bundle.plugin import RunOutput, UsageError
 
         where = f"model {request.model.id} ({request.model.entrypoint})"
         if not (isinstance(target, type) and issubclass(target, mesa.Model)):

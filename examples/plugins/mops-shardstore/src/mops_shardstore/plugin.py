@@ -25,12 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
-from modelops_bundle import hookimpl
-from modelops_bundle.core.storage import ByteCounter, ProviderSettings, StorageProvider, check_key
+from modelops_bundle.plugin import ByteCounter, ProviderSettings, StorageProvider, check_key, hookimpl
+
+#: The plugin API this plugin is written against (docs/plugins.md#compatibility).
+MOPS_PLUGIN_API = "1.0"
 
 CHUNK = 1024 * 1024
 SHARD = 3
-#: ``<prefix...>/<algorithm>/ab/cd/<hex>`` as made by :func:`modelops_bundle.core.storage.blob_key`.
+#: ``<prefix...>/<algorithm>/ab/cd/<hex>`` as made by :func:`modelops_bundle.plugin.blob_key`.
 CONTENT_KEY = re.compile(
     r"^(?:(?P<prefix>.+)/)?(?P<alg>[a-z0-9][a-z0-9_-]*)/[0-9a-f]{2}/[0-9a-f]{2}/(?P<hex>[0-9a-f]{8,})$"
 )
@@ -52,7 +54,7 @@ class ShardStoreProvider(StorageProvider):
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
-        from modelops_bundle.core.envfiles import expand_path, modelops_home
+        from modelops_bundle.plugin import expand_path, modelops_home
 
         base = expand_path(settings.path) if settings.path else modelops_home(settings.environ) / "shardstore"
         self.root = base.absolute()
