@@ -148,6 +148,9 @@ _SUBSTITUTIONS: list[tuple[re.Pattern[str], str]] = [
     # The machine's Python and platform (recorded in every version's provenance).
     (re.compile(r"\b(CPython |python[:=]\s*|bundle\.python(?: =|:) )\d+\.\d+\.\d+\S*"), r"\1<version>"),
     (re.compile(r"\b(platform(?::|\s*=)\s*)\S+"), r"\1<platform>"),
+    # Sizes of what was compressed or uploaded depend on the compressor and on what the registry had.
+    (re.compile(r"\b(uploaded \d+ blobs? \(|Would free )\d+(?:\.\d+)? (?:B|KiB|MiB|GiB)\b"), r"\1<size>"),
+    (re.compile(r"('(?:fetched|downloaded)_bytes': )\d+"), r"\1<bytes>"),
     # Loopback servers listen on a free port.
     (re.compile(r"\b(127\.0\.0\.1|localhost):\d+\b"), r"\1:<port>"),
 ]
@@ -199,8 +202,28 @@ def first_difference(expected: list[str] | tuple[str, ...], actual: str) -> str:
 
     want = _clean(list(expected))
     got = _clean(actual.splitlines())
-    diff = difflib.unified_diff(want, got, "expected (normalised)", "actual (normalised)", lineterm="", n=2)
+    diff = difflib.unified_diff(_fill(want, got), got, "expected (normalised)", "actual (normalised)", lineterm="", n=2)
     return "\n".join(diff)
+
+
+def _fill(want: list[str], got: list[str]) -> list[str]:
+    """``want`` with each ``...`` replaced by the actual lines it stands for (roughly), so that the diff
+    shows only real differences."""
+    filled: list[str] = []
+    j = 0
+    for i, line in enumerate(want):
+        if line.strip() != "...":
+            filled.append(line)
+            j += 1  # the actual line it stands against, the same or not
+            continue
+        following = next((w for w in want[i + 1 :] if w.strip() != "..."), None)
+        end = len(got) if following is None else next((k for k in range(j, len(got)) if got[k] == following), -1)
+        if end < 0:
+            filled.append(line)
+        else:
+            filled.extend(got[j:end])
+            j = end
+    return filled
 
 
 def documents(root: Path) -> list[Path]:

@@ -14,7 +14,9 @@ shell prints (exit codes, stderr and stdout interleaved, the console-script entr
 use shell features; ~200 commands at ~0.15 s each fit the time budget.
 
 The parsing and comparison rules: ``tests/meta/docs_examples.py`` and CONTRIBUTING.md.
-``MOPS_DOCS_KEEP_GOING=1`` reports every failing command of a document instead of the first.
+``MOPS_DOCS_KEEP_GOING=1`` reports every failing command of a document instead of the first;
+``MOPS_DOCS_TRANSCRIPT=DIR`` writes what each command printed to ``DIR/<document>.txt`` (to update a
+document from a real run).
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ def test_console_examples_run_as_written(doc: Path, scratch: Path) -> None:
 
         registry = start_distribution(scratch.parent / "registry")
     keep_going = os.environ.get("MOPS_DOCS_KEEP_GOING") == "1"
+    transcript: list[str] = []
     failures: list[str] = []
     try:
         flow = Flow(scratch, registry.host if registry else None)
@@ -174,6 +177,7 @@ def test_console_examples_run_as_written(doc: Path, scratch: Path) -> None:
                 flow.write_file(step)
             elif isinstance(step, dx.Command):
                 code, output = flow.run(step.text)
+                transcript.append(f"{step.line}: $ {step.text}\n{output}[exit {code}]\n")
                 if not (step.exit_ok(code) and dx.matches(step.expected, output)):
                     failures.append(failure_report(step, code, output))
                     if not keep_going:
@@ -181,6 +185,10 @@ def test_console_examples_run_as_written(doc: Path, scratch: Path) -> None:
     finally:
         if registry is not None:
             registry.stop()
+        if os.environ.get("MOPS_DOCS_TRANSCRIPT"):
+            out = Path(os.environ["MOPS_DOCS_TRANSCRIPT"], name.replace("/", "_") + ".txt")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(transcript), encoding="utf-8")
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
