@@ -38,6 +38,9 @@ from tests.meta.hooks import ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 DOCS = dx.documents(ROOT)
+STEPS = {doc: dx.parse(doc.read_text(encoding="utf-8"), str(doc.relative_to(ROOT))) for doc in DOCS}
+RUN = [doc for doc in DOCS if any(isinstance(step, dx.Command) for step in STEPS[doc])]
+NOT_RUN = [step for doc in DOCS for step in STEPS[doc] if isinstance(step, dx.NotRun)]
 COMMAND_TIMEOUT = 180
 
 # One bash per command: the flow's folder, variables and last exit code go in, and come out again.
@@ -156,12 +159,10 @@ def needs_registry(steps: list[dx.Step]) -> bool:
     return any(isinstance(step, dx.Command) and dx.DEMO_REGISTRY in step.text for step in steps)
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=[str(doc.relative_to(ROOT)) for doc in DOCS])
+@pytest.mark.parametrize("doc", RUN, ids=[str(doc.relative_to(ROOT)) for doc in RUN])
 def test_console_examples_run_as_written(doc: Path, scratch: Path) -> None:
     name = str(doc.relative_to(ROOT))
-    steps = dx.parse(doc.read_text(encoding="utf-8"), name)
-    if not any(isinstance(step, dx.Command) for step in steps):
-        pytest.skip(f"{name}: every console block is marked not run (see test_examples_not_run)")
+    steps = STEPS[doc]
     registry = None
     if needs_registry(steps):
         from tests.oci.registries import start_distribution
@@ -191,10 +192,6 @@ def test_console_examples_run_as_written(doc: Path, scratch: Path) -> None:
             out.write_text("\n".join(transcript), encoding="utf-8")
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
-
-
-NOT_RUN = [step for doc in DOCS for step in dx.parse(doc.read_text(encoding="utf-8"), str(doc.relative_to(ROOT)))]
-NOT_RUN = [step for step in NOT_RUN if isinstance(step, dx.NotRun)]
 
 
 @pytest.mark.parametrize("block", NOT_RUN, ids=[f"{b.doc}:{b.line}" for b in NOT_RUN])
