@@ -245,12 +245,15 @@ def test_parse_reads_commands_files_and_blocks_not_run() -> None:
 
 
 def test_matching_normalises_and_elides_but_catches_a_difference() -> None:
-    assert dx.matches(["sha256:78a6a03db9cb", "at 2026-11-27T02:10:17Z"], "sha256:96040c0d01de\nat 2025-01-02T03:04:05Z")
+    full = "sha256:78a6a03db9cb315b69bb55746b68ac6a65539b3ebf69b6e45084de5352fb1f0e"
+    assert dx.matches(
+        ["sha256:78a6a03db9cb", "at 2026-11-27T02:10:17Z"], "sha256:96040c0d01de\nat 2025-01-02T03:04:05Z"
+    )
     assert dx.matches(["a", "...", "c"], "a\nx\ny\nc\n")
     assert dx.matches(["a", "...", "c"], "a\nc\n")
     assert not dx.matches(["a", "...", "c"], "a\nb\n")
     assert not dx.matches(["Added 15 files"], "Added 16 files")
-    assert not dx.matches(["sha256:78a6a03db9cb"], "sha256:78a6a03db9cb315b69bb55746b68ac6a65539b3ebf69b6e45084de5352fb1f0e")
+    assert not dx.matches(["sha256:78a6a03db9cb"], full)  # a short digest where a full one is printed
     assert "+Added 16 files" in dx.first_difference(["Added 15 files"], "Added 16 files")
 
 
