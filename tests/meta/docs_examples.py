@@ -227,7 +227,8 @@ def _fill(want: list[str], got: list[str]) -> list[str]:
 
 
 def documents(root: Path) -> list[Path]:
-    """Every document whose console examples must run: README.md, docs/*.md and docs/decisions/*.md."""
-    found = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    """Every document whose console examples must run: README.md, CONTRIBUTING.md, docs/*.md and
+    docs/decisions/*.md."""
+    found = [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").glob("*.md"))]
     found += sorted((root / "docs" / "decisions").glob("*.md"))
     return [path for path in found if "```console" in path.read_text(encoding="utf-8")]
