@@ -153,6 +153,17 @@ def test_manifest_and_tags(project: BundleProject) -> None:
     assert missing.exit_code == 1 and "not found" in missing.stderr
 
 
+@pytest.mark.mops_env(SOURCE_DATE_EPOCH="1767225600")
+def test_tags_of_the_same_second_list_by_version(project: BundleProject) -> None:
+    # One creation time for all (as pushes within one second have): the order comes from the tags.
+    for tag in ("v1.9.0", "v1.10.0", "v1.2.0"):
+        (project.root / "data/a.csv").write_text(f"x\n{tag}\n")
+        ok(project.run("push", "--tag", tag, "--json"))
+    versions = ok(project.run("tags", "--json"))["versions"]
+    assert len({v["created"] for v in versions}) == 1
+    assert [v["tags"] for v in versions] == [["v1.10.0"], ["v1.9.0"], ["v1.2.0"]]
+
+
 def test_ensure_materialises_a_version_and_mirrors(project: BundleProject, tmp_path: Path) -> None:
     pushed = ok(project.run("push", "--json"))
     dest = tmp_path / "run"

@@ -47,6 +47,16 @@ def test_every_key_round_trips(bundle_project: BundleProject) -> None:
     assert bundle_project.run("status", "--json").json()["bundle"] == f"{bundle_project.root.name}:latest"
 
 
+def test_quiet_list_prints_key_value_lines_for_scripts(bundle_project: BundleProject) -> None:
+    assert bundle_project.run("config", "storage.threshold_bytes", "1MB").ok
+    listed = bundle_project.run("config", "--list", "-q")
+    assert listed.exit_code == 0, listed
+    lines = listed.stdout.splitlines()
+    assert [line.partition("=")[0] for line in lines] == list(config_keys.config_keys())
+    assert "storage.threshold_bytes=1000000" in lines and "default_tag=latest" in lines
+    assert f"repository={bundle_project.root.name}" in lines
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -53,9 +53,9 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             }
         )
         return 0
-    if ctx.out.quiet:
+    if ctx.out.quiet:  # KEY=VALUE lines for scripts (`line` is silent under -q)
         for item in items:
-            ctx.out.line(f"{item.key}={_text(item.value)}")
+            ctx.out.emit_text(f"{item.key}={_text(item.value)}")
         return 0
     rows = [[item.key, _text(item.value), "" if item.is_set else "(default)"] for item in items]
     ctx.out.table(f"Settings  ({session.ws.project.config_path})", ["Key", "Value", ""], rows)

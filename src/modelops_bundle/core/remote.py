@@ -379,5 +379,14 @@ def list_versions(backend: RegistryBackend, reference: Reference) -> list[Versio
         except BundleError as exc:
             summary.error = exc.message
         versions.append(summary)
-    versions.sort(key=lambda v: (v.created or "", v.digest), reverse=True)
+    # Newest first; versions created within the same second (pushes in a script or CI) by their highest
+    # tag in version order (v1.10.0 after v1.9.0), so that the listing does not depend on digests.
+    versions.sort(key=lambda v: (v.created or "", max(map(_natural, v.tags), default=()), v.digest), reverse=True)
     return versions
+
+
+def _natural(tag: str) -> tuple[tuple[int, int | str], ...]:
+    """A tag as a sort key that orders runs of digits by value: ``v1.10.0`` after ``v1.9.0``."""
+    import re
+
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", tag) if part)
