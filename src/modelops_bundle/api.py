@@ -287,12 +287,12 @@ def load_registry(path: str | os.PathLike[str]) -> Registry:
     """The model registry of a project folder, a materialised tree, or a ``registry.yaml`` file itself
     (an empty registry when a folder has none)."""
     from modelops_bundle.core.model_registry import Registry, parse_registry
-    from modelops_bundle.core.project import META_DIR
+    from modelops_bundle.core.project import REGISTRY_REL
     from modelops_bundle.core.validation import read_text
 
     target = Path(os.fspath(path)).expanduser()
     if target.is_dir():
-        target = target / META_DIR / "registry.yaml"
+        target = target / REGISTRY_REL
         if not target.exists():
             return Registry()
     return parse_registry(read_text(target, what="model registry"), target)

@@ -8,7 +8,7 @@ Conventions (see docs/plugins.md for the guide with examples):
   *first-result* hook, wins. Among third-party plugins pluggy calls the last registered first (LIFO).
 * *Named-provider* hooks (storage, registry) return classes carrying a ``name``; configuration picks one by
   name. A third-party class replaces a built-in of the same name; two third-party classes with one name is
-  an error (:func:`modelops_bundle.core.plugins.by_name`).
+  an error (:func:`modelops_bundle.core.hooks.by_name`).
 * Hook arguments are passed by keyword; an implementation may accept any subset of them.
 * The core calls every hook through the typed facade :class:`modelops_bundle.core.hooks.Hooks`
   (``host.hook``), one method per hook here, and every call goes through pluggy: hook wrappers work on all.

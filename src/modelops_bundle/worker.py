@@ -200,7 +200,7 @@ class BundleRepository:
             return False
         if reference.repository == "_":
             return engine.cache.load_version_bytes(text) is not None
-        from modelops_bundle.core.remote import resolve_digest
+        from modelops_bundle.core.versions import resolve_digest
 
         return resolve_digest(engine.backend(reference), reference) is not None
 

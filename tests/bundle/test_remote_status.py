@@ -1,4 +1,4 @@
-"""The remote half of ``status`` (core.remote.remote_status)."""
+"""The remote half of ``status`` (core.remote_status.remote_status)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from modelops_bundle.core.bundle_files import bundle_paths
 from modelops_bundle.core.hashing import resolve_hasher
 from modelops_bundle.core.plugins import build_plugin_host
 from modelops_bundle.core.project import Project
-from modelops_bundle.core.remote import RemoteStatus, remote_status
+from modelops_bundle.core.remote_status import RemoteStatus, remote_status
 from modelops_bundle.core.session import Session
 from modelops_bundle.core.workspace import Workspace
 from modelops_bundle.testing import BundleProject

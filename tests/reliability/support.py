@@ -12,7 +12,7 @@ from typing import Any
 
 from modelops_bundle.core.errors import BundleError
 from modelops_bundle.core.reference import Reference
-from modelops_bundle.core.remote import fetch_version, resolve_digest
+from modelops_bundle.core.versions import fetch_version, resolve_digest
 from modelops_bundle.plugins.registry_distribution import OciDistributionRegistry
 from modelops_bundle.testing import BundleProject, CliResult
 from tests.support.indexes import file_entry, sha

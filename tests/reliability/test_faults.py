@@ -226,7 +226,7 @@ def test_registry_killed_mid_push_then_restarted(
 
             backend = direct_backend(registry.host)
             from modelops_bundle.core.reference import Reference
-            from modelops_bundle.core.remote import fetch_version
+            from modelops_bundle.core.versions import fetch_version
 
             version = fetch_version(backend, Reference(name, tag="latest"), digest)
             backend.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import OCI_MANIFEST
-from modelops_bundle.core.remote import resolve_digest
+from modelops_bundle.core.versions import resolve_digest
 from modelops_bundle.testing import BundleProject
 from tests.oci.registries import FaultProxy, RunningRegistry
 from tests.reliability.conftest import Trial

@@ -23,9 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.bundle_files import bundle_paths
     from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps, diff_worktree, scan_keys
+    from modelops_bundle.core.fetch import version_registry
     from modelops_bundle.core.model_registry import Registry, load_registry
     from modelops_bundle.core.model_status import impact
-    from modelops_bundle.core.remote import fetch_version, resolve_digest, version_registry
+    from modelops_bundle.core.versions import fetch_version, resolve_digest
 
     refs: list[str] = list(args.refs)
     if args.ref:

@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.remote import fetch_version
+    from modelops_bundle.core.versions import fetch_version
 
     session = open_session(ctx)
     reference = session.reference(args.ref)

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.provenance import fetch
-    from modelops_bundle.core.remote import fetch_version
+    from modelops_bundle.core.versions import fetch_version
 
     backend, reference = _backend(ctx, args)
     try:

@@ -71,7 +71,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if not args.offline:
         from modelops_bundle.cli.waiting import spinner
         from modelops_bundle.core.deadline import DEFAULT_STATUS_TIMEOUT, STATUS_TIMEOUT_ENV, seconds_setting
-        from modelops_bundle.core.remote import remote_status
+        from modelops_bundle.core.remote_status import remote_status
 
         time_limit = seconds_setting(ctx.environ, STATUS_TIMEOUT_ENV, DEFAULT_STATUS_TIMEOUT)
         remote = remote_status(
@@ -84,7 +84,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     models = _model_report(ctx, ws, scan, state, remote)
     tiers: dict[str, str] = {}
     if args.files:
-        from modelops_bundle.core.remote import storage_tiers
+        from modelops_bundle.core.remote_status import storage_tiers
 
         tiers = storage_tiers(session, scan)
     if args.explain:

@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.remote import list_versions
+    from modelops_bundle.core.versions import list_versions
 
     session = open_session(ctx)
     reference = session.reference()
@@ -28,7 +28,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     try:
         versions = list_versions(backend, reference)
         if args.ref:
-            from modelops_bundle.core.remote import require_digest
+            from modelops_bundle.core.versions import require_digest
 
             wanted = require_digest(backend, session.reference(args.ref))
             versions = [version for version in versions if version.digest == wanted]

@@ -60,8 +60,8 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
 def _worktree(ctx: CommandContext, ref: str | None, report: object) -> None:
     from modelops_bundle.cli.common import open_session
-    from modelops_bundle.core.remote import fetch_version
     from modelops_bundle.core.verify import VerifyReport, verify_tree
+    from modelops_bundle.core.versions import fetch_version
 
     assert isinstance(report, VerifyReport)
     session = open_session(ctx)
@@ -83,8 +83,8 @@ def _worktree(ctx: CommandContext, ref: str | None, report: object) -> None:
 
 def _remote(ctx: CommandContext, ref: str | None, report: object) -> None:
     from modelops_bundle.cli.common import open_session
-    from modelops_bundle.core.remote import fetch_version
     from modelops_bundle.core.verify import VerifyReport, verify_remote
+    from modelops_bundle.core.versions import fetch_version
 
     assert isinstance(report, VerifyReport)
     session = open_session(ctx)
@@ -104,9 +104,9 @@ def _signatures(ctx: CommandContext, ref: str | None, report: object) -> list[st
     name each valid signer."""
     from modelops_bundle.cli.common import open_session
     from modelops_bundle.core.keys import list_keys, short_key_id
-    from modelops_bundle.core.remote import require_digest
     from modelops_bundle.core.trust import check_version_signatures, trust_policy
     from modelops_bundle.core.verify import Finding, VerifyReport
+    from modelops_bundle.core.versions import require_digest
 
     assert isinstance(report, VerifyReport)
     session = open_session(ctx)

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from modelops_bundle.core.errors import PluginError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -221,15 +223,11 @@ class Hooks:
     # ------------------------------------------------------------------------------- named providers
 
     def mops_storage_providers(self) -> dict[str, StorageProviderClass]:
-        """Provider classes by name, after the override rules (:func:`~.plugins.by_name`)."""
-        from modelops_bundle.core.plugins import by_name
-
+        """Provider classes by name, after the override rules (:func:`by_name`)."""
         return by_name(self._host, "mops_storage_providers", self._collect("mops_storage_providers"))
 
     def mops_registry_backends(self) -> dict[str, RegistryBackendClass]:
-        """Backend classes by name, after the override rules (:func:`~.plugins.by_name`)."""
-        from modelops_bundle.core.plugins import by_name
-
+        """Backend classes by name, after the override rules (:func:`by_name`)."""
         return by_name(self._host, "mops_registry_backends", self._collect("mops_registry_backends"))
 
     # ---------------------------------------------------------------------------------------- packaging
@@ -251,9 +249,7 @@ class Hooks:
     # ------------------------------------------------------------------------------------------ signing
 
     def mops_signers(self) -> dict[str, type[Signer]]:
-        """Signer classes by scheme, after the override rules (:func:`~.plugins.by_name`)."""
-        from modelops_bundle.core.plugins import by_name
-
+        """Signer classes by scheme, after the override rules (:func:`by_name`)."""
         return by_name(self._host, "mops_signers", self._collect("mops_signers"))
 
     # ------------------------------------------------------------------------------------------- events
@@ -263,3 +259,32 @@ class Hooks:
 
     def mops_pull_finished(self, result: Mapping[str, Any]) -> Answers[object]:
         return self._collect("mops_pull_finished", result=result)
+
+
+def by_name(host: PluginHost, hook_name: str, answers: Answers[Any]) -> dict[str, Any]:
+    """Resolve the answers of a named-provider hook by name (hatchling style).
+
+    A third-party class replaces a built-in class of the same name; two third-party classes with one
+    name raise :class:`PluginError` naming both plugins. A class a hook wrapper added counts as
+    third-party.
+    """
+    chosen: dict[str, tuple[Any, str, bool]] = {}
+    for plugin, classes in answers:
+        owner = plugin if plugin is not None else f"a {hook_name} wrapper"
+        builtin = plugin is not None and host.is_builtin(plugin)
+        for cls in classes or ():
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {owner!r} returned {cls!r} from {hook_name} without a name")
+            if name in chosen:
+                _, other_plugin, other_builtin = chosen[name]
+                if other_builtin and not builtin:
+                    chosen[name] = (cls, owner, builtin)
+                elif not other_builtin and not builtin and other_plugin != owner:
+                    raise PluginError(
+                        f"plugins {other_plugin!r} and {owner!r} both provide {name!r} ({hook_name})",
+                        hint=f"disable one with MOPS_DISABLE_PLUGINS={owner if plugin is not None else other_plugin}",
+                    )
+                continue
+            chosen[name] = (cls, owner, builtin)
+    return {name: cls for name, (cls, _, _) in chosen.items()}

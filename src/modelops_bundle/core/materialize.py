@@ -12,7 +12,6 @@ project's root metadata (:data:`PROJECT_METADATA`: pyproject, lock files, requir
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -24,33 +23,19 @@ from typing import TYPE_CHECKING, Any
 from modelops_bundle.core.cache import BundleCache, ObjectSpec, read_marker, specs_of, version_specs, write_marker
 from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError, UsageError
 from modelops_bundle.core.fsutil import real_folder_below
-from modelops_bundle.core.project import META_DIR
+from modelops_bundle.core.project import REGISTRY_REL
 from modelops_bundle.core.reference import Reference
+from modelops_bundle.core.selection import select_paths
 
 if TYPE_CHECKING:
     from modelops_bundle.core.index import IndexEntry
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.registry import RegistryBackend
-    from modelops_bundle.core.remote import RemoteVersion
     from modelops_bundle.core.settings import Environment
     from modelops_bundle.core.storage import BlobTransfers
+    from modelops_bundle.core.versions import RemoteVersion
 
-REGISTRY_REL = f"{META_DIR}/registry.yaml"
-#: Root-level files every selection keeps: how to install and describe the project.
-PROJECT_METADATA = (
-    "pyproject.toml",
-    "setup.cfg",
-    "setup.py",
-    "uv.lock",
-    "poetry.lock",
-    "Pipfile",
-    "Pipfile.lock",
-    "requirements*.txt",
-    "environment.yml",
-    "environment.yaml",
-    ".python-version",
-)
 DEFAULT_JOBS = 5
 
 
@@ -74,32 +59,6 @@ class Materialized:
             "from_cache": self.from_cache,
             "stats": self.stats,
         }
-
-
-def select_paths(paths: Sequence[str], registry: Registry | None, ids: Sequence[str], *, source: str) -> list[str]:
-    """The paths of a version that the models/targets ``ids`` need (see the module docstring)."""
-    if registry is None:
-        raise UsageError(f"{source} has no model registry ({REGISTRY_REL}); it cannot be materialised by model")
-    present = set(paths)
-    wanted = {REGISTRY_REL}
-    for ident in ids:
-        record = registry.models.get(ident) or registry.targets.get(ident)
-        if record is None:
-            from modelops_bundle.core.suggest import did_you_mean
-
-            known = ", ".join(sorted(registry.models)) or "none"
-            similar = did_you_mean(ident, [*registry.models, *registry.targets])
-            raise UsageError(f"{source}: no model or target {ident!r}{similar}", hint=f"models: {known}")
-        wanted.update(rel for rel, _kind in record.dependencies())
-    missing = sorted(wanted - present)
-    if missing:
-        raise IntegrityError(
-            f"{source}: the registry names {len(missing)} file(s) the version lacks, e.g. {missing[0]}"
-        )
-    for rel in present:
-        if "/" not in rel and any(fnmatch.fnmatchcase(rel, pattern) for pattern in PROJECT_METADATA):
-            wanted.add(rel)
-    return sorted(wanted)
 
 
 def selection_key(ids: Sequence[str]) -> str:
@@ -172,7 +131,7 @@ class Materializer:
     def resolve(self, reference: Reference) -> str:
         """The digest ``reference`` names now (a digest reference is checked to exist; a short digest is
         resolved against the registry and the versions in the cache)."""
-        from modelops_bundle.core.remote import require_digest
+        from modelops_bundle.core.versions import require_digest
 
         if reference.prefix is not None and reference.digest is None:
             prefix = reference.prefix.knowing(self._cached_matches(reference))
@@ -217,7 +176,7 @@ class Materializer:
         from modelops_bundle.core.index_reading import parse_index
         from modelops_bundle.core.packaging import check_index_against_manifest, parse_manifest
         from modelops_bundle.core.registry import OCI_MANIFEST
-        from modelops_bundle.core.remote import RemoteVersion
+        from modelops_bundle.core.versions import RemoteVersion
 
         source = f"{reference.repository}@{digest}"
         cached = self.cache.load_version_bytes(digest)
@@ -240,7 +199,7 @@ class Materializer:
         manifest = parse_manifest(manifest_bytes, digest, media_type, source=source)
         index = parse_index(index_bytes, source=source)
         check_index_against_manifest(index, manifest, source=source)
-        from modelops_bundle.core.pull import check_version_paths
+        from modelops_bundle.core.fetch import check_version_paths
 
         check_version_paths(index, source=source)
         return RemoteVersion(reference.with_digest(digest), digest, manifest, index)
@@ -307,7 +266,7 @@ class Materializer:
                 self._fetch(version, missing)
 
     def _fetch(self, version: RemoteVersion, entries: list[IndexEntry]) -> None:
-        from modelops_bundle.core.pull import fetch_to_staging
+        from modelops_bundle.core.fetch import fetch_to_staging
         from modelops_bundle.core.registry import TransferStats
 
         needs_blobs = any(entry.storage == "blob" for entry in entries)
@@ -373,8 +332,8 @@ class Materializer:
             entries = self.selected_entries(version, selection)
             files = specs_of(entries)
             if dest is not None:
+                from modelops_bundle.core.fetch import check_destinations
                 from modelops_bundle.core.paths import check_name_limits
-                from modelops_bundle.core.pull import check_destinations
 
                 dest = Path(os.path.abspath(dest))
                 check_name_limits(dest, sorted(files), source=str(version.pinned))

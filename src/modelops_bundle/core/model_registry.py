@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.fsutil import atomic_write_text
 from modelops_bundle.core.memo import Memo, file_fingerprint
-from modelops_bundle.core.project import META_DIR
 from modelops_bundle.core.validation import dump_yaml, parse_yaml, read_text, validate
 
 if TYPE_CHECKING:
@@ -66,7 +65,6 @@ if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.workspace import Scan, Workspace
 
-REGISTRY_REL = f"{META_DIR}/registry.yaml"
 REGISTRY_VERSION = "1.0"
 #: The model registry's own memo (:mod:`.memo`): large, and only the commands that use models read it.
 MEMO_FILE = "registry.json"

@@ -40,7 +40,7 @@ import os
 import re
 import tarfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -54,6 +54,7 @@ from modelops_bundle.core.index import (
     IndexEntry,
     bytes_digest,
     digest_problem,
+    normalise_mode,
 )
 from modelops_bundle.core.registry import OCI_MANIFEST, TransferStats
 from modelops_bundle.core.upstream import MAX_UPSTREAM_LAYERS, is_upstream_layout
@@ -61,9 +62,9 @@ from modelops_bundle.core.upstream import check_against_manifest as check_upstre
 from modelops_bundle.core.upstream import check_layers as check_upstream_layers
 
 if TYPE_CHECKING:
+    from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.settings import StoragePolicy
-
-    pass
+    from modelops_bundle.core.workspace import FileInfo
 
 ARTIFACT_TYPE = "application/vnd.modelops.bundle.v1"
 RAW_LAYER_MEDIA_TYPE = "application/vnd.modelops.bundle.file.v1"
@@ -111,6 +112,22 @@ def decide_tier(entry: IndexEntry, policy: StoragePolicy, *, blob_available: boo
     if blob_available and entry.size >= policy.threshold_bytes:
         return "blob"
     return "oci"
+
+
+def tiered_entries(
+    host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicy, *, blob_available: bool
+) -> list[IndexEntry]:
+    """Index entries for scanned files, each with the tier the ``mops_storage_tier`` hooks decide."""
+    entries: list[IndexEntry] = []
+    for info in files:
+        entry = IndexEntry(
+            path=info.rel, size=info.size, digest=info.digest, algorithm=algorithm, mode=normalise_mode(info.mode)
+        )
+        tier = host.hook.mops_storage_tier(entry=entry, policy=policy, blob_available=blob_available) or "oci"
+        if tier not in ("oci", "blob"):
+            raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
+        entries.append(entry if tier == "oci" else entry.replace(storage="blob"))
+    return entries
 
 
 class BlobUploader(Protocol):

@@ -20,9 +20,8 @@ from typing import Any, NamedTuple
 import pluggy
 
 from modelops_bundle import ENTRY_POINT_GROUP, PLUGIN_API, PROJECT_NAME, __version__, hookspecs
-from modelops_bundle.core.errors import PluginError
 from modelops_bundle.core.flags import env_flag
-from modelops_bundle.core.hooks import Answers, Hooks, guard_implementations, implementation_of
+from modelops_bundle.core.hooks import Hooks, guard_implementations, implementation_of
 
 #: Built-in plugins: (name, module). They are loaded through the same path as third-party ones.
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
@@ -270,35 +269,6 @@ def _load_entry_points(host: PluginHost, blocked: set[str]) -> None:
             host.record_failure(info, exc)
             continue
         host.register(plugin, info)
-
-
-def by_name(host: PluginHost, hook_name: str, answers: Answers[Any]) -> dict[str, Any]:
-    """Resolve the answers of a named-provider hook by name (hatchling style).
-
-    A third-party class replaces a built-in class of the same name; two third-party classes with one
-    name raise :class:`PluginError` naming both plugins. A class a hook wrapper added counts as
-    third-party.
-    """
-    chosen: dict[str, tuple[Any, str, bool]] = {}
-    for plugin, classes in answers:
-        owner = plugin if plugin is not None else f"a {hook_name} wrapper"
-        builtin = plugin is not None and host.is_builtin(plugin)
-        for cls in classes or ():
-            name = getattr(cls, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"plugin {owner!r} returned {cls!r} from {hook_name} without a name")
-            if name in chosen:
-                _, other_plugin, other_builtin = chosen[name]
-                if other_builtin and not builtin:
-                    chosen[name] = (cls, owner, builtin)
-                elif not other_builtin and not builtin and other_plugin != owner:
-                    raise PluginError(
-                        f"plugins {other_plugin!r} and {owner!r} both provide {name!r} ({hook_name})",
-                        hint=f"disable one with MOPS_DISABLE_PLUGINS={owner if plugin is not None else other_plugin}",
-                    )
-                continue
-            chosen[name] = (cls, owner, builtin)
-    return {name: cls for name, (cls, _, _) in chosen.items()}
 
 
 def describe_plugin(host: PluginHost, plugin_name: str) -> str:

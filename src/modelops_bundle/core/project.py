@@ -11,6 +11,8 @@ from modelops_bundle.core.errors import NotInitializedError, UsageError
 
 META_DIR = ".modelops-bundle"
 IGNORE_FILE = ".modelopsignore"
+#: The model registry, relative to the project root: the one metadata file that travels in every version.
+REGISTRY_REL = f"{META_DIR}/registry.yaml"
 
 
 class Project(NamedTuple):
@@ -41,7 +43,7 @@ class Project(NamedTuple):
 
     @property
     def registry_path(self) -> Path:
-        return self.meta / "registry.yaml"
+        return self.root / REGISTRY_REL
 
     @property
     def ignore_path(self) -> Path:

@@ -1,7 +1,7 @@
 """Shapes of the named providers that plugins contribute (storage providers, registry backends).
 
 Only protocols and the lazy stand-in live here; implementations are plugins. Selection by name, with the
-override rules, is :func:`modelops_bundle.core.plugins.by_name` (through ``host.hook.mops_*()``).
+override rules, is :func:`modelops_bundle.core.hooks.by_name` (through ``host.hook.mops_*()``).
 """
 
 from __future__ import annotations

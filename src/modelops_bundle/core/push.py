@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +36,6 @@ from modelops_bundle.core.errors import (
     BundleError,
     ConflictError,
     IntegrityError,
-    PluginError,
     RegistryError,
     StorageError,
 )
@@ -49,7 +48,6 @@ from modelops_bundle.core.index import (
     bytes_digest,
     canonical_bytes,
     make_index,
-    normalise_mode,
 )
 from modelops_bundle.core.packaging import (
     ANNOTATION_CREATED,
@@ -69,12 +67,13 @@ from modelops_bundle.core.packaging import (
     parse_manifest,
     plan_layers,
     raw_layer_descriptor,
+    tiered_entries,
     write_pack,
 )
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource, RegistryBackend, TransferStats
-from modelops_bundle.core.remote import RemoteVersion, fetch_version, resolve_digest
-from modelops_bundle.core.workspace import FileInfo, SyncState, Workspace
+from modelops_bundle.core.versions import RemoteVersion, fetch_version, resolve_digest
+from modelops_bundle.core.workspace import SyncState, Workspace
 
 if TYPE_CHECKING:
     from modelops_bundle.core.hashing import Hasher
@@ -489,22 +488,6 @@ def _lost_tag_message(target: Reference, landed: str | None, digest: str) -> str
         f"the tag {target} moved to {where} while pushing (another push at the same moment); "
         f"your version is {digest}, untagged ({target.repository}@{digest})"
     )
-
-
-def tiered_entries(
-    host: PluginHost, files: Iterable[FileInfo], algorithm: str, policy: StoragePolicy, *, blob_available: bool
-) -> list[IndexEntry]:
-    """Index entries for scanned files, each with the tier the ``mops_storage_tier`` hooks decide."""
-    entries: list[IndexEntry] = []
-    for info in files:
-        entry = IndexEntry(
-            path=info.rel, size=info.size, digest=info.digest, algorithm=algorithm, mode=normalise_mode(info.mode)
-        )
-        tier = host.hook.mops_storage_tier(entry=entry, policy=policy, blob_available=blob_available) or "oci"
-        if tier not in ("oci", "blob"):
-            raise PluginError(f"mops_storage_tier returned {tier!r} for {entry.path} (expected 'oci' or 'blob')")
-        entries.append(entry if tier == "oci" else entry.replace(storage="blob"))
-    return entries
 
 
 @dataclass

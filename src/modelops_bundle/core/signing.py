@@ -161,7 +161,7 @@ def sign_version(backend: RegistryBackend, reference: Reference, key: SigningKey
     The version's manifest is only read: its digest never changes. With an Ed25519 key (and ECDSA where
     OpenSSL does RFC 6979) the same version, key and ``signed_at`` give the same signature and referrer.
     """
-    from modelops_bundle.core.remote import require_digest
+    from modelops_bundle.core.versions import require_digest
 
     digest = require_digest(backend, reference)
     record = backend.get_manifest(reference.repository, digest)

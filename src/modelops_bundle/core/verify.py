@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.cache import BundleCache
     from modelops_bundle.core.packaging import BlobFetcher
     from modelops_bundle.core.registry import RegistryBackend
-    from modelops_bundle.core.remote import RemoteVersion
+    from modelops_bundle.core.versions import RemoteVersion
 
 _CHUNK = 1024 * 1024
 
@@ -108,7 +108,7 @@ def verify_remote(
     backend: RegistryBackend, version: RemoteVersion, report: VerifyReport, *, blob_fetcher: BlobFetcher | None
 ) -> None:
     """Download and verify every layer (and blob-stored file) of ``version``, reporting each failure."""
-    from modelops_bundle.core.pull import fetch_to_staging
+    from modelops_bundle.core.fetch import fetch_to_staging
 
     report.sources["remote"] = str(version.pinned)
     by_layer: dict[str, list[Any]] = {}
