@@ -138,7 +138,7 @@ def _source(
             )
             return _Source(materializer, session.reference(), session.env_name)
         finally:
-            session.close()
+            session.save_caches()
     else:
         text = os.fspath(ref).strip()
         prefix = parse_prefix(text, bare=False)  # a short digest, ``sha256:eba4b34``
@@ -353,15 +353,7 @@ def push_dir(
     backend = session.open_registry(reference)
     blobs = session.open_blob_store(uploading=True)
     try:
-        result = push(
-            host,
-            session.ws,
-            backend,
-            reference,
-            PushOptions(force=force, annotations=checked),
-            environ=values,
-            blob_uploader=blobs,
-        )
+        result = push(session, backend, reference, PushOptions(force=force, annotations=checked), blob_uploader=blobs)
     finally:
         if blobs is not None:
             blobs.close()

@@ -108,7 +108,7 @@ SCRIPT = textwrap.dedent(
     walk.LISTING_MARGIN_NS = 0  # cache the folder listings of the fresh test tree, as of an older one
     warm_up = Workspace(Project(root))
     warm_up.scan(Sha256Hasher(), include_untracked=True)
-    warm_up.close()
+    warm_up.save_caches()
     started.clear()
     answered.clear()
     swap = sys.argv[3] if len(sys.argv) > 3 else ""

@@ -154,7 +154,7 @@ def test_validated_files_are_remembered_until_they_change(bundle_project: Bundle
         ws.save_tracked(["b.txt", "a.txt", "a.txt"])
     assert (bundle_project.meta / "tracked.txt").read_text() == "a.txt\nb.txt\n"
     ws.config()
-    ws.close()
+    ws.save_caches()
     ws2 = _ws(bundle_project)
     assert ws2.tracked() == ["a.txt", "b.txt"]
     assert ws2.config().repository == "project"
@@ -178,7 +178,7 @@ def test_scan_uses_the_stat_cache(bundle_project: BundleProject, age: Callable[.
     assert first.hashed_files == 3
     assert first.hashed_bytes == sum(len(c) for c in files.values())
     assert {rel: info.digest for rel, info in first.files.items()} == {rel: _sha(c) for rel, c in files.items()}
-    ws.close()
+    ws.save_caches()
 
     second = _ws(bundle_project).scan(Sha256Hasher())
     assert second.hashed_files == 0
@@ -225,7 +225,7 @@ def test_switching_algorithm_rehashes_everything(bundle_project: BundleProject, 
     with ws.lock():
         ws.save_tracked(["a.txt"])
     ws.scan(Sha256Hasher())
-    ws.close()
+    ws.save_caches()
     other = _ws(bundle_project).scan(_Sha512())
     assert other.hashed_files == 1
     assert other.algorithm == "sha512"

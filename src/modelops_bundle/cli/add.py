@@ -33,7 +33,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             raise BundleError(f"cannot add {plural(len(problems), 'file')}: {details}")
         new = [rel for rel in selection.paths if rel not in before]
         ws.save_tracked(before | set(selection.paths))
-        ws.close()
+        ws.save_caches()
     if ctx.out.json_mode:
         ctx.out.emit_json(
             {

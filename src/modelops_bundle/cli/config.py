@@ -72,7 +72,7 @@ def _change(ctx: CommandContext, session: Any, key: str, value: Any) -> int:
         after = config_keys.with_value(before, key, value)  # validated whole before anything is written
         if after != before:
             save_config(ws.project.config_path, after, ws.memo)
-        ws.close()
+        ws.save_caches()
     old, new = config_keys.get_value(before, key), config_keys.get_value(after, key)
     if ctx.out.json_mode:
         ctx.out.emit_json({"key": key, "previous": old, "value": new})

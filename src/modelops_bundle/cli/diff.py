@@ -49,7 +49,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         else:
             digest = resolve_digest(backend, base_ref)
             scan = ws.scan(hasher_for(ctx, ws), paths=bundle_paths(ctx.plugins, ws), progress=hashing_progress(ctx))
-            ws.close()
+            ws.save_caches()
             registries = [load_registry(ws)]
             if digest is None and not refs:
                 changes = diff_maps({}, scan_keys(scan))  # never pushed: everything would be new

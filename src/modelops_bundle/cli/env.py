@@ -127,7 +127,7 @@ def _switch(ctx: CommandContext, name: str | None) -> int:
         previous = ws.env_name()
         config = session.config  # migrates an earlier release's registry_ref against the old environment
         atomic_write_text(ws.project.env_path, name + "\n")
-        ws.close()
+        ws.save_caches()
     switched = Session(ctx.plugins, ws, ctx.environ)
     switched.use_config(config)
     target = switched.target

@@ -14,7 +14,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
 
     ws = open_workspace(ctx)
     registry = load_registry(ws)
-    ws.close()
+    ws.save_caches()
     if ctx.out.json_mode:
         data = registry.to_json()
         ctx.out.emit_json(

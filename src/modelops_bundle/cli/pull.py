@@ -37,8 +37,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     project = open_session(ctx)
     with fetch_session(ctx, project, chosen_ref(args)) as fetch:
         result = pull(
-            ctx.plugins,
-            project.ws,
+            project,
             fetch.backend,
             fetch.reference,
             overwrite=args.overwrite,

@@ -61,12 +61,10 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     signed = None
     try:
         result = push(
-            ctx.plugins,
-            session.ws,
+            session,
             backend,
             reference,
             PushOptions(force=args.force, dry_run=args.dry_run, jobs=args.jobs, annotations=annotations),
-            environ=ctx.environ,
             progress=ctx.out.progress,
             blob_uploader=blobs,
         )

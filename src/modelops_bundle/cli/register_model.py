@@ -52,7 +52,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         code=[user_path_to_relpath(root, ctx.cwd, spec) for spec in args.code],
         model_id=args.model_id,
     )
-    ws.close()
+    ws.save_caches()
     models: list[tuple[str, ModelRecord, bool]] = [
         (key, record, updated) for key, record, updated in result.registered if isinstance(record, ModelRecord)
     ]

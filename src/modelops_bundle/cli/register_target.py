@@ -28,7 +28,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     ws = open_workspace(ctx)
     rel = user_path_to_relpath(ws.project.root, ctx.cwd, args.path)
     result = register_targets(ws, ctx.plugins, rel=rel, names=args.targets)
-    ws.close()
+    ws.save_caches()
     targets = [(key, record, updated) for key, record, updated in result.registered if isinstance(record, TargetRecord)]
     for warning in result.warnings:
         ctx.out.warn(warning)

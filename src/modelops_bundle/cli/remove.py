@@ -26,7 +26,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         remaining = set(ws.tracked()) - set(chosen)
         ws.save_tracked(remaining)
         failures = delete_files(ws.project.root, chosen) if args.rm else []
-        ws.close()
+        ws.save_caches()
     if ctx.out.json_mode:
         ctx.out.emit_json(
             {

@@ -93,7 +93,7 @@ def _backend(ctx: CommandContext, ref: str | None, env: str | None) -> tuple[Any
         reference = session.reference(ref)
         return session.open_registry(reference), reference
     finally:
-        session.close()
+        session.save_caches()
 
 
 COMMAND = Command(

@@ -47,7 +47,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     if args.untracked_only:
         tracked_set = set(ws.tracked())
         untracked = [rel for rel in ws.walk().files if rel not in tracked_set]
-        ws.close()
+        ws.save_caches()
         if ctx.out.json_mode:
             ctx.out.emit_json({"untracked": untracked})
         else:
@@ -65,7 +65,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         hasher_for(ctx, ws), paths=paths, include_untracked=True, threads=args.jobs, progress=hashing_progress(ctx)
     )
     tracked = ws.tracked()
-    ws.close()
+    ws.save_caches()
     changes = local_changes(scan, paths, state)
     remote = None
     if not args.offline:
@@ -80,7 +80,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             time_limit=time_limit,
             waiting=lambda where: spinner(ctx.out, f"Asking registry {where}, up to {time_limit:g} s"),
         )
-        session.close()  # keeps what the registry check learnt (the environment file read) for next time
+        session.save_caches()  # keeps what the registry check learnt (the environment file read) for next time
     models = _model_report(ctx, ws, scan, state, remote)
     tiers: dict[str, str] = {}
     if args.files:

@@ -45,7 +45,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         raise UsageError("--target and --weight belong to 'target-set set'")
     if args.action == "set":
         record = set_target_set(ws, args.name, args.targets, _weights(args.weights))
-        ws.close()
+        ws.save_caches()
         if ctx.out.json_mode:
             ctx.out.emit_json({"name": args.name, "targets": record.targets, "weights": record.weights})
         else:
@@ -55,14 +55,14 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         return 0
     if args.action == "delete":
         delete_target_set(ws, args.name)
-        ws.close()
+        ws.save_caches()
         if ctx.out.json_mode:
             ctx.out.emit_json({"deleted": args.name})
         else:
             ctx.out.line(f"Deleted target set {args.name}")
         return 0
     registry = load_registry(ws)
-    ws.close()
+    ws.save_caches()
     if ctx.out.json_mode:
         ctx.out.emit_json(
             {

@@ -34,7 +34,7 @@ def run_for(kind: Literal["model", "target"]) -> Callable[[CommandContext, argpa
             raise UsageError(f"name the {kind}s to unregister, or pass --all-missing")
         ws = open_workspace(ctx)
         result = unregister(ws, kind, args.ids, all_missing=args.all_missing)
-        ws.close()
+        ws.save_caches()
         for warning in result.warnings:
             ctx.out.warn(warning)
         if ctx.out.json_mode:

@@ -126,7 +126,7 @@ def _signatures(ctx: CommandContext, ref: str | None, report: object) -> list[st
         finally:
             backend.close()
     finally:
-        session.close()  # saves the memo: the next run reads the environment file without re-validating
+        session.save_caches()  # saves the memo: the next run reads the environment file without re-validating
     report.sources["signature"] = f"{reference.repository}@{digest}"
     report.checked["signature"] = len(checked.checks)
     report.signatures = checked.to_json()

@@ -72,6 +72,7 @@ from modelops_bundle.core.workspace import SyncState, Workspace, tracked_text
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
+    from modelops_bundle.core.session import Session
     from modelops_bundle.core.trust import TrustPolicy
 
 DEFAULT_JOBS = 5
@@ -106,8 +107,7 @@ class PullResult:
 
 
 def pull(
-    host: PluginHost,
-    ws: Workspace,
+    session: Session,
     backend: RegistryBackend,
     reference: Reference,
     *,
@@ -120,7 +120,7 @@ def pull(
     models: Sequence[str] | None = None,
     trust: TrustPolicy | None = None,
 ) -> PullResult:
-    """Pull ``reference`` into the project (see the module docstring). Holds the project lock.
+    """Pull ``reference`` into the session's project (see the module docstring). Holds the project lock.
 
     Phases, each a function: :func:`_plan` (read the version, scan, 3-way plan, every check that needs no
     download: paths, names against the file system's limits, symlinks), :func:`_stage` (download and
@@ -132,11 +132,11 @@ def pull(
     state of those files only and does not count as syncing the version (``last_pull_digest`` stays),
     so a later push of the partial tree is refused as a conflict instead of deleting the rest.
     """
+    host, ws = session.host, session.ws
     with ws.lock():
         ws.sweep_leftovers()
         planned = _plan(
-            host,
-            ws,
+            session,
             backend,
             reference,
             overwrite=overwrite,
@@ -169,7 +169,7 @@ def pull(
         fetched = [planned.remote[path] for path in planned.plan.fetch]
         result.downloaded_files = len(fetched)
         result.downloaded_bytes = sum(entry.size for entry in fetched)
-        ws.close()
+        ws.save_caches()
     _notify(host, result, root, result.warnings)
     return result
 
@@ -188,8 +188,7 @@ class _Planned:
 
 
 def _plan(
-    host: PluginHost,
-    ws: Workspace,
+    session: Session,
     backend: RegistryBackend,
     reference: Reference,
     *,
@@ -202,6 +201,7 @@ def _plan(
     """Phase 1: read the version, scan the working tree, make the 3-way plan, and refuse -- before any
     download -- a conflict, a path no version may write, a name the file system cannot hold, or a write
     through a symlink."""
+    host, ws = session.host, session.ws
     version = fetch_version(backend, reference)
     enforce_trust(trust, version.reference.repository, version.digest, backend=backend)  # before anything lands
     source = str(version.pinned)

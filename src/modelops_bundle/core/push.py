@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from modelops_bundle.core.bundle_files import bundle_paths
 from modelops_bundle.core.diff import VersionDiff, diff_indexes, diff_maps
@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from modelops_bundle.core.model_registry import Registry
     from modelops_bundle.core.plugins import PluginHost
     from modelops_bundle.core.provenance import ReferrerUpload
+    from modelops_bundle.core.session import Session
     from modelops_bundle.core.settings import StoragePolicy
     from modelops_bundle.core.workspace import Scan
 
@@ -213,54 +214,122 @@ def _pack_source(info: PackInfo, path: Path, title: str | None) -> BlobSource:
 
 
 def push(
-    host: PluginHost,
-    ws: Workspace,
+    session: Session,
     backend: RegistryBackend,
     reference: Reference,
     options: PushOptions,
     *,
-    environ: Mapping[str, str],
     progress: ProgressFactory | None = None,
     blob_uploader: BlobUploader | None = None,
 ) -> PushResult:
-    """Push the working tree to ``reference`` (its tag, or ``options.tag``). Holds the project lock."""
+    """Push the session's working tree to ``reference`` (its tag, or ``options.tag``). Holds the project
+    lock. Phases, each a function: :func:`_scan_bundle`, :func:`_build_index`, then either
+    :func:`_when_unchanged` or :func:`_prepare_manifest`, :func:`_upload`, :func:`_move_tag` and
+    :func:`_commit`."""
     tag = options.tag or reference.tag
     if not tag:
         raise RegistryError("push needs a tag (--tag), not a digest")
-    target = reference.with_tag(tag)
+    ws = session.ws
+    run = _PushRun(session, backend, reference.with_tag(tag), options, progress, blob_uploader)
     with ws.lock():
-        packer = _Packer(ws)
         try:
-            result = _push_locked(host, ws, backend, target, options, environ, progress, blob_uploader, packer)
+            result = _push_locked(run)
         finally:
-            packer.close()
-        ws.close()
+            run.packer.close()
+        ws.save_caches()
     if not options.dry_run:
-        for name, exc in host.hook.mops_push_finished(result=result.to_json()).failures:
+        for name, exc in session.host.hook.mops_push_finished(result=result.to_json()).failures:
             result.warnings.append(f"plugin {name!r} failed in mops_push_finished: {exc}")
     return result
 
 
-def _push_locked(
-    host: PluginHost,
-    ws: Workspace,
-    backend: RegistryBackend,
-    target: Reference,
-    options: PushOptions,
-    environ: Mapping[str, str],
-    progress: ProgressFactory | None,
-    blob_uploader: BlobUploader | None,
-    packer: _Packer,
-) -> PushResult:
-    state = ws.state()
-    config = ws.config()
-    hasher = resolve_hasher(host.hook, config.hash_algorithm)
+class _PushRun:
+    """What one push carries from phase to phase (a plain class: built once per push)."""
+
+    def __init__(
+        self,
+        session: Session,
+        backend: RegistryBackend,
+        target: Reference,
+        options: PushOptions,
+        progress: ProgressFactory | None,
+        blob_uploader: BlobUploader | None,
+    ) -> None:
+        self.session = session
+        self.host = session.host
+        self.ws = session.ws
+        self.backend = backend
+        self.target = target
+        self.options = options
+        self.progress = progress
+        self.blob_uploader = blob_uploader
+        self.state = session.ws.state()
+        self.config = session.ws.config()
+        self.packer = _Packer(session.ws)
+        #: Why the provenance document's blobs could not be sent (then it is not attached; a warning).
+        self.referrer_failure: str | None = None
+
+
+class _Built(NamedTuple):
+    """The version a push builds from the working tree, before anything is sent."""
+
+    entries: list[IndexEntry]  # every file, with its tier
+    blob_entries: list[IndexEntry]
+    layers: list[_Layer]
+    bundle_index: BundleIndex
+    index_bytes: bytes
+    config_descriptor: Descriptor
+
+
+def _push_locked(run: _PushRun) -> PushResult:
     # Where the tag stands does not depend on the working tree: ask while the tree is scanned.
-    remote_lookup = _Background(lambda: _tag_and_version(backend, target), name="mops-push-lookup")
-    registry_plan = plan_registry(host, ws)
+    remote_lookup = _Background(lambda: _tag_and_version(run.backend, run.target), name="mops-push-lookup")
+    scan, registry_plan = _scan_bundle(run)
+    built = _build_index(run, scan)
+    result = PushResult(
+        reference=run.target,
+        registry=run.backend.describe(),
+        digest=None,
+        previous_digest=None,
+        dry_run=run.options.dry_run,
+        files=len(built.bundle_index.files),
+        total_bytes=built.bundle_index.total_size,
+        layers=len(built.layers),
+        tracked=list(registry_plan.retrack) if registry_plan is not None else [],
+    )
+    if registry_plan is not None:
+        from modelops_bundle.core.preflight import dependency_warnings
+
+        result.warnings.extend(dependency_warnings(run.ws, registry_plan.registry))
+    remote_digest, remote, foreign = remote_lookup.result()
+    result.previous_digest = remote_digest
+    result.changes = (
+        diff_indexes(remote.index, built.bundle_index) if remote else diff_maps({}, built.bundle_index.digests())
+    )
+    if remote is not None and remote.manifest.config.digest == built.config_descriptor.digest:
+        return _when_unchanged(run, built, remote, result)
+    known = run.state.known()
+    if remote_digest is not None and remote_digest not in known:
+        if not run.options.force:
+            raise ConflictError(_moved_message(run.target, remote_digest, remote, foreign, run.state), hint=_MOVED_HINT)
+        result.forced = True
+    manifest_bytes, referrer = _prepare_manifest(run, built, known - {remote_digest}, result)
+    if not _upload(run, built, remote, referrer, result):
+        return result  # a dry run: counted, nothing sent
+    _move_tag(run, manifest_bytes, remote_digest)
+    _commit(run, built, result, referrer)
+    return result
+
+
+def _scan_bundle(run: _PushRun) -> tuple[Scan, RegistryPlan | None]:
+    """Hash what the version holds: the bundle's files, and the dependencies the model registry's plan
+    re-tracks; refresh the registry's digests from that scan."""
+    hasher = resolve_hasher(run.host.hook, run.config.hash_algorithm)
+    registry_plan = plan_registry(run.host, run.ws)
     retrack = registry_plan.retrack if registry_plan is not None else []
-    paths = sorted({*bundle_paths(host, ws), *retrack}) if retrack else bundle_paths(host, ws)
-    scan = ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
+    paths = sorted({*bundle_paths(run.host, run.ws), *retrack}) if retrack else bundle_paths(run.host, run.ws)
+    progress = run.progress
+    scan = run.ws.scan(hasher, paths=paths, progress=(lambda: progress("hashing")) if progress else None)
     problems = [f"{rel}: missing" for rel in scan.missing] + [f"{rel}: {why}" for rel, why in scan.skipped]
     if problems:
         shown = "; ".join(problems[:10]) + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else "")
@@ -269,116 +338,114 @@ def _push_locked(
             hint="restore them, or stop tracking them with 'mops bundle remove'",
         )
     if registry_plan is not None:
-        scan = _refresh_registry(host, ws, registry_plan, scan, hasher, dry_run=options.dry_run)
-    policy = config.storage
-    entries = tiered_entries(
-        host, scan.files.values(), scan.algorithm, policy, blob_available=blob_uploader is not None
-    )
+        scan = _refresh_registry(run.host, run.ws, registry_plan, scan, hasher, dry_run=run.options.dry_run)
+    return scan, registry_plan
+
+
+def _build_index(run: _PushRun, scan: Scan) -> _Built:
+    """Tier per file, layers (packs built or found in the pack cache), and the index that names them."""
+    policy = run.config.storage
+    uploader = run.blob_uploader
+    entries = tiered_entries(run.host, scan.files.values(), scan.algorithm, policy, blob_available=uploader is not None)
     blob_entries = [entry for entry in entries if entry.storage == "blob"]
-    if blob_entries and blob_uploader is None:
+    if blob_entries and uploader is None:
         raise StorageError(
             f"{len(blob_entries)} file(s) are assigned to blob storage (e.g. {blob_entries[0].path}), "
             "but this environment has no blob store",
             hint="configure storage in the environment, or set storage.mode: oci in config.yaml",
         )
     oci_entries = [entry for entry in entries if entry.storage == "oci"]
-    plan = _layer_plan(host, oci_entries, policy)
-    layers = _materialise(ws, plan, {entry.path: entry for entry in oci_entries}, packer)
+    plan = _layer_plan(run.host, oci_entries, policy)
+    layers = _materialise(run.ws, plan, {entry.path: entry for entry in oci_entries}, run.packer)
     holder = {path: layer.descriptor for layer in layers for path in layer.planned.paths}
     final: list[IndexEntry] = []
     for entry in entries:
         if entry.storage == "oci":
             final.append(entry.replace(layer=holder[entry.path].content_digest))
         else:
-            assert blob_uploader is not None
-            final.append(entry.replace(blobRef=BlobRef(uri=blob_uploader.uri_for(entry))))
+            assert uploader is not None
+            final.append(entry.replace(blobRef=BlobRef(uri=uploader.uri_for(entry))))
     index = make_index(final)
     index_bytes = canonical_bytes(index)
-    config_descriptor = index_descriptor(index_bytes)
+    return _Built(entries, blob_entries, layers, index, index_bytes, index_descriptor(index_bytes))
 
-    result = PushResult(
-        reference=target,
-        registry=backend.describe(),
-        digest=None,
-        previous_digest=None,
-        dry_run=options.dry_run,
-        files=len(index.files),
-        total_bytes=index.total_size,
-        layers=len(layers),
-        tracked=list(retrack),
-    )
-    if registry_plan is not None:
-        from modelops_bundle.core.preflight import dependency_warnings
 
-        result.warnings.extend(dependency_warnings(ws, registry_plan.registry))
-    remote_digest, remote, foreign = remote_lookup.result()
-    result.previous_digest = remote_digest
-    result.changes = diff_indexes(remote.index, index) if remote else diff_maps({}, index.digests())
-
-    if remote is not None and remote.manifest.config.digest == config_descriptor.digest:
-        result.up_to_date = True
-        if options.annotations:
-            result.warnings.append("annotations not recorded: the content is unchanged, so no new version was made")
-        result.digest = remote_digest
-        if not options.dry_run:
-            _repair_local_blobs(backend, target, remote, layers, index_bytes, packer, result)
-            _track(ws, retrack)
-        if not options.dry_run and (
-            state.last_push_digest != remote_digest or state.last_synced_files != index.digests()
-        ):
-            _record_push(ws, state, target, remote.digest, index, config_descriptor.digest)
-        if not options.dry_run:
-            packer.cache.save()
+def _when_unchanged(run: _PushRun, built: _Built, remote: RemoteVersion, result: PushResult) -> PushResult:
+    """The tag's version already holds exactly these files: nothing new is made (damaged blobs of the
+    embedded layout are repaired, the sync state recorded)."""
+    result.up_to_date = True
+    if run.options.annotations:
+        result.warnings.append("annotations not recorded: the content is unchanged, so no new version was made")
+    result.digest = remote.digest
+    if run.options.dry_run:
         return result
+    _repair_local_blobs(run.backend, run.target, remote, built.layers, built.index_bytes, run.packer, result)
+    _track(run.ws, result.tracked)
+    state = run.state
+    if state.last_push_digest != remote.digest or state.last_synced_files != built.bundle_index.digests():
+        _record_push(run.ws, state, run.target, remote.digest, built.bundle_index, built.config_descriptor.digest)
+    run.packer.cache.save()
+    return result
 
-    known = state.known()
-    if remote_digest is not None and remote_digest not in known:
-        if not options.force:
-            raise ConflictError(_moved_message(target, remote_digest, remote, foreign, state), hint=_MOVED_HINT)
-        result.forced = True
 
-    manifest_bytes = _reusable_manifest(ws, backend, target, known - {remote_digest}, config_descriptor)
+def _prepare_manifest(
+    run: _PushRun, built: _Built, earlier: set[str], result: PushResult
+) -> tuple[bytes, ReferrerUpload | None]:
+    """The manifest bytes -- an identical earlier version's of this project, reused, or a new one with
+    its annotations and missing packs built -- and the provenance referrer to attach (if any)."""
+    manifest_bytes = _reusable_manifest(run.ws, run.backend, run.target, earlier, built.config_descriptor)
     document: dict[str, Any] | None = None
     if manifest_bytes is not None:
         result.reused_manifest = True
-        if options.annotations:
+        if run.options.annotations:
             result.warnings.append("annotations not recorded: an identical version was reused")
     else:
-        _build_missing_packs(backend, target, layers, packer, dry_run=options.dry_run)
-        annotations, document = _annotations(host, ws, index, environ, options.annotations, result.warnings)
-        manifest_bytes = build_manifest(config_descriptor, [layer.descriptor for layer in layers], annotations)
-    digest = bytes_digest(manifest_bytes)
-    result.digest = digest
+        _build_missing_packs(run.backend, run.target, built.layers, run.packer, dry_run=run.options.dry_run)
+        annotations, document = _annotations(
+            run.host, run.ws, built.bundle_index, run.session.environ, run.options.annotations, result.warnings
+        )
+        descriptors = [layer.descriptor for layer in built.layers]
+        manifest_bytes = build_manifest(built.config_descriptor, descriptors, annotations)
+    result.digest = bytes_digest(manifest_bytes)
     referrer = None
-    if document is not None and options.provenance:
+    if document is not None and run.options.provenance:
         from modelops_bundle.core.provenance import prepare
 
-        referrer = prepare(document, subject_digest=digest, subject_size=len(manifest_bytes), reference=str(target))
+        referrer = prepare(
+            document, subject_digest=result.digest, subject_size=len(manifest_bytes), reference=str(run.target)
+        )
+    return manifest_bytes, referrer
 
+
+def _upload(
+    run: _PushRun, built: _Built, remote: RemoteVersion | None, referrer: ReferrerUpload | None, result: PushResult
+) -> bool:
+    """Send what the blob store and the registry lack (a dry run counts it instead: ``False``)."""
+    backend, target, options = run.backend, run.target, run.options
     uploads: list[BlobSource] = []
     if not result.reused_manifest:  # a reused manifest's blobs were all found in the registry
-        uploads = [layer.source for layer in layers if layer.source is not None]
-        uploads.append(_bytes_source(index_bytes, "bundle index"))
+        uploads = [layer.source for layer in built.layers if layer.source is not None]
+        uploads.append(_bytes_source(built.index_bytes, "bundle index"))
     # Blobs the tag's current manifest names are in this repository already (a registry refuses a
     # manifest whose blobs are missing): a one-file change then asks about one blob, not every layer.
     present = {blob.digest for blob in (remote.manifest.config, *remote.manifest.layers)} if remote else set()
     already = [blob for blob in _unique(uploads) if blob.digest in present]
     uploads = [blob for blob in uploads if blob.digest not in present]
+    uploader, blob_entries = run.blob_uploader, built.blob_entries
     if options.dry_run:
         missing = [blob for blob in _unique(uploads) if not backend.blob_exists(target.repository, blob.digest)]
         result.uploaded_blobs = len(missing)
         result.uploaded_bytes = sum(blob.size for blob in missing)
         result.skipped_blobs = len(_unique(uploads)) - len(missing) + len(already)
-        if blob_uploader is not None and blob_entries:
-            result.blob_store = _blob_report(blob_uploader, blob_entries, None)
-        return result
-
-    if blob_uploader is not None and blob_entries:
-        hashed_at = ws.hashed_signatures({entry.path: entry.digest for entry in blob_entries})
-        sent = blob_uploader.upload(ws.project.root, blob_entries, jobs=options.jobs, hashed_at=hashed_at)
-        result.blob_store = _blob_report(blob_uploader, blob_entries, sent)
+        if uploader is not None and blob_entries:
+            result.blob_store = _blob_report(uploader, blob_entries, None)
+        return False
+    if uploader is not None and blob_entries:
+        hashed_at = run.ws.hashed_signatures({entry.path: entry.digest for entry in blob_entries})
+        sent = uploader.upload(run.ws.project.root, blob_entries, jobs=options.jobs, hashed_at=hashed_at)
+        result.blob_store = _blob_report(uploader, blob_entries, sent)
     unique = _unique(uploads)
-    sink = progress("uploading", "blobs") if progress else None
+    sink = run.progress("uploading", "blobs") if run.progress else None
     if sink is not None:
         sink.start(len(unique), sum(blob.size for blob in unique))
     # The provenance blobs go up beside the version's (on a thread of their own, so that their failure
@@ -394,18 +461,27 @@ def _push_locked(
     finally:
         if sink is not None:
             sink.close()
-        referrer_failure = _provenance_blobs_failure(referrer_blobs)
+        run.referrer_failure = _provenance_blobs_failure(referrer_blobs)
     stats.skipped_blobs += len(already)
     result.uploaded_blobs, result.uploaded_bytes, result.skipped_blobs = (
         stats.uploaded_blobs,
         stats.uploaded_bytes,
         stats.skipped_blobs,
     )
-    # The last check and the move of the tag happen under a machine-wide lock per registry and tag, and
-    # the tag is read back afterwards. tests/reliability/test_concurrency.py found two pushes racing to
-    # one tag both exiting 0 (the later PUT silently replaced the earlier version): the distribution API
-    # has no conditional tag update, so without the lock both could pass the check before either PUT.
-    with _tag_lock(environ, backend, target):
+    return True
+
+
+def _move_tag(run: _PushRun, manifest_bytes: bytes, remote_digest: str | None) -> None:
+    """Store the manifest and move the tag -- only if it is still where this push found it -- then make
+    sure it stays there (:func:`_settled_tag`).
+
+    The last check and the move happen under a machine-wide lock per registry and tag, and the tag is
+    read back afterwards. tests/reliability/test_concurrency.py found two pushes racing to one tag both
+    exiting 0 (the later PUT silently replaced the earlier version): the distribution API has no
+    conditional tag update, so without the lock both could pass the check before either PUT."""
+    backend, target, options = run.backend, run.target, run.options
+    digest = bytes_digest(manifest_bytes)
+    with _tag_lock(run.session.environ, backend, target):
         checked_at = time.monotonic()
         current = resolve_digest(backend, target)
         if current != remote_digest and not options.force:
@@ -422,14 +498,18 @@ def _push_locked(
         landed = _settled_tag(backend, target, digest, landed, time.monotonic() - checked_at)
         if landed != digest:
             raise ConflictError(_lost_tag_message(target, landed, digest), hint=_LOST_TAG_HINT)
-    _track(ws, retrack)
-    _record_push(ws, state, target, digest, index, config_descriptor.digest)
-    if referrer_failure is not None:
-        result.warnings.append(f"the provenance document could not be attached: {referrer_failure}")
+
+
+def _commit(run: _PushRun, built: _Built, result: PushResult, referrer: ReferrerUpload | None) -> None:
+    """The tag is ours: track what the push re-tracked, record the sync, attach the provenance."""
+    assert result.digest is not None
+    _track(run.ws, result.tracked)
+    _record_push(run.ws, run.state, run.target, result.digest, built.bundle_index, built.config_descriptor.digest)
+    if run.referrer_failure is not None:
+        result.warnings.append(f"the provenance document could not be attached: {run.referrer_failure}")
     elif referrer is not None:
-        result.provenance = _attach_provenance(backend, target, referrer, result.warnings)
-    packer.cache.save()
-    return result
+        result.provenance = _attach_provenance(run.backend, run.target, referrer, result.warnings)
+    run.packer.cache.save()
 
 
 def _blob_report(uploader: BlobUploader, entries: list[IndexEntry], sent: TransferStats | None) -> dict[str, Any]:

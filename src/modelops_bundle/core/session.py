@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 class Session:
     """One project as a command sees it. ``env_name`` overrides the project's pinned environment
-    (``api.materialize(folder, env=...)``). Call :meth:`close` at the end: it saves the caches."""
+    (``api.materialize(folder, env=...)``). Call :meth:`save_caches` at the end."""
 
     def __init__(
         self, host: PluginHost, ws: Workspace, environ: Mapping[str, str], *, env_name: str | None = None
@@ -196,9 +196,9 @@ class Session:
     def blob_fetcher(self, progress: Any = None) -> LazyBlobFetcher:
         return LazyBlobFetcher(self, progress)
 
-    def close(self) -> None:
+    def save_caches(self) -> None:
         """Save what this command learnt (stat cache, settings memo); best effort."""
-        self.ws.close()
+        self.ws.save_caches()
 
 
 class LazyBlobFetcher:

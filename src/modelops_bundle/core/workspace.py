@@ -173,7 +173,7 @@ class Workspace:
         """The project lock: held by every command that writes project state."""
         return exclusive_lock(self.project.lock_path, wait=wait)
 
-    def close(self) -> None:
+    def save_caches(self) -> None:
         """Persist the stat cache and the settings memo (best effort: they are only caches)."""
         self.cache.save()
         self.memo.save()
