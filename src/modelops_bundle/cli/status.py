@@ -8,7 +8,6 @@ from typing import Any
 from modelops_bundle.cli.common import (
     add_jobs_option,
     complete_with,
-    hasher_for,
     hashing_progress,
     open_session,
     plural,
@@ -39,57 +38,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
-    from modelops_bundle.core.bundle_files import bundle_paths
-    from modelops_bundle.core.status import local_changes
+    from modelops_bundle.core.project_status import project_status, untracked
 
     session = open_session(ctx)
-    ws = session.ws
     if args.untracked_only:
-        tracked_set = set(ws.tracked())
-        untracked = [rel for rel in ws.walk().files if rel not in tracked_set]
-        ws.save_caches()
+        paths = untracked(session.ws)
         if ctx.out.json_mode:
-            ctx.out.emit_json({"untracked": untracked})
+            ctx.out.emit_json({"untracked": paths})
         else:
-            for rel in untracked:
+            for rel in paths:
                 ctx.out.line(rel)
         return 0
-
-    session.environment  # noqa: B018 -- the pinned environment must exist, --offline too
-    bundle = session.describe(session.reference())
-    env_name = session.env_name
-    report_notices(ctx, session)
-    state = ws.state()
-    paths = bundle_paths(ctx.plugins, ws)  # tracked files plus what travels anyway (registry.yaml)
-    scan = ws.scan(
-        hasher_for(ctx, ws), paths=paths, include_untracked=True, threads=args.jobs, progress=hashing_progress(ctx)
-    )
-    tracked = ws.tracked()
-    ws.save_caches()
-    changes = local_changes(scan, paths, state)
-    remote = None
+    time_limit, waiting = None, None
     if not args.offline:
         from modelops_bundle.cli.waiting import spinner
         from modelops_bundle.core.deadline import DEFAULT_STATUS_TIMEOUT, STATUS_TIMEOUT_ENV, seconds_setting
-        from modelops_bundle.core.remote_status import remote_status
 
         time_limit = seconds_setting(ctx.environ, STATUS_TIMEOUT_ENV, DEFAULT_STATUS_TIMEOUT)
-        remote = remote_status(
-            session,
-            scan,
-            time_limit=time_limit,
-            waiting=lambda where: spinner(ctx.out, f"Asking registry {where}, up to {time_limit:g} s"),
-        )
-        session.save_caches()  # keeps what the registry check learnt (the environment file read) for next time
-    models = _model_report(ctx, ws, scan, state, remote)
-    tiers: dict[str, str] = {}
-    if args.files:
-        from modelops_bundle.core.remote_status import storage_tiers
-
-        tiers = storage_tiers(session, scan)
+        seconds = time_limit
+        waiting = lambda where: spinner(ctx.out, f"Asking registry {where}, up to {seconds:g} s")  # noqa: E731
+    report = project_status(
+        session,
+        offline=args.offline,
+        tiers=args.files,
+        threads=args.jobs,
+        progress=hashing_progress(ctx),
+        time_limit=time_limit,
+        waiting=waiting,
+    )
+    report_notices(ctx, session)
+    ws, scan, state, changes = session.ws, report.scan, report.state, report.changes
+    remote, models, tiers, tracked = report.remote, report.models, report.tiers, report.tracked
+    bundle, env_name = report.bundle, report.environment
     if args.explain:
         return _explain(ctx, models, args.explain)
-    untracked = scan.untracked or []
+    untracked_paths = scan.untracked or []
     total_bytes = sum(info.size for info in scan.files.values())
     grouped = {
         "added": changes.added,
@@ -110,7 +93,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
             "last_pull_digest": state.last_pull_digest,
             "last_synced_digest": state.synced_digest,
             "changes": grouped,
-            "untracked": untracked,
+            "untracked": untracked_paths,
             "skipped": [{"path": rel, "reason": why} for rel, why in scan.skipped],
             "unbundlable": [{"path": rel, "reason": why} for rel, why in scan.unbundlable],
             "remote": remote.to_json() if remote is not None else None,
@@ -160,10 +143,10 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         out.line("No local changes since the last sync." if tracked else "Nothing tracked yet.", style="green")
     for rel, why in scan.skipped:
         out.warn(f"skipped {rel}: {why}")
-    if untracked:
+    if untracked_paths:
         out.line("")
-        out.line(f"Untracked files ({len(untracked)}; 'mops bundle add PATH' to track):", style="bold")
-        _list(out, untracked, "  ", None if (args.files or ctx.verbose) else LIST_LIMIT, style="red")
+        out.line(f"Untracked files ({len(untracked_paths)}; 'mops bundle add PATH' to track):", style="bold")
+        _list(out, untracked_paths, "  ", None if (args.files or ctx.verbose) else LIST_LIMIT, style="red")
     if scan.unbundlable:
         from modelops_bundle.core.paths import shown_path
 
@@ -209,37 +192,6 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         out.line("")
         out.line("Run 'mops bundle push' to sync with the registry")
     return 0
-
-
-def _model_report(ctx: CommandContext, ws: Any, scan: Any, state: Any, remote: Any) -> Any:
-    """Ready / Stale / Broken per registered model and target, with cloud state when the remote is known.
-
-    Uses the scan's digests only (nothing is re-hashed or parsed). The remote side is judged from the
-    files of the version the tag points at; the local registry stands in for the remote one's records.
-    """
-    path = ws.project.registry_path
-    if not (path.exists() or path.is_symlink()):
-        return None  # no models: the model code (5 ms of imports) is not needed
-
-    from modelops_bundle.core.model_registry import code_fingerprinter, load_registry
-    from modelops_bundle.core.model_status import apply_cloud_states, compute_status
-
-    registry = load_registry(ws)
-    if registry.is_empty:
-        return None
-    fingerprinter = code_fingerprinter(ctx.plugins, ws.project.root) if registry.fingerprint == "ast" else None
-    report = compute_status(registry, scan, ws.project.root, fingerprinter=fingerprinter)
-    if remote is not None and remote.state != "unknown":
-        pushed = remote.remote_files is not None
-        apply_cloud_states(
-            report,
-            registry,
-            registry if pushed else None,
-            scan,
-            state.last_synced_files,
-            remote_files=remote.remote_files,
-        )
-    return report
 
 
 def _explain(ctx: CommandContext, report: Any, name: str) -> int:

@@ -407,29 +407,61 @@ class Workspace:
         threads: int | None = None,
         progress: Callable[[], ProgressSink] | None = None,
     ) -> Scan:
-        """Digest every tracked file (or ``paths``): stat cache first, threads for the rest."""
+        """Digest every tracked file (or ``paths``): stat cache first, threads for the rest. Phases:
+        :meth:`_walk_for_scan` (with the untracked files: one walk that stats the tracked ones on the way,
+        a stat-probe child beside it), :meth:`_check_files` (the stat cache's answers; what it cannot
+        answer becomes a hash job), :meth:`_hash_jobs`, and the :class:`Scan` put together."""
         self.cache.use_algorithm(hasher.algorithm)
-        algorithm = hasher.algorithm
+        wanted = list(self.tracked() if paths is None else paths)
+        prefix = str(self.project.root) + os.sep
+        walked, early = self._walk_for_scan(wanted, prefix) if include_untracked else (None, None)
+        checked = self._check_files(wanted, walked.stats if walked is not None else {}, early, prefix, hasher.algorithm)
+        self._hash_jobs(checked, hasher, threads, progress)
+        if paths is None:
+            self.cache.forget(self.tracked())
+        files, jobs = checked.files, checked.jobs
+        scan = Scan(
+            hasher.algorithm,
+            files if not jobs and checked.in_order and is_sorted(wanted) else dict(sorted(files.items())),
+            checked.missing,
+            checked.skipped,
+            hashed_files=len(jobs),
+            hashed_bytes=sum(job.size for job in jobs),
+        )
+        if walked is not None:
+            tracked_list = self.tracked()
+            tracked = set(wanted) if tracked_list == wanted else set(tracked_list)  # usually the same paths
+            scan.untracked = [rel for rel in walked.files if rel not in tracked]
+            scan.unbundlable = sorted((rel, why) for rel, why in walked.skipped if rel not in tracked)
+        return scan
+
+    def _walk_for_scan(self, wanted: list[str], prefix: str) -> tuple[WalkResult, StatProbe | None]:
+        """One pass over the tree lists the untracked files and stats the tracked ones on the way, while a
+        stat-probe child checks the rest against the cache (its answers are dropped when a folder it took
+        as real is not one any more)."""
+        walked: WalkResult | None = None
+        early = self._probe_during_walk(wanted, prefix)
+        try:
+            walked = self.walk(want=set(wanted))
+        finally:
+            if early is not None and (walked is None or not _folders_still_real(early.real_folders, walked)):
+                early.collect()  # a folder the child took as real is gone or a symlink now: drop its answers
+                early = None
+        return walked, early
+
+    def _check_files(
+        self,
+        wanted: list[str],
+        known: dict[str, os.stat_result],
+        early: StatProbe | None,
+        prefix: str,
+        algorithm: str,
+    ) -> _Checked:
+        """Each wanted path against the stat cache: a matching signature keeps its digest, anything else
+        becomes a hash job (or is missing, or skipped with the reason)."""
         root = str(self.project.root)
         root_real = os.path.realpath(root)
-        wanted = list(self.tracked() if paths is None else paths)
         entries = self.cache.entries
-        prefix = root + os.sep
-        walked: WalkResult | None = None
-        known: dict[str, os.stat_result] = {}
-        wanted_set: set[str] = set()
-        early: StatProbe | None = None
-        if include_untracked:
-            # One pass over the tree lists untracked files and stats the tracked ones on the way.
-            wanted_set = set(wanted)
-            early = self._probe_during_walk(wanted, prefix)
-            try:
-                walked = self.walk(want=wanted_set)
-            finally:
-                if early is not None and (walked is None or not _folders_still_real(early.real_folders, walked)):
-                    early.collect()  # a folder the child took as real is gone or a symlink now: drop its answers
-                    early = None
-            known = walked.stats
         files: dict[str, FileInfo] = {}
         missing: list[str] = []
         skipped: list[tuple[str, str]] = []
@@ -508,15 +540,22 @@ class Workspace:
                 else:
                     seen = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
                     jobs.append(HashJob(rel, prefix + rel, st.st_size, seen, link))
-
         finally:
             if probe is not None and not probe.collected:
                 probe.collect()  # reap the child when the loop ended early
+        return _Checked(files, missing, skipped, jobs, in_order)
+
+    def _hash_jobs(
+        self, checked: _Checked, hasher: Hasher, threads: int | None, progress: Callable[[], ProgressSink] | None
+    ) -> None:
+        """Hash what the cache could not answer, on threads; each digest goes to the scan and the cache."""
+        files, algorithm = checked.files, hasher.algorithm
 
         def done(job: HashJob, st: os.stat_result, hexdigest: str) -> None:
             self.cache.store(job.rel, st, hexdigest)
             files[job.rel] = FileInfo(job.rel, st.st_size, st.st_mode & 0o7777, format_digest(algorithm, hexdigest))
 
+        jobs = checked.jobs
         hash_files(
             jobs,
             hasher,
@@ -524,22 +563,17 @@ class Workspace:
             on_done=done,
             progress=progress() if (progress and jobs) else None,
         )
-        if paths is None:
-            self.cache.forget(self.tracked())
-        scan = Scan(
-            algorithm,
-            files if not jobs and in_order and is_sorted(wanted) else dict(sorted(files.items())),
-            missing,
-            skipped,
-            hashed_files=len(jobs),
-            hashed_bytes=sum(job.size for job in jobs),
-        )
-        if walked is not None:
-            tracked_list = self.tracked()
-            tracked = wanted_set if tracked_list == wanted else set(tracked_list)  # usually the same paths
-            scan.untracked = [rel for rel in walked.files if rel not in tracked]
-            scan.unbundlable = sorted((rel, why) for rel, why in walked.skipped if rel not in tracked)
-        return scan
+
+
+class _Checked(NamedTuple):
+    """What :meth:`Workspace._check_files` found: files the cache answered for, missing and skipped paths,
+    the files still to hash, and whether ``files`` is in the order of the paths asked for."""
+
+    files: dict[str, FileInfo]
+    missing: list[str]
+    skipped: list[tuple[str, str]]
+    jobs: list[HashJob]
+    in_order: bool
 
 
 #: Measured per item on this machine kind, in microseconds: the probe child's check of a path (an
