@@ -61,8 +61,11 @@ def create_temp_file(directory: Path, prefix: str, suffix: str) -> tuple[int, st
     raise FileExistsError(errno.EEXIST, "no unused temporary name", str(directory))
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync folder)."""
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync folder).
+
+    ``replace=False`` writes a file that must not exist yet: the temp file is hard-linked onto the name,
+    which fails with :class:`FileExistsError` if someone made it meanwhile -- nothing is ever overwritten."""
     directory = path.parent
     try:
         fd, tmp_name = create_temp_file(directory, f".{path.name}.", ".tmp")
@@ -74,7 +77,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
+        if replace:
+            os.replace(tmp_name, path)
+        else:
+            os.link(tmp_name, path)
+            os.unlink(tmp_name)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

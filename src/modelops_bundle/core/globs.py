@@ -20,40 +20,14 @@ from typing import Any, Protocol
 
 from modelops_bundle.core.errors import UsageError
 
+#: The regular expression of each token kind that stands for more than itself.
+_TOKEN_REGEX = {"star": "[^/]*", "cross": ".*", "dirs": "(?:.*/)?"}
+
 
 def translate(pattern: str) -> str:
     """The regular expression (unanchored) of a glob: ``*``/``?``/``[...]`` within a folder, ``**`` across
     folders, ``\\x`` a literal ``x``."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if pattern.startswith("/", i):
-                    i += 1
-                    out.append("(?:.*/)?")
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif ch == "[":
-            class_regex, end = bracket_class(pattern, i)
-            if class_regex is None:
-                out.append(re.escape(ch))
-            else:
-                out.append(class_regex)
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return "".join(out)
+    return "".join(_TOKEN_REGEX.get(kind, regex) for kind, regex in _piece_tokens(pattern))
 
 
 #: A character that makes a path segment a pattern rather than a literal name.
@@ -92,7 +66,8 @@ def star_count(pattern: str) -> int:
 def _piece_tokens(pattern: str) -> list[tuple[str, str]]:
     """A glob as tokens: ``("lit", regex of one literal)``, ``("one", "[^/]")``, ``("class", regex)``,
     ``("star", "")`` (``*``: within a folder), ``("cross", "")`` (``**`` not followed by ``/``: across
-    folders) and ``("dirs", "")`` (``**/``: nothing, or anything ending in ``/``) -- as :func:`translate`."""
+    folders) and ``("dirs", "")`` (``**/``: nothing, or anything ending in ``/``) -- the one reading of a glob that
+    :func:`translate` and the linear matchers share."""
     tokens: list[tuple[str, str]] = []
     i, n = 0, len(pattern)
     while i < n:

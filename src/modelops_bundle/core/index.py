@@ -30,7 +30,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -266,6 +266,22 @@ _ENTRY_KEYS = frozenset({"path", "size", "digest", "algorithm", "storage", "mode
 _REQUIRED_ENTRY_KEYS = ("path", "size", "digest", "algorithm")
 
 
+def check_object(
+    item: Any, where: str, *, allowed: frozenset[str], required: Iterable[str], invalid: Callable[[str, str], Exception]
+) -> dict[str, Any]:
+    """``item`` as an object with only ``allowed`` keys and every ``required`` one (for both index formats);
+    else ``invalid(where, why)`` is raised, naming the first problem."""
+    if not isinstance(item, dict):
+        raise invalid(where, "must be an object")
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise invalid(f"{where}.{unknown[0]}", "unknown key")
+    for key in required:
+        if key not in item:
+            raise invalid(f"{where}.{key}", "missing")
+    return item
+
+
 def _entries_from_json(raw: dict[str, Any], source: str) -> Iterable[IndexEntry]:
     """Entries of a decoded index, every JSON type checked strictly (no ``"12"`` for ``12``, no
     ``true`` for ``1``, no unknown keys): the first problem raises, naming where it is."""
@@ -285,14 +301,7 @@ def _entries_from_json(raw: dict[str, Any], source: str) -> Iterable[IndexEntry]
         raise IntegrityError(f"{source}: {len(files)} files, more than the limit of {MAX_INDEX_FILES}")
     for number, item in enumerate(files):
         where = f"files.{number}"
-        if not isinstance(item, dict):
-            raise invalid(where, "must be an object")
-        unknown = sorted(set(item) - _ENTRY_KEYS)
-        if unknown:
-            raise invalid(f"{where}.{unknown[0]}", "unknown key")
-        for key in _REQUIRED_ENTRY_KEYS:
-            if key not in item:
-                raise invalid(f"{where}.{key}", "missing")
+        check_object(item, where, allowed=_ENTRY_KEYS, required=_REQUIRED_ENTRY_KEYS, invalid=invalid)
         for key in ("path", "digest", "algorithm"):
             if not isinstance(item[key], str):
                 raise invalid(f"{where}.{key}", "must be a string")

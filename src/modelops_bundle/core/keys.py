@@ -291,25 +291,13 @@ def check_key_name(name: str) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write a file that must not exist yet: a temp file (created 0600), fsync, chmod, then a hard link
-    onto the name -- which fails if someone made it meanwhile, so a key is never overwritten."""
-    from modelops_bundle.core.fsutil import create_temp_file, describe_os_error
+    """Write a file that must not exist yet (a key is never overwritten, even by a racing command)."""
+    from modelops_bundle.core.fsutil import atomic_write_bytes
 
-    fd, tmp = create_temp_file(path.parent, f".{path.name}.", ".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.link(tmp, path)
+        atomic_write_bytes(path, data, mode=mode, replace=False)
     except FileExistsError:
         raise UsageError(f"{path} exists; a key is never overwritten", hint="choose another --name") from None
-    except OSError as exc:
-        raise BundleError(describe_os_error("write", path, exc)) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def generate_key(environ: Mapping[str, str], name: str, algorithm: str, passphrase: bytes) -> KeyInfo:
@@ -465,17 +453,21 @@ def signing_key(
         return signing_key_from_private(load_private_pem(data, str(path), passphrase), str(path))
     info = store_key(environ, value)
     if not info.private_path.exists():
-        names = ", ".join(item.name for item in list_keys(environ)) or "none"
-        raise UsageError(
-            f"no key named {value!r} in {keys_dir(environ)} (keys: {names})",
-            hint="a PEM file is named by its path (./key.pem); 'mops bundle key generate --name NAME' makes one",
-        )
+        raise _no_such_key(environ, value)
     _check_private_mode(info.private_path)
     try:
         data = read_key_file(info.private_path)
     except KeyProblem as exc:
         raise UsageError(str(exc)) from None
     return signing_key_from_private(load_private_pem(data, repr(value), passphrase), value)
+
+
+def _no_such_key(environ: Mapping[str, str], name: str) -> UsageError:
+    names = ", ".join(item.name for item in list_keys(environ)) or "none"
+    return UsageError(
+        f"no key named {name!r} in {keys_dir(environ)} (keys: {names})",
+        hint="a PEM file is named by its path (./key.pem); 'mops bundle key generate --name NAME' makes one",
+    )
 
 
 def _check_private_mode(path: Path) -> None:
@@ -499,8 +491,7 @@ def public_key(
         info = store_key(environ, value)
         if info.public is None:
             if not info.private_path.exists():
-                names = ", ".join(item.name for item in list_keys(environ)) or "none"
-                raise UsageError(f"no key named {value!r} in {keys_dir(environ)} (keys: {names})")
+                raise _no_such_key(environ, value)
             raise UsageError(f"key {value!r}: {info.problem}")
         return info.public
     if kind == "file":

@@ -230,8 +230,9 @@ def push(
     if not tag:
         raise RegistryError("push needs a tag (--tag), not a digest")
     ws = session.ws
-    run = _PushRun(session, backend, reference.with_tag(tag), options, progress, blob_uploader)
     with ws.lock():
+        # Built under the lock: it reads the sync state and sweeps what killed pushes left behind.
+        run = _PushRun(session, backend, reference.with_tag(tag), options, progress, blob_uploader)
         try:
             result = _push_locked(run)
         finally:

@@ -164,23 +164,27 @@ def sign_version(backend: RegistryBackend, reference: Reference, key: SigningKey
     from modelops_bundle.core.versions import require_digest
 
     digest = require_digest(backend, reference)
+
+    def signed(at: str, referrer: str, method: str, provenance: dict[str, str] | None) -> SignResult:
+        return SignResult(
+            reference.with_digest(digest),
+            digest,
+            key.label,
+            key.key_id,
+            key.algorithm,
+            at,
+            referrer,
+            method,
+            provenance,
+        )
+
     record = backend.get_manifest(reference.repository, digest)
     if record.digest != digest:
         raise RegistryError(f"{reference}: the registry returned manifest {record.digest}, expected {digest}")
     for stored in fetch_signatures(backend, reference.repository, digest):
         check = check_signature(stored, repository=reference.repository, digest=digest, trusted=(key.public,))
         if check.trusted_by is not None:  # signed by this key already: one signature per key is enough
-            return SignResult(
-                reference.with_digest(digest),
-                digest,
-                key.label,
-                key.key_id,
-                key.algorithm,
-                check.signed_at or "",
-                stored.referrer,
-                "existing",
-                check.provenance,
-            )
+            return signed(check.signed_at or "", stored.referrer, "existing", check.provenance)
     provenance = provenance_of(backend, reference.repository, digest)
     payload = referrers.dumps(statement(reference.repository, digest, key.public, signed_at, provenance))
     data = envelope(payload, key)
@@ -196,17 +200,7 @@ def sign_version(backend: RegistryBackend, reference: Reference, key: SigningKey
         what="signature",
     )
     attached = referrers.attach(backend, reference.repository, upload)
-    return SignResult(
-        reference.with_digest(digest),
-        digest,
-        key.label,
-        key.key_id,
-        key.algorithm,
-        signed_at,
-        str(attached["digest"]),
-        str(attached["method"]),
-        provenance,
-    )
+    return signed(signed_at, str(attached["digest"]), str(attached["method"]), provenance)
 
 
 # ------------------------------------------------------------------------------------------ reading them

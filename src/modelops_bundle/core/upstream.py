@@ -21,7 +21,7 @@ every file's digest checked, sizes and counts bounded. Nothing here writes the o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelops_bundle.core.errors import IntegrityError
@@ -99,18 +99,11 @@ def index_from_json(raw: Mapping[str, Any], *, source: str) -> BundleIndex:
     return index
 
 
-def _entry(key: str, item: Any, invalid: Any) -> IndexEntry:
-    from modelops_bundle.core.index import MAX_FILE_BYTES, MAX_URI_CHARS, MODE_FILE, BlobRef, IndexEntry
+def _entry(key: str, item: Any, invalid: Callable[[str, str], Exception]) -> IndexEntry:
+    from modelops_bundle.core.index import MAX_FILE_BYTES, MAX_URI_CHARS, MODE_FILE, BlobRef, IndexEntry, check_object
 
     where = f"files.{key}"
-    if not isinstance(item, dict):
-        raise invalid(where, "must be an object")
-    unknown = sorted(set(item) - _ENTRY_KEYS)
-    if unknown:
-        raise invalid(f"{where}.{unknown[0]}", "unknown key")
-    for name in _REQUIRED_ENTRY_KEYS:
-        if name not in item:
-            raise invalid(f"{where}.{name}", "missing")
+    check_object(item, where, allowed=_ENTRY_KEYS, required=_REQUIRED_ENTRY_KEYS, invalid=invalid)
     path, digest, size, storage = item["path"], item["digest"], item["size"], item["storage"]
     if not isinstance(path, str) or path != key:
         raise invalid(f"{where}.path", "must be the string the entry is keyed by")
