@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelops_bundle.core.envfiles import LOCAL_ENV, chosen_environment
 from modelops_bundle.core.runner import ModelResult
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ __all__ = [
     "unpin",
 ]
 
-DEFAULT_ENV = "local"
+DEFAULT_ENV = LOCAL_ENV
 #: Where a bare digest is fetched from when the cache does not know it: ``host[:port]/repository``.
 REGISTRY_ENV = "MODELOPS_BUNDLE_REGISTRY"
 RefLike = str | os.PathLike[str]
@@ -150,7 +151,7 @@ def _source(
             reference = parse_reference(text, short_digests=True)
             if reference.tag is None and reference.digest is None and reference.prefix is None:
                 reference = reference.with_tag("latest")
-        env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
+        env_name = chosen_environment(env, values)
     root = Path(os.fspath(cache_dir)) if cache_dir is not None else cache_root(values)
     environment = load_environment(env_name, values)
     return _Source(Materializer(BundleCache(root), host, environment, values), reference, env_name)
@@ -234,7 +235,7 @@ def _enforce_trust_cached(text: str, digest: str, cache: BundleCache, env: str |
     from modelops_bundle.core.reference import Reference, is_digest, parse_reference
     from modelops_bundle.core.trust import enforce_trust, trust_policy
 
-    env_name = env or values.get("MOPS_ENV") or DEFAULT_ENV
+    env_name = chosen_environment(env, values)
     policy = trust_policy(env_name, values)
     if policy is None:
         return

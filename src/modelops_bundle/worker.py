@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from modelops_bundle.core.materialize import Materializer
     from modelops_bundle.core.reference import Reference
 
-REGISTRY_ENV = "MODELOPS_BUNDLE_REGISTRY"
-INSECURE_ENV = "MODELOPS_BUNDLE_INSECURE"
-
 
 class LocalBundle(PosixPath):
     """The folder of a materialised bundle; ``digest, path = bundle`` also works (ModelOps contract)."""
@@ -87,12 +84,16 @@ class BundleRepository:
         env: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        from modelops_bundle.api import REGISTRY_ENV
+        from modelops_bundle.core.envfiles import chosen_environment
+        from modelops_bundle.core.settings import INSECURE_ENV
+
         values = dict(os.environ if environ is None else environ)
         if insecure or (insecure is None and env_flag(values, INSECURE_ENV)):
             values[INSECURE_ENV] = "true"
         self.registry_ref = (registry_ref or values.get(REGISTRY_ENV, "")).strip() or None
         self.default_tag = default_tag
-        self.env_name = env or values.get("MOPS_ENV") or "local"
+        self.env_name = chosen_environment(env, values)
         self.environ = values
         self.cache_dir = cache_dir
         self._materializer: Materializer | None = None

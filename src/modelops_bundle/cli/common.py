@@ -122,6 +122,34 @@ class FetchSession(NamedTuple):
     fetcher: LazyBlobFetcher
 
 
+def open_version(ctx: CommandContext, ref: str | None, env: str | None) -> tuple[RegistryBackend, Reference]:
+    """The registry and reference of ``ref`` for a command that reads or signs one version: the project's
+    (a tag, digest, short digest or full reference), or outside a project a full reference in ``env``
+    (``--env``, else ``$MOPS_ENV``, else ``local``), its tag ``latest`` when it names none."""
+    from modelops_bundle.core.errors import NotInitializedError
+
+    try:
+        session = open_session(ctx)
+    except NotInitializedError:
+        if not ref:
+            raise
+        from modelops_bundle.core.envfiles import chosen_environment
+        from modelops_bundle.core.reference import parse_reference
+        from modelops_bundle.core.registry_select import open_reference
+        from modelops_bundle.core.settings_files import load_environment
+
+        reference = parse_reference(ref, short_digests=True)
+        if reference.tag is None and reference.digest is None and reference.prefix is None:
+            reference = reference.with_tag("latest")
+        environment = load_environment(chosen_environment(env, ctx.environ), ctx.environ)
+        return open_reference(ctx.plugins, environment, reference, ctx.environ), reference
+    try:
+        reference = session.reference(ref)
+        return session.open_registry(reference), reference
+    finally:
+        session.save_caches()
+
+
 def emit_names(ctx: CommandContext, names: list[str]) -> bool:
     """``-q`` on a listing command: the bare names or ids, one per line, for scripts. True when printed
     (then nothing else should be). Invisible and bidirectional characters are escaped as everywhere on the

@@ -49,10 +49,16 @@ def bundle_main(argv: Sequence[str] | None = None, *, prog: str = "modelops-bund
 def mops_console() -> None:
     """The ``mops`` executable: ``mops bundle ...`` in a process of its own (:func:`_run_as_process`);
     anything else belongs to the ModelOps suite, whose code then owns the process as its own script would."""
-    if sys.argv[1:2] == ["bundle"]:
+    args = sys.argv[1:]
+    if args[:1] == ["bundle"]:
         _run_as_process(mops_main)
-    else:
-        sys.exit(mops_main())
+        return
+    from modelops_bundle.cli.suite import answer_without_suite, find_suite_script, run_suite
+
+    script = find_suite_script()
+    if script is not None:
+        sys.exit(run_suite(script, args))
+    _run_as_process(lambda: answer_without_suite(args, DESCRIPTION))  # the version or usage: ours to answer
 
 
 def bundle_console() -> None:

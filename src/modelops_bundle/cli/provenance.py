@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from modelops_bundle.cli.common import complete_with
+from modelops_bundle.cli.common import complete_with, open_version
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
-from modelops_bundle.core.errors import NotInitializedError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +23,7 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     from modelops_bundle.core.provenance import fetch
     from modelops_bundle.core.versions import fetch_version
 
-    backend, reference = _backend(ctx, args)
+    backend, reference = open_version(ctx, args.ref, args.env)
     try:
         version = fetch_version(backend, reference)
         found = fetch(backend, reference.repository, version.digest)
@@ -62,27 +61,6 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
         out.line(f"  plugins:   {plugins}")
         out.line(f"  document:  {payload['referrer']}")
     return 0
-
-
-def _backend(ctx: CommandContext, args: argparse.Namespace) -> tuple[Any, Any]:
-    from modelops_bundle.cli.common import open_session
-
-    try:
-        session = open_session(ctx)
-    except NotInitializedError:
-        if not args.ref:
-            raise
-        from modelops_bundle.core.reference import parse_reference
-        from modelops_bundle.core.registry_select import open_reference
-        from modelops_bundle.core.settings_files import load_environment
-
-        reference = parse_reference(args.ref, short_digests=True)
-        if reference.tag is None and reference.digest is None and reference.prefix is None:
-            reference = reference.with_tag("latest")
-        environment = load_environment(args.env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
-        return open_reference(ctx.plugins, environment, reference, ctx.environ), reference
-    reference = session.reference(args.ref)
-    return session.open_registry(reference), reference
 
 
 COMMAND = Command(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from modelops_bundle.cli.common import add_ref_arguments, chosen_ref
+from modelops_bundle.cli.common import add_ref_arguments, chosen_ref, open_version
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
-from modelops_bundle.core.errors import NotInitializedError
 
 if TYPE_CHECKING:
     from modelops_bundle.core.keys import SigningKey
@@ -57,7 +56,7 @@ def describe(result: SignResult) -> str:
 
 def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     key = unlock(ctx, args.key)
-    backend, reference = _backend(ctx, chosen_ref(args), args.env)
+    backend, reference = open_version(ctx, chosen_ref(args), args.env)
     try:
         result = sign(ctx, backend, reference, key)
     finally:
@@ -68,32 +67,6 @@ def run(ctx: CommandContext, args: argparse.Namespace) -> int:
     ctx.out.line(f"Signed {result.reference}", style="bold")
     ctx.out.line(describe(result))
     return 0
-
-
-def _backend(ctx: CommandContext, ref: str | None, env: str | None) -> tuple[Any, Any]:
-    """The registry and reference of ``ref``: the project's (tag, digest or full reference), or outside a
-    project a full reference in ``--env`` (as ``provenance`` does)."""
-    from modelops_bundle.cli.common import open_session
-
-    try:
-        session = open_session(ctx)
-    except NotInitializedError:
-        if not ref:
-            raise
-        from modelops_bundle.core.reference import parse_reference
-        from modelops_bundle.core.registry_select import open_reference
-        from modelops_bundle.core.settings_files import load_environment
-
-        reference = parse_reference(ref)
-        if reference.tag is None and reference.digest is None:
-            reference = reference.with_tag("latest")
-        environment = load_environment(env or ctx.environ.get("MOPS_ENV") or "local", ctx.environ)
-        return open_reference(ctx.plugins, environment, reference, ctx.environ), reference
-    try:
-        reference = session.reference(ref)
-        return session.open_registry(reference), reference
-    finally:
-        session.save_caches()
 
 
 COMMAND = Command(

@@ -10,7 +10,8 @@ round, every command keeps working (docs/decisions/0021):
   the suite's own script would run it (same ``sys.argv``, streams, exit code and Ctrl-C);
 * without the suite, this ``mops`` says which package provides the command it was asked for.
 
-Nothing here runs for ``mops bundle ...``: the lookup costs a metadata read only on the suite's path.
+Nothing here runs for ``mops bundle ...``; elsewhere the lookup reads one distribution's entry points
+(``core/entrypoints.py``, not ``importlib.metadata``: ``mops --version`` stays as fast as ``mops bundle``).
 """
 
 from __future__ import annotations
@@ -58,18 +59,14 @@ def find_suite_script() -> SuiteScript | None:
     Only the ``modelops`` distribution's own metadata counts (never whatever file ``mops`` is now), and
     an entry point that leads back into this package is ignored, so the hand-over cannot loop.
     """
-    from importlib.metadata import PackageNotFoundError, distribution
+    from modelops_bundle.core.entrypoints import entry_points
 
-    try:
-        dist = distribution(SUITE_DISTRIBUTION)
-    except PackageNotFoundError:
-        return None
-    for entry in dist.entry_points:
-        if entry.group == "console_scripts" and entry.name == SCRIPT:
+    for entry in entry_points("console_scripts", distribution=SUITE_DISTRIBUTION):
+        if entry.name == SCRIPT:
             module = entry.value.partition(":")[0].strip()
             if module == "modelops_bundle" or module.startswith("modelops_bundle."):
                 return None
-            return SuiteScript(entry.value, dist.metadata["Name"] or SUITE_DISTRIBUTION, dist.version)
+            return SuiteScript(entry.value, entry.distribution, entry.version)
     return None
 
 
@@ -79,6 +76,12 @@ def run_other_command(args: Sequence[str], description: str) -> int:
     script = find_suite_script()
     if script is not None:
         return run_suite(script, args)
+    return answer_without_suite(args, description)
+
+
+def answer_without_suite(args: Sequence[str], description: str) -> int:
+    """``mops ARGS`` (not ``bundle``) where the suite is not installed: this tool's version or usage, or
+    which package provides the command."""
     if args[:1] in (["--version"], ["-V"]):
         sys.stdout.write(f"mops (modelops-bundle) {__version__}\n")
         return 0

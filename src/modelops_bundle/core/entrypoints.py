@@ -71,15 +71,19 @@ def _metadata_field(dist_dir: str, field: str) -> str | None:
     return None
 
 
-def entry_points(group: str, paths: Iterable[str] | None = None) -> list[EntryPointRecord]:
-    """Entry points of ``group`` from every distribution on ``paths`` (default ``sys.path``)."""
+def entry_points(
+    group: str, paths: Iterable[str] | None = None, *, distribution: str | None = None
+) -> list[EntryPointRecord]:
+    """Entry points of ``group`` from every distribution on ``paths`` (default ``sys.path``), or only
+    from the one named ``distribution``."""
+    only = _normalise(distribution) if distribution is not None else None
     records: list[EntryPointRecord] = []
     seen: set[str] = set()
     for entry in paths if paths is not None else sys.path:
         directory = entry or "."
         if not os.path.isdir(directory):
             if os.path.isfile(directory):  # a zip or egg on sys.path: let importlib.metadata handle it
-                return _fallback(group)
+                return _fallback(group, only)
             continue
         try:
             names = sorted(os.listdir(directory))
@@ -90,7 +94,7 @@ def entry_points(group: str, paths: Iterable[str] | None = None) -> list[EntryPo
                 if os.path.isdir(os.path.join(directory, name)) and os.path.exists(
                     os.path.join(directory, name, "entry_points.txt")
                 ):
-                    return _fallback(group)
+                    return _fallback(group, only)
                 continue
             if not name.endswith(".dist-info"):
                 continue
@@ -98,7 +102,7 @@ def entry_points(group: str, paths: Iterable[str] | None = None) -> list[EntryPo
             stem = name[: -len(".dist-info")]
             dist_name, _, version = stem.partition("-")
             key = _normalise(dist_name)
-            if key in seen:
+            if key in seen or (only is not None and key != only):
                 continue
             seen.add(key)
             try:
@@ -115,13 +119,15 @@ def entry_points(group: str, paths: Iterable[str] | None = None) -> list[EntryPo
     return records
 
 
-def _fallback(group: str) -> list[EntryPointRecord]:
+def _fallback(group: str, only: str | None = None) -> list[EntryPointRecord]:
     from importlib.metadata import entry_points as metadata_entry_points
 
     records = []
     for ep in metadata_entry_points(group=group):
         dist = getattr(ep, "dist", None)
         name = dist.metadata["Name"] if dist is not None else "(unknown distribution)"
+        if only is not None and _normalise(name) != only:
+            continue
         version = dist.version if dist is not None else ""
         records.append(EntryPointRecord(ep.name, ep.value, name, version))
     return records

@@ -14,6 +14,8 @@ from pathlib import Path
 from modelops_bundle.core.errors import UsageError
 
 LOCAL_ENV = "local"
+#: The environment variable naming the environment to use.
+ENV_VARIABLE = "MOPS_ENV"
 #: The ``local`` storage provider's default folder, under ``$MODELOPS_HOME``.
 LOCAL_BLOBS = "blobs"
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -57,9 +59,15 @@ def environment_exists(name: str, environ: Mapping[str, str]) -> bool:
     return name == LOCAL_ENV or environment_file(name, environ).is_file()
 
 
+def chosen_environment(explicit: str | None, environ: Mapping[str, str]) -> str:
+    """The environment of a command outside a project (the API, workers, ``sign --env``): ``explicit``
+    (``--env``, ``env=``), else ``$MOPS_ENV``, else ``local``."""
+    return explicit or environ.get(ENV_VARIABLE) or LOCAL_ENV
+
+
 def default_environment_name(environ: Mapping[str, str]) -> str:
     """What ``init`` pins without ``--env``: ``$MOPS_ENV``, else ``dev`` when provisioned, else ``local``."""
-    explicit = environ.get("MOPS_ENV")
+    explicit = environ.get(ENV_VARIABLE)
     if explicit:
         return explicit
     if environment_file("dev", environ).is_file():

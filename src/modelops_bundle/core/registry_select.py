@@ -23,7 +23,13 @@ from modelops_bundle.core.envfiles import expand_path
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.secrecy import reveal
-from modelops_bundle.core.settings import REGISTRY_URL_ENV, Environment, is_http_provider, split_address
+from modelops_bundle.core.settings import (
+    INSECURE_ENV,
+    REGISTRY_URL_ENV,
+    Environment,
+    is_http_provider,
+    split_address,
+)
 
 if TYPE_CHECKING:
     from modelops_bundle.core.plugins import PluginHost
@@ -118,7 +124,6 @@ def reference_target(
 
 def _insecure(environment: Environment, environ: Mapping[str, str]) -> bool:
     from modelops_bundle.core.flags import env_flag
-    from modelops_bundle.core.oci_http.hosts import INSECURE_ENV
 
     return environment.registry.insecure or env_flag(environ, INSECURE_ENV)
 

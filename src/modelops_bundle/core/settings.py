@@ -23,7 +23,6 @@ This module deliberately has no ``from __future__ import annotations``: the anno
 types at run time.
 """
 
-import difflib
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -38,6 +37,8 @@ OPTIONS = "options"
 NO_OPTIONS: Mapping[str, Any] = types.MappingProxyType({})
 DEFAULT_THRESHOLD_BYTES = 50 * 1024 * 1024
 REGISTRY_URL_ENV = "REGISTRY_URL"
+#: Plain HTTP allowed to any registry host (not only loopback), as ``registry.insecure: true`` does.
+INSECURE_ENV = "MODELOPS_BUNDLE_INSECURE"
 
 
 class SettingsError(ValueError):
@@ -242,8 +243,10 @@ def _build(cls: Any, data: Any, loc: tuple[str, ...], problems: list[tuple[tuple
         elif extra is not None:
             options[key] = value
         else:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+            from modelops_bundle.core.suggest import closest
+
+            close = closest(key, sorted(known))
+            hint = f" (did you mean {close!r}?)" if close else f" (known: {', '.join(sorted(known))})"
             problems.append(((*loc, key), f"unknown key{hint}"))
     kwargs: dict[str, Any] = {}
     for field in fields:

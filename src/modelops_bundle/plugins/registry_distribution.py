@@ -55,13 +55,14 @@ class OciDistributionRegistry:
         from modelops_bundle.core.auth import resolve_credentials
         from modelops_bundle.core.flags import env_flag
         from modelops_bundle.core.oci_http.client import HttpRegistry, RetryPolicy
-        from modelops_bundle.core.oci_http.hosts import INSECURE_ENV, parse_endpoint
+        from modelops_bundle.core.oci_http.hosts import parse_endpoint
         from modelops_bundle.core.oci_http.limits import timeouts_from
         from modelops_bundle.core.oci_http.transfer import (
             DEFAULT_CHUNK_SIZE,
             DEFAULT_CHUNK_THRESHOLD,
             BlobTransfer,
         )
+        from modelops_bundle.core.settings import INSECURE_ENV
 
         raw_url = settings.get("url") or settings.get("login_server")
         if not raw_url:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from modelops_bundle.core.errors import ConfigError
 from modelops_bundle.core.reference import HOST_RE
+from modelops_bundle.core.settings import INSECURE_ENV
 
-INSECURE_ENV = "MODELOPS_BUNDLE_INSECURE"
 _CLOUD_SUFFIXES = (".azurecr.io", ".amazonaws.com", ".pkg.dev", "gcr.io", "ghcr.io", "docker.io", "quay.io")
 
 
