@@ -17,13 +17,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: Names that say a value may be a credential. ``key`` counts except as ``keys`` or ``public_key``
-#: (the trust policy's public keys are meant to be shown).
-SECRET_NAME = re.compile(r"(secret|token|password|passwd|sas|credential|connection|(?<!public_)key(?!s))", re.I)
+#: (the trust policy's public keys are meant to be shown). Compiled on first use, by :mod:`re`'s own
+#: cache: compiling it at import cost every command ~0.2 ms.
+SECRET_NAME = r"(?i)(secret|token|password|passwd|sas|credential|connection|(?<!public_)key(?!s))"
 MASK = "********"
 
 
 def is_secret_name(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
+    return re.search(SECRET_NAME, name) is not None
 
 
 class Secret:

@@ -371,12 +371,12 @@ def is_http_provider(provider: str) -> bool:
 
 HTTP_PROVIDERS = frozenset({"docker", "acr", "ecr", "gcr", "ghcr", "oci", "distribution", "oci-distribution"})
 
-_HOST_PART = re.compile(r"^(?:https?://)?([^/]+)(?:/(.*))?$")
+_HOST_PART = r"^(?:https?://)?([^/]+)(?:/(.*))?$"  # compiled on first use (re's cache)
 
 
 def split_address(address: str) -> tuple[str, str]:
     """``[scheme://]host[:port][/namespace]`` -> ``(host[:port] lower-cased, namespace)``."""
-    match = _HOST_PART.match(address.strip().rstrip("/"))
+    match = re.match(_HOST_PART, address.strip().rstrip("/"))
     if match is None:
         return address.strip().lower(), ""
     return match.group(1).lower(), match.group(2) or ""
