@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from modelops_bundle.core.context import CommandContext
 from modelops_bundle.core.hashing import Hasher, ProgressSink, resolve_hasher
 from modelops_bundle.core.project import find_project
 from modelops_bundle.core.workspace import Workspace
+
+N = TypeVar("N", int, float)
 
 if TYPE_CHECKING:
     from modelops_bundle.core.reference import Reference
@@ -173,14 +175,22 @@ def emit_outcome(ctx: CommandContext, result: Any) -> bool:
     return False
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def number_at_least(convert: Callable[[str], N], minimum: N, what: str) -> Callable[[str], N]:
+    """An argparse ``type`` for a number of at least ``minimum`` (``what`` names the kind in messages)."""
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum:g}")
+        return value
+
+    return parse
+
+
+positive_int = number_at_least(int, 1, "a whole number")
 
 
 def plural(count: int, word: str) -> str:

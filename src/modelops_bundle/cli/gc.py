@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_bundle.cli.common import plural
+from modelops_bundle.cli.common import number_at_least, plural
 from modelops_bundle.core.commands import Command
 from modelops_bundle.core.context import CommandContext
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
     parser.add_argument(
-        "--keep-days", type=_days, default=14.0, metavar="N", help="keep versions used within N days (default 14)"
+        "--keep-days",
+        type=number_at_least(float, 0.0, "a number of days"),
+        default=14.0,
+        metavar="N",
+        help="keep versions used within N days (default 14)",
     )
 
 
