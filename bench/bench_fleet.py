@@ -200,10 +200,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 done = prefetch(client, plugin, nodes_at_once=wave)
                 prefetches[label] = done.seconds
                 prefetch_bytes[label] = proxy.bytes_out
+            gets_before = sum(BlobTraffic.of(proxy).gets.values())
             begin = time.monotonic()
             client.register_plugin(plugin)
             register_seconds = time.monotonic() - begin
-            registered_gets = sum(BlobTraffic.of(proxy).gets.values())
+            registered_gets = sum(BlobTraffic.of(proxy).gets.values()) - gets_before
     finally:
         proxy.stop()
         registry.stop()
@@ -280,6 +281,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
             "nodes": args.nodes,
             "workers_per_node": args.workers,
             "slowest_worker_seconds": slowest,
+            "fleet_bytes": fleet_bytes,
+            "registry_bytes_per_second": fleet_bytes / slowest,
             "machine": machine_line(),
         }
         args.json.write_text(json.dumps(costs, indent=1) + "\n", encoding="utf-8")

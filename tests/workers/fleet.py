@@ -24,6 +24,8 @@ def node_cluster(
     """A ``SpecCluster`` of ``nodes`` x ``workers_per_node`` one-thread worker processes (Nannies) on
     127.0.0.1; the workers of node ``n`` get ``MODELOPS_BUNDLE_CACHE=base/node-n`` besides ``env``.
     Yields the client and ``{worker name: cache folder}``; closes everything on exit."""
+    import logging
+
     from distributed import Client, Nanny, Scheduler, SpecCluster
 
     caches = {f"node-{n}": base / f"node-{n}" for n in range(nodes)}
@@ -41,7 +43,10 @@ def node_cluster(
         for w in range(workers_per_node)
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
-    with SpecCluster(workers=workers, scheduler=scheduler, name="fleet") as cluster, Client(cluster) as client:
+    with (
+        SpecCluster(workers=workers, scheduler=scheduler, name="fleet", silence_logs=logging.ERROR) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(nodes * workers_per_node, timeout=timeout)
         yield client, {name: caches[name.rpartition("-w")[0]] for name in workers}
 
