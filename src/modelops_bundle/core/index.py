@@ -73,7 +73,7 @@ def digest_problem(digest: str, algorithm: str | None = None) -> str | None:
         return f"unknown digest algorithm {name!r} in {digest!r}"
     if algorithm is not None and name != algorithm:
         return f"digest {digest!r} does not use the declared algorithm {algorithm!r}"
-    if len(hexdigest) != length or any(ch not in "0123456789abcdef" for ch in hexdigest):
+    if len(hexdigest) != length or hexdigest.strip("0123456789abcdef"):  # in C: an index names 1M of them
         return f"malformed {name} digest {digest!r}"
     return None
 
