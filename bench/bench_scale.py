@@ -261,9 +261,11 @@ class ScaleBench:
     def run(self, argv: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> Measured:
         return measure(argv, cwd=cwd or self.project, env=self.env, timeout=timeout or self.args.cap, check=True)
 
-    def attempt(self, argv: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Measured:
+    def attempt(
+        self, argv: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None, cap: float | None = None
+    ) -> Measured:
         """A peer's command: never raises; a failure or timeout is recorded by the caller."""
-        return measure(argv, cwd=cwd or self.project, env=env or self.env, timeout=self.args.cap, check=False)
+        return measure(argv, cwd=cwd or self.project, env=env or self.env, timeout=cap or self.args.cap, check=False)
 
     def mops_json(self, *args: str, cwd: Path | None = None) -> tuple[Measured, dict[str, Any]]:
         measured = self.run([self.mops, "bundle", "--json", *args], cwd=cwd)
@@ -471,8 +473,9 @@ class ScaleBench:
         self.run([str(dvc), "init", "--no-scm", "-q"])
         tops = sorted({rel.partition("/")[0] for rel in self.tree.rels}) if self.tree else []
         time.sleep(RACY_CLEAN_WAIT)
-        log(f"dvc add of {len(tops)} top-level folders (gives up after {self.args.cap:.0f} s)")
-        added = self.attempt([str(dvc), "add", "-q", *tops], env=env)
+        cap = self.args.dvc_cap or self.args.cap
+        log(f"dvc add of {len(tops)} top-level folders (gives up after {cap:.0f} s)")
+        added = self.attempt([str(dvc), "add", "-q", *tops], env=env, cap=cap)
         r.put("dvc_add", added)
         version = subprocess.run([str(dvc), "--version"], capture_output=True, text=True).stdout.strip()
         r.versions["dvc"] = f"dvc {version}"
@@ -481,7 +484,9 @@ class ScaleBench:
             r.notes["dvc"] = f"`dvc add` {why} {added.seconds:.0f} s: {added.stderr.decode(errors='replace')[-300:]}"
             return
         time.sleep(RACY_CLEAN_WAIT)
-        statuses = [self.attempt([str(dvc), "status", "-q"], env=env) for _ in range(max(1, min(3, self.args.runs)))]
+        statuses = [
+            self.attempt([str(dvc), "status", "-q"], env=env, cap=cap) for _ in range(max(1, min(3, self.args.runs)))
+        ]
         ok = [m for m in statuses if m.ok or m.returncode == 1]  # 1: "changed" is still an answer
         if len(ok) == len(statuses):
             r.put("dvc_status", _median_run(ok))
@@ -630,6 +635,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--touch", type=int, default=100, help="files touched before a status (default 100)")
     parser.add_argument("--change", type=int, default=10, help="files changed before the incremental push (10)")
     parser.add_argument("--cap", type=float, default=1800.0, help="give a command up after S seconds (1800)")
+    parser.add_argument("--dvc-cap", type=float, help="give a dvc command up after S seconds (default: --cap)")
     parser.add_argument(
         "--skip", action="append", default=[], choices=("git", "dvc", "registry"), help="leave a part out"
     )
