@@ -115,8 +115,7 @@ def push(blob):
     location = next(l.split(":", 1)[1].strip() for l in headers.splitlines() if l.lower().startswith("location:"))
     location = location if location.startswith("http") else f"http://{host}{location}"
     sep = "&" if "?" in location else "?"
-    curl("-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{path}",
-         f"{location}{sep}digest={digest}")
+    curl("-T", path, "-H", "Content-Type: application/octet-stream", f"{location}{sep}digest={digest}")  # streams
 
 def pull(blob):
     path, digest, size = blob

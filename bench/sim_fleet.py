@@ -35,13 +35,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Measured on the 2-CPU machine (bench_fleet.py, 4 nodes x 8 workers; see docs/benchmarks.md).
+#: Measured on the 2-CPU machine (bench_fleet.py, 4 nodes x 8 workers, 2026-12-07; docs/scaling.md).
 DEFAULT_COSTS = {
-    "request_seconds": 0.0017,
-    "bundle_bytes": 540_000_000,
-    "blobs": 45,
-    "node_bytes_per_second": 150e6,
-    "registry_bytes_per_second": 300e6,
+    "request_seconds": 0.0021,
+    "bundle_bytes": 541_439_688,
+    "blobs": 72,
+    "node_bytes_per_second": 383e6,
+    "registry_bytes_per_second": 289e6,
 }
 
 
