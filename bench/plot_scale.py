@@ -60,10 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for axes in (left, right):
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=8)
-    figure.suptitle(
-        "bench_scale.py: " + ", ".join(f"{run['files']:,} files / {run['total'] / 2**30:.1f} GiB" for run in runs),
-        fontsize=9,
-    )
+    sizes = [f"{r['total'] / 2**20:,.0f} MiB" if r["total"] < 2**30 else f"{r['total'] / 2**30:.1f} GiB" for r in runs]
+    names = [f"{run['files']:,} files / {size}" for run, size in zip(runs, sizes, strict=True)]
+    figure.suptitle("bench_scale.py: " + ", ".join(names), fontsize=9)
     figure.tight_layout()
     figure.savefig(args.out, dpi=110)
     header = ["step"] + [f"{run['files']:,} files, {run['total'] / 2**30:.2f} GiB" for run in runs]
