@@ -14,9 +14,9 @@ stepped every ``--step`` seconds:
   (``node_bytes_per_second``, measured by a single cold materialisation).
 * The registry admits ``--budget`` requests a second (a token bucket holding one second's worth); a
   request over budget is answered 429 with ``Retry-After: --retry-after`` and tried again after it --
-  exactly after it (what ``core/oci_http/client.RetryPolicy`` does today) or after it plus a random
-  share of it (``--jitter``) -- at most ``--attempts`` times; a client whose request runs out of attempts
-  fails (its workers fail their tasks).
+  exactly after it, or after it plus a random share of it (``core/oci_http/client.RetryPolicy`` waits
+  ``Retry-After`` plus up to as much again and 0.1 s) -- at most ``--attempts`` times; a client whose
+  request runs out of attempts fails (its workers fail their tasks).
 
 Run from the repository root (numbers from ``bench_fleet.py --json``, defaults built in)::
 
@@ -172,18 +172,16 @@ def simulate(scenario: Scenario, costs: dict[str, float], args: argparse.Namespa
 
 
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
-    n, w = args.nodes, args.workers
+    n, w, b = args.nodes, args.workers, args.budget
+    now = (1.0, 0.1)  # RetryPolicy.delay: Retry-After + U(0, 0.1 s + Retry-After)
     return [
         Scenario(f"every worker fetches ({n * w} clients), no budget", n * w),
         Scenario(f"per-node cache ({n} clients), no budget", n),
-        Scenario(f"every worker fetches, budget {args.budget:g}/s", n * w, budget=args.budget, jitter=True),
-        Scenario(f"per-node cache, budget {args.budget:g}/s, exact Retry-After (before)", n, budget=args.budget),
-        Scenario(
-            f"per-node cache, budget {args.budget:g}/s, jittered Retry-After (now)", n, budget=args.budget, jitter=True
-        ),
-        Scenario(
-            f"prefetch, {args.wave} nodes at a time, budget {args.budget:g}/s", n, wave=args.wave, budget=args.budget
-        ),
+        Scenario(f"every worker fetches, budget {b:g}/s", n * w, budget=b, jitter=now),
+        Scenario(f"per-node cache, budget {b:g}/s, exact Retry-After", n, budget=b),
+        Scenario(f"per-node cache, budget {b:g}/s, Retry-After + up to 10 % + 0.1 s", n, budget=b, jitter=(0.1, 0.1)),
+        Scenario(f"per-node cache, budget {b:g}/s, Retry-After + up to 100 % + 0.1 s (now)", n, budget=b, jitter=now),
+        Scenario(f"prefetch, {args.wave} nodes at a time, budget {b:g}/s", n, wave=args.wave, budget=b, jitter=now),
     ]
 
 
