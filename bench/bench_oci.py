@@ -20,6 +20,12 @@ by wall clock and its peak RSS taken by GNU time (``/usr/bin/time -f %M``):
 ``single``  one 2 GiB file: mops push and pull peak RSS (target <= 150 MB) and time against skopeo
             (ratio <= 1.0).
 
+Beside the ``large`` and ``single`` cases, the raw floor (issue 19): the same blobs uploaded and
+downloaded by ``curl`` alone -- a monolithic upload per blob (``POST`` for a session, then one ``PUT
+?digest=`` with the file as the body), the manifest ``PUT``, and one ``GET`` per blob to a file, nothing
+verified on the client -- with as many ``curl`` processes at once as mops uses connections (5; the
+single file: one). Targets: mops push and pull <= 1.15x that floor (the 2 GiB file: its pull).
+
 Run from the repository root with the virtualenv's interpreter::
 
     .venv/bin/python bench/bench_oci.py                          # full size, 3 rounds (about 6 min)
@@ -77,7 +83,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from tests.oci.registries import RunningRegistry, start_distribution
 
 CASES = ("large", "small", "change", "single")
-TOOLS = ("mops", "skopeo", "oras")
+TOOLS = ("mops", "skopeo", "oras", "floor")
 #: Layer media type of the peers' layouts: not a tar type, so skopeo neither compresses nor unpacks it.
 PEER_LAYER_MEDIA_TYPE = "application/octet-stream"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -90,6 +96,45 @@ SKOPEO_SMALL_ANCHOR = (
     "issue 3 measured skopeo pushing 5,000 small files as layers: it did not finish in 5 min "
     "(1,000 files: 51 s; 2,000: 163 s)"
 )
+
+#: The raw floor: curl alone moves the same blobs, ``jobs`` at once (argv: mode host repository listing
+#: jobs [dest]); the listing is JSON ``[[path, "sha256:...", size], ...]``.
+CURL_SCRIPT = """
+import json, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+mode, host, repository, listing, jobs = sys.argv[1:6]
+blobs = json.load(open(listing))
+base = f"http://{host}/v2/{repository}"
+
+def curl(*args):
+    return subprocess.run(["curl", "-sS", "--fail", *args], check=True, capture_output=True).stdout
+
+def push(blob):
+    path, digest, size = blob
+    headers = curl("-X", "POST", "-D", "-", "-o", "/dev/null", f"{base}/blobs/uploads/").decode()
+    location = next(l.split(":", 1)[1].strip() for l in headers.splitlines() if l.lower().startswith("location:"))
+    location = location if location.startswith("http") else f"http://{host}{location}"
+    sep = "&" if "?" in location else "?"
+    curl("-T", path, "-H", "Content-Type: application/octet-stream", f"{location}{sep}digest={digest}")  # streams
+
+def pull(blob):
+    path, digest, size = blob
+    curl("-o", f"{sys.argv[6]}/{digest.split(':')[1]}", f"{base}/blobs/{digest}")
+
+with ThreadPoolExecutor(int(jobs)) as pool:
+    list(pool.map(push if mode == "push" else pull, blobs))
+if mode == "push":  # the manifest (its config blob is the listing's last entry)
+    config, *layers = blobs[-1:] + blobs[:-1]
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": config[1], "size": config[2]},
+                "layers": [{"mediaType": "application/octet-stream", "digest": d, "size": n} for _p, d, n in layers]}
+    curl("-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json",
+         "--data-binary", json.dumps(manifest), f"{base}/manifests/v1")
+"""
+#: Connections mops uses for a push or pull of many blobs (``DEFAULT_JOBS`` of core/push.py and pull.py).
+MOPS_JOBS = 5
+FLOOR_TARGET = 1.15
 
 ORAS_SCRIPT = """
 import sys
@@ -178,12 +223,13 @@ class Section:
     title: str
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    header: tuple[str, ...] = ("metric", "mops", "skopeo", "oras-py", "mops / skopeo", "target", "result")
 
     def render(self) -> str:
-        header = ["metric", "mops", "skopeo", "oras-py", "mops / skopeo", "target", "result"]
+        header = list(self.header)
         parts = [f"### {self.title}"]
         if self.rows:
-            parts += ["", render_table(header, self.rows, right=(1, 2, 3, 4))]
+            parts += ["", render_table(header, self.rows, right=tuple(range(1, len(header) - 2)))]
         if self.notes:
             parts += ["", *[f"- {note}" for note in self.notes]]
         return "\n".join(parts)
@@ -329,6 +375,45 @@ class Bench:
         argv = [sys.executable, "-c", ORAS_SCRIPT, "pull", target, str(dest)]
         return measure(argv, cwd=self.work, env=self.env, timeout=timeout)
 
+    def floor_listing(self, paths: Sequence[Path], name: str) -> Path:
+        """The blobs of the floor: the files, and a small config blob last."""
+        config = self.work / f"floor-config-{name}.json"
+        config.write_text(json.dumps({"floor": name}), encoding="utf-8")
+        blobs = [[str(path), "sha256:" + self.digest_of(path), path.stat().st_size] for path in [*paths, config]]
+        listing = self.work / f"floor-{name}.json"
+        listing.write_text(json.dumps(blobs), encoding="utf-8")
+        return listing
+
+    def floor_push(self, listing: Path, host: str, repository: str, jobs: int) -> Measured:
+        argv = [sys.executable, "-c", CURL_SCRIPT, "push", host, repository, str(listing), str(jobs)]
+        return self.run(argv, cwd=self.work)
+
+    def floor_pull(self, listing: Path, host: str, repository: str, jobs: int, dest: Path) -> Measured:
+        dest.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-c", CURL_SCRIPT, "pull", host, repository, str(listing), str(jobs), str(dest)]
+        return self.run(argv, cwd=self.work)
+
+    def floor_section(self, title: str, rows: Sequence[tuple[str, Series, Series, bool]], note: str) -> None:
+        """``rows``: (label, mops series, floor series, whether the 1.15x target applies)."""
+        section = Section(
+            f"Against the raw floor (curl): {title}",
+            header=("metric", "mops", "curl floor", "mops / floor", "target", "result"),
+        )
+        for label, ours, floor, targeted in rows:
+            value = ratio(ours.seconds, floor.seconds)
+            section.rows.append(
+                [
+                    label,
+                    ours.time_cell(),
+                    floor.time_cell(),
+                    ratio_cell(ours.seconds, floor.seconds),
+                    f"<= {FLOOR_TARGET}x floor" if targeted else "report",
+                    verdict(value, FLOOR_TARGET) if targeted else "-",
+                ]
+            )
+        section.notes.append(note)
+        self.sections.append(section)
+
     # ---------------------------------------------------------------------------------- test data
 
     def write_binary_files(self, root: Path, rels: Sequence[str], sizes: Sequence[int]) -> list[Path]:
@@ -370,7 +455,8 @@ class Bench:
         pull = {tool: Series() for tool in TOOLS}
         repush = {tool: Series() for tool in ("mops", "skopeo")}
         changes: list[tuple[int, int, int, int]] = []  # (file size, uploaded, blobs, registry growth)
-        tools = [tool for tool in TOOLS if oras or tool != "oras"]
+        tools = [tool for tool in TOOLS if (oras or tool != "oras") and (pulls or tool != "floor")]
+        listing = self.floor_listing(paths, "large") if "floor" in tools else None
         for number in range(1, self.args.rounds + 1):
             order = tools[number - 1 :] + tools[: number - 1]
             with self.registry(f"large-r{number}") as registry:
@@ -389,6 +475,9 @@ class Bench:
                     elif tool == "skopeo":
                         self.build_layout(layout, [(p, rel) for p, rel in zip(paths, rels, strict=True)])
                         push["skopeo"].add(self.skopeo_push(layout, host, repo["skopeo"]))
+                    elif tool == "floor":
+                        assert listing is not None
+                        push["floor"].add(self.floor_push(listing, host, repo["floor"], MOPS_JOBS))
                     else:
                         push["oras"].add(self.oras_push(project, rels, f"{host}/{repo['oras']}:v1", 900))
                 if pulls:
@@ -399,6 +488,9 @@ class Bench:
                             pull["mops"].add(self.mops_pull(project, dest, digest))
                         elif tool == "skopeo":
                             pull["skopeo"].add(self.skopeo_pull(host, repo["skopeo"], dest))
+                        elif tool == "floor":
+                            assert listing is not None
+                            pull["floor"].add(self.floor_pull(listing, host, repo["floor"], MOPS_JOBS, dest))
                         else:
                             pull["oras"].add(self.oras_pull(f"{host}/{repo['oras']}:v1", dest, 900))
                         check_tree(dest, n, total, tool)
@@ -475,6 +567,15 @@ class Bench:
                 "`pyproject.toml`)."
             )
             self.sections.append(section)
+            if pulls:
+                self.floor_section(
+                    title,
+                    [("push", push["mops"], push["floor"], True), ("pull", pull["mops"], pull["floor"], True)],
+                    f"The floor: {MOPS_JOBS} `curl` processes at once (mops's connections), one monolithic "
+                    "upload (`POST` + `PUT ?digest=`) or `GET` per blob, plus the manifest `PUT`; nothing "
+                    "verified on the client. mops also hashes what it downloads, unpacks nothing here "
+                    "(raw layers) and writes its index and state.",
+                )
         if change:
             self._change_section(title, push, repush, changes)
 
@@ -627,9 +728,10 @@ class Bench:
         self.build_layout(layout, [(paths[0], "weights.bin")])
         push = {tool: Series() for tool in TOOLS}
         pull = {tool: Series() for tool in TOOLS}
-        tools = ["mops", "skopeo"]
+        tools = ["mops", "skopeo", "floor"]
+        listing = self.floor_listing(paths, "single")
         for number in range(1, self.args.rounds + 1):
-            order = tools if number % 2 else tools[::-1]
+            order = tools[number - 1 :] + tools[: number - 1]
             with self.registry(f"single-r{number}") as registry:
                 host = registry.host
                 digest = ""
@@ -640,6 +742,8 @@ class Bench:
                         measured, report = self.mops_push(project)
                         push["mops"].add(measured)
                         digest = str(report["digest"])
+                    elif tool == "floor":
+                        push["floor"].add(self.floor_push(listing, host, f"bench/floor-single-r{number}", 1))
                     else:
                         push["skopeo"].add(self.skopeo_push(layout, host, f"bench/skopeo-single-r{number}"))
                 for tool in order:
@@ -647,6 +751,8 @@ class Bench:
                     dest = base / f"pull-{tool}"
                     if tool == "mops":
                         pull["mops"].add(self.mops_pull(project, dest, digest))
+                    elif tool == "floor":
+                        pull["floor"].add(self.floor_pull(listing, host, f"bench/floor-single-r{number}", 1, dest))
                     else:
                         pull["skopeo"].add(self.skopeo_pull(host, f"bench/skopeo-single-r{number}", dest))
                     check_tree(dest, 1, size, tool)
@@ -685,6 +791,13 @@ class Bench:
             "issue 3 measured it holding 2.1 GB to push this file)."
         )
         self.sections.append(section)
+        self.floor_section(
+            f"one file of {fmt_bytes(size)}",
+            [("push", push["mops"], push["floor"], False), ("pull (`ensure`)", pull["mops"], pull["floor"], True)],
+            "The floor: one `curl` (a monolithic `PUT` of the whole file; one `GET` to a file, not verified). "
+            "mops uploads files of 64 MiB or more in 32 MiB chunks (`PATCH`), resumable, and hashes what it "
+            "downloads as it streams.",
+        )
 
 
 # ------------------------------------------------------------------------------------------ helpers

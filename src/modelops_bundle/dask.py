@@ -13,6 +13,12 @@
 
 Workers share the machine's cache (``MODELOPS_BUNDLE_CACHE`` or ``cache_dir=``): of many workers on a
 machine asking for one digest at once, one downloads each blob and the others wait for it.
+:func:`prefetch` fills every node's cache once *before* tasks start, a bounded number of nodes at a
+time, so that a rollout to a large cluster stays under the registry's request budget::
+
+    plugin = BundlePlugin("127.0.0.1:5000/flu:v3")
+    prefetch(client, plugin, nodes_at_once=10)           # one materialisation per node, 10 nodes at a time
+    client.register_plugin(plugin)                       # every worker now finds the tree in its cache
 
 Trust: both go through :func:`modelops_bundle.api.materialize_report`, so a ``trust:`` policy in the
 workers' environment file is enforced on every worker before anything is fetched or imported -- a
@@ -29,7 +35,10 @@ parallelism (the usual setting for CPU-bound Python).
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +47,16 @@ from distributed import WorkerPlugin
 from modelops_bundle.api import run_model
 from modelops_bundle.core.runner import ModelResult, call_in_tree
 
-__all__ = ["WORKER_ATTRIBUTE", "BundlePlugin", "ModelResult", "bundle_path", "call_in_tree", "run_model"]
+__all__ = [
+    "WORKER_ATTRIBUTE",
+    "BundlePlugin",
+    "ModelResult",
+    "Prefetched",
+    "bundle_path",
+    "call_in_tree",
+    "prefetch",
+    "run_model",
+]
 
 #: ``worker.modelops_bundles``: ``{digest: Path}`` of the bundles a worker's plugins materialised.
 WORKER_ATTRIBUTE = "modelops_bundles"
@@ -118,3 +136,87 @@ def bundle_path(digest: str) -> Path | None:
         return None
     found: Path | None = getattr(worker, WORKER_ATTRIBUTE, {}).get(digest)
     return found
+
+
+# ------------------------------------------------------------------------------------------ prefetch
+
+
+@dataclass
+class Prefetched:
+    """What :func:`prefetch` did: per node (``host:cache folder``), the worker that materialised the
+    bundle there and that materialisation's report (``Materialized.to_json()``: path, files, stats)."""
+
+    digest: str
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``node -> [worker addresses]``: every worker of the cluster, grouped by the cache it uses.
+    workers: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def downloaded_bytes(self) -> int:
+        return sum(int(report["stats"].get("downloaded_bytes", 0)) for report in self.nodes.values())
+
+
+def _node_of(cache_dir: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """On a worker: ``host:cache folder`` -- the workers that share one cache are one node to a rollout."""
+    from modelops_bundle.core.cache import cache_root
+
+    root = Path(cache_dir) if cache_dir is not None else cache_root({**os.environ, **(environ or {})})
+    return f"{socket.gethostname()}:{os.path.realpath(root)}"
+
+
+def _prefetch_one(plugin: BundlePlugin) -> dict[str, Any]:
+    """On one worker of a node: materialise the plugin's bundle into that node's cache."""
+    from modelops_bundle import api
+
+    ref = plugin.ref if plugin.digest == plugin.ref else _pin(plugin.ref, plugin.digest)
+    report = api.materialize_report(
+        ref,
+        models=plugin.models,
+        env=plugin.env,
+        cache_dir=plugin.cache_dir,
+        environ={**os.environ, **plugin.environ},
+    )
+    return report.to_json()
+
+
+def prefetch(
+    client: Any,
+    bundle: BundlePlugin | str,
+    *,
+    nodes_at_once: int | None = None,
+    workers: Sequence[str] | None = None,
+) -> Prefetched:
+    """Fill each node's cache with ``bundle`` once, before tasks start.
+
+    Workers are grouped into nodes by the cache they use (host name and cache folder, asked of every
+    worker), and one worker per node materialises the bundle -- ``nodes_at_once`` nodes at a time (all
+    at once when ``None``), which bounds how many nodes talk to the registry together. Afterwards every
+    worker of a node finds the tree complete in its cache (a :class:`BundlePlugin` registered next, or
+    ``run_model``, only stats it). ``bundle`` is a :class:`BundlePlugin` or a ref (made into one, the tag
+    resolved here on the client). A node whose materialisation fails raises its error here, before any
+    task runs; nodes already filled stay filled.
+    """
+    plugin = bundle if isinstance(bundle, BundlePlugin) else BundlePlugin(bundle)
+    if nodes_at_once is not None and nodes_at_once < 1:
+        raise ValueError(f"nodes_at_once must be at least 1, not {nodes_at_once}")
+    started = time.monotonic()
+    found = client.run(_node_of, cache_dir=plugin.cache_dir, environ=plugin.environ, workers=workers)
+    result = Prefetched(plugin.digest)
+    for address, node in sorted(found.items()):
+        result.workers.setdefault(node, []).append(address)
+    chosen = {node: addresses[0] for node, addresses in result.workers.items()}
+    order = sorted(chosen)
+    wave = nodes_at_once or max(1, len(order))
+    for start in range(0, len(order), wave):
+        batch = order[start : start + wave]
+        # Tasks pinned to one worker each (not ``client.run``, which would block the worker's event loop
+        # for the whole download).
+        futures = [
+            client.submit(_prefetch_one, plugin, workers=[chosen[node]], allow_other_workers=False, pure=False)
+            for node in batch
+        ]
+        for node, report in zip(batch, client.gather(futures), strict=True):
+            result.nodes[node] = report
+    result.seconds = time.monotonic() - started
+    return result

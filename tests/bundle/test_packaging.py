@@ -24,6 +24,7 @@ from modelops_bundle.core.packaging import (
     PACK_MEDIA_TYPE,
     RAW_LAYER_BYTES,
     decide_tier,
+    pack_level,
     parse_manifest,
     plan_layers,
     write_pack,
@@ -115,6 +116,36 @@ def test_packs_are_byte_for_byte_deterministic(tmp_path: Path) -> None:
     assert write_pack(root, entries, None).tar_digest == first.tar_digest
     listing = subprocess.run(["tar", "-tvzf", str(tmp_path / "one.tar.gz")], capture_output=True, text=True, check=True)
     assert "root/root" not in listing.stdout and "1970-01-01" in listing.stdout
+
+
+def test_packs_of_incompressible_bytes_are_stored_and_text_is_compressed(tmp_path: Path) -> None:
+    import random
+    import tarfile
+
+    rng = random.Random(7)
+    text = "".join(f"{rng.random():.6f},{rng.random():.6f}\n" for _ in range(6000)).encode()
+    contents = {
+        "mixed/notes.csv": text[:2000],  # small text beside large random members: the large ones decide
+        "mixed/weights-a.bin": rng.randbytes(300_000),
+        "mixed/weights-b.bin": rng.randbytes(200_000),
+        "text/a.csv": text[:60_000],
+        "text/b.csv": text[60_000:],
+    }
+    for rel, data in contents.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    entries = {rel: make_entry(rel, content=data) for rel, data in contents.items()}
+    mixed = [entries[rel] for rel in contents if rel.startswith("mixed/")]
+    texts = [entries[rel] for rel in contents if rel.startswith("text/")]
+    assert pack_level(tmp_path, mixed) == 0 and pack_level(tmp_path, texts) == 1
+    stored = write_pack(tmp_path, mixed, tmp_path / "mixed.tar.gz")
+    squeezed = write_pack(tmp_path, texts, tmp_path / "text.tar.gz")
+    assert stored.blob_size > stored.tar_size  # stored blocks: the tar plus a few bytes of framing
+    assert squeezed.blob_size < squeezed.tar_size * 0.7
+    for name, members in (("mixed.tar.gz", mixed), ("text.tar.gz", texts)):  # both are ordinary tar+gzip
+        with tarfile.open(tmp_path / name, "r:gz") as tar:
+            assert sorted(tar.getnames()) == sorted(entry.path for entry in members)
+    assert write_pack(tmp_path, list(reversed(mixed)), tmp_path / "again.tar.gz") == stored
 
 
 def test_a_file_changed_after_hashing_fails_the_pack(tmp_path: Path) -> None:

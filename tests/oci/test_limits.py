@@ -52,8 +52,8 @@ def test_a_budget_is_clamped_by_the_operations_limit() -> None:
 def test_retry_after_is_capped_and_jittered() -> None:
     policy = RetryPolicy()
     waits = [policy.delay(0, 2.0) for _ in range(200)]
-    assert all(2.0 <= w <= 2.0 + 0.1 + 0.2 for w in waits) and len(set(waits)) > 1
-    assert all(30.0 <= policy.delay(0, 3600) <= 33.1 for _ in range(50))  # capped at 30 s
+    assert all(2.0 <= w <= 2.0 + 0.1 + 2.0 for w in waits) and len(set(waits)) > 1
+    assert all(30.0 <= policy.delay(0, 3600) <= 60.1 for _ in range(50))  # capped at 30 s, plus jitter
     assert all(0 <= policy.delay(3) <= 4.0 for _ in range(50))  # backoff with full jitter otherwise
     assert retry_after_seconds("7") == 7.0 and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past

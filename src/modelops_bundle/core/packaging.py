@@ -20,11 +20,15 @@ Layers (:func:`plan_layers`)
       path are cut into packs after every path whose hash is 0 modulo :data:`PACK_TARGET_FILES` (and at
       :data:`PACK_MAX_FILES` files or :data:`PACK_MAX_BYTES` bytes): boundaries depend on paths, not on
       content, so a one-file change re-uploads one pack of about 64 files;
-    * at most :data:`MAX_LAYERS` layers (ECR caps manifests at 500): the pack targets double until the plan
+    * at most :data:`MAX_LAYERS` (480) layers (ECR caps manifests at 500): the pack targets double until the plan
       fits, and beyond :data:`MAX_RAW_LAYERS` the smallest "large" files are packed instead.
 
 Packs are deterministic: entries sorted by path, regular files only, mtime 0, uid/gid 0, empty owner
-names, the mode from the index, PAX format; gzip level 6 with mtime 0 and no file name.
+names, the mode from the index, PAX format; gzip with mtime 0 and no file name, at level 1 -- or level 0
+(stored) when a sample of the largest members does not compress (:func:`pack_level`: a function of the members'
+bytes alone, so the same files still give the same pack). Level 6 compressed CSV-like text at about
+18 MB/s on one core against 106 MB/s for level 1, for a tenth fewer bytes, and spent as long on random
+bytes that do not compress at all; a push of 100,000 files spent three quarters of its time in gzip.
 
 Manifest: image-spec 1.1, ``artifactType`` :data:`ARTIFACT_TYPE`, config = the bundle index. Manifests
 pushed by v0.1.1 (no ``artifactType``, one raw layer per file) are read too (core/upstream.py).
@@ -82,14 +86,19 @@ ROOT_RAW_FILES = 32
 PACK_TARGET_FILES = 64  # a power of two: coarser levels keep a subset of the boundaries
 PACK_MAX_FILES = 512
 PACK_MAX_BYTES = 8 * 1024 * 1024
-MAX_LAYERS = 256
+MAX_LAYERS = 480  # under ECR's 500; more, smaller packs: a one-file change re-uploads less (issue 19)
 MAX_RAW_LAYERS = 192
 #: Manifests we read may hold more layers than we write, but not without bound.
 MAX_MANIFEST_LAYERS = 1000
 
 #: Bump when the bytes of a pack for the same files would change (it keys the pack cache).
-PACK_FORMAT = 1
-GZIP_LEVEL = 6
+PACK_FORMAT = 2
+GZIP_LEVEL = 1
+#: :func:`pack_level` compresses the first :data:`SAMPLE_BYTES` of the :data:`SAMPLE_MEMBERS` largest members;
+#: a pack whose sample shrinks by less than :data:`STORE_BELOW_SAVING` is stored uncompressed.
+SAMPLE_BYTES = 64 * 1024
+SAMPLE_MEMBERS = 16
+STORE_BELOW_SAVING = 0.05
 
 # ------------------------------------------------------------------------------------------ tier policy
 
@@ -336,18 +345,38 @@ def member_info(entry: IndexEntry) -> tarfile.TarInfo:
     return info
 
 
+def pack_level(root: Path, ordered: Sequence[IndexEntry]) -> int:
+    """The gzip level of a pack: :data:`GZIP_LEVEL`, or 0 (stored) when the first bytes of its largest
+    members -- which hold most of its bytes -- do not compress: random data, or data compressed already
+    (parquet, npz, netCDF). Depends on the members' bytes only, so a pack stays reproducible."""
+    largest = sorted(ordered, key=lambda entry: (-entry.size, entry.path))[:SAMPLE_MEMBERS]
+    sample = bytearray()
+    for entry in sorted(largest, key=lambda entry: entry.path):
+        try:
+            with open(root / entry.path, "rb") as handle:
+                sample += handle.read(SAMPLE_BYTES)
+        except OSError as exc:
+            raise BundleError(describe_os_error("read", entry.path, exc)) from exc
+    if len(sample) < 512:  # too little to judge, and too little to matter
+        return GZIP_LEVEL
+    saving = 1 - len(zlib.compress(bytes(sample), GZIP_LEVEL)) / len(sample)
+    return GZIP_LEVEL if saving >= STORE_BELOW_SAVING else 0
+
+
 def write_pack(root: Path, entries: Sequence[IndexEntry], destination: Path | None) -> PackInfo:
     """Write the pack of ``entries`` (read from ``root``) to ``destination``; ``None`` only digests it.
 
     Every member is checked against its index digest as it is read, so a file edited after it was
-    hashed fails the push instead of travelling with a wrong digest.
+    hashed fails the push instead of travelling with a wrong digest. Safe to call from several threads
+    at once (zlib and sha256 release the GIL: packs build in parallel).
     """
     ordered = sorted(entries, key=lambda entry: entry.path)
+    level = pack_level(root, ordered) if destination is not None else GZIP_LEVEL
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(destination, "wb")) if destination is not None else None
         blob = _HashingWriter(out)
         compressor = (
-            stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=GZIP_LEVEL, mtime=0))
+            stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=blob, compresslevel=level, mtime=0))
             if destination is not None
             else None
         )
@@ -377,6 +406,23 @@ def write_pack(root: Path, entries: Sequence[IndexEntry], destination: Path | No
     return PackInfo(tar_digest, tar_stream.size, "sha256:" + blob.hash.hexdigest(), blob.size)
 
 
+def pack_threads() -> int:
+    """Threads that build packs at once: one per CPU, at most 8 (each holds one pack's buffers)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def write_packs(root: Path, work: Sequence[tuple[Sequence[IndexEntry], Path]]) -> list[PackInfo]:
+    """:func:`write_pack` of each ``(entries, destination)``, on :func:`pack_threads` threads; the
+    results in the order of ``work``. The first failure is raised once the running packs finish."""
+    if len(work) <= 1 or pack_threads() == 1:
+        return [write_pack(root, entries, destination) for entries, destination in work]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=pack_threads(), thread_name_prefix="mops-pack") as pool:
+        futures = [pool.submit(write_pack, root, entries, destination) for entries, destination in work]
+        return [future.result() for future in futures]
+
+
 class PackCache:
     """``.modelops-bundle/cache/packs.json``: pack key -> digests, so an unchanged pack is not rebuilt.
 
@@ -391,7 +437,13 @@ class PackCache:
 
     @staticmethod
     def _stamp() -> dict[str, Any]:
-        return {"version": 1, "format": PACK_FORMAT, "zlib": zlib.ZLIB_RUNTIME_VERSION, "level": GZIP_LEVEL}
+        return {
+            "version": 1,
+            "format": PACK_FORMAT,
+            "zlib": zlib.ZLIB_RUNTIME_VERSION,
+            "level": GZIP_LEVEL,
+            "sample": ["largest", SAMPLE_BYTES, SAMPLE_MEMBERS, STORE_BELOW_SAVING],
+        }
 
     @classmethod
     def load(cls, path: Path) -> PackCache:

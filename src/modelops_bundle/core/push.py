@@ -68,7 +68,7 @@ from modelops_bundle.core.packaging import (
     plan_layers,
     raw_layer_descriptor,
     tiered_entries,
-    write_pack,
+    write_packs,
 )
 from modelops_bundle.core.reference import Reference
 from modelops_bundle.core.registry import OCI_MANIFEST, BlobSource, RegistryBackend, TransferStats
@@ -201,9 +201,15 @@ class _Packer:
         self.count = 0
 
     def build(self, entries: list[IndexEntry]) -> tuple[PackInfo, Path]:
-        self.count += 1
-        path = self.staging / f"pack-{self.count}.tar.gz"
-        return write_pack(self.root, entries, path), path
+        return self.build_many([entries])[0]
+
+    def build_many(self, packs: list[list[IndexEntry]]) -> list[tuple[PackInfo, Path]]:
+        paths = []
+        for _members in packs:
+            self.count += 1
+            paths.append(self.staging / f"pack-{self.count}.tar.gz")
+        infos = write_packs(self.root, list(zip(packs, paths, strict=True)))
+        return list(zip(infos, paths, strict=True))
 
     def close(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -631,9 +637,11 @@ def _layer_plan(host: PluginHost, entries: list[IndexEntry], policy: StoragePoli
 
 
 def _materialise(ws: Workspace, plan: LayerPlan, entries: Mapping[str, IndexEntry], packer: _Packer) -> list[_Layer]:
-    """Descriptors for every planned layer: raw files as they are, packs from the cache or built."""
+    """Descriptors for every planned layer: raw files as they are, packs from the cache or built (on
+    several threads: see :func:`write_packs`)."""
     root = ws.project.root
     layers: list[_Layer] = []
+    to_build: list[tuple[int, list[IndexEntry], str]] = []  # (position in layers, members, pack key)
     for planned in plan.layers:
         members = [entries[path] for path in planned.paths]
         if planned.kind == "raw":
@@ -649,11 +657,20 @@ def _materialise(ws: Workspace, plan: LayerPlan, entries: Mapping[str, IndexEntr
         if cached is not None:
             layers.append(_Layer(planned, members, pack_descriptor(planned.title, cached), None))
             continue
-        info, path = packer.build(members)
+        to_build.append((len(layers), members, key))
+        layers.append(_Layer(planned, members, _UNBUILT, None))
+    built = packer.build_many([members for _position, members, _key in to_build])
+    for (position, members, key), (info, path) in zip(to_build, built, strict=True):
+        planned = layers[position].planned
         packer.cache.put(key, info)
-        source = _pack_source(info, path, planned.title)
-        layers.append(_Layer(planned, members, pack_descriptor(planned.title, info), source))
+        layers[position] = _Layer(
+            planned, members, pack_descriptor(planned.title, info), _pack_source(info, path, planned.title)
+        )
     return layers
+
+
+#: Stands in for the descriptor of a pack until it is built.
+_UNBUILT = Descriptor("", "", 0)
 
 
 def _build_missing_packs(
