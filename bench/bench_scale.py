@@ -50,6 +50,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # the bench folder is not a package
+    BARE_ADD,
+    BARE_STATUS,
     DEFAULT_WORK_ROOT,
     GIB,
     MIB,
@@ -69,7 +71,6 @@ from _common import (  # the bench folder is not a package
     render_table,
     sha256_file,
 )
-from bench_workspace import HASH_ON_THREADS
 
 sys.path.insert(0, str(REPO_ROOT))
 from tests.oci.registries import RunningRegistry, start_distribution
@@ -168,34 +169,6 @@ def size_summary(sizes: Sequence[int]) -> str:
 
 
 # ------------------------------------------------------------------------------------- the floor
-
-BARE_ADD = (
-    HASH_ON_THREADS
-    + """
-import os, sys
-root, listing, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-files, stack = [], [root]
-while stack:
-    with os.scandir(stack.pop()) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in (".modelops-bundle", ".git", ".dvc"):
-                    stack.append(entry.path)
-            else:
-                files.append(entry.path)
-hash_on_threads(files, threads)
-with open(listing, "w") as out:
-    out.write("\\n".join(files))
-"""
-)
-BARE_STATUS = """
-import os, sys
-files = open(sys.argv[1]).read().split("\\n")
-for folder in {os.path.dirname(f) for f in files}:
-    os.lstat(folder)
-for f in files:
-    os.lstat(f)
-"""
 
 
 # ------------------------------------------------------------------------------------- results

@@ -38,10 +38,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # the bench folder is not a package
+    BARE_ADD,
+    BARE_STATUS,
     MIB,
     compile_bytecode,
     fmt_time,
@@ -49,6 +50,7 @@ from _common import (  # the bench folder is not a package
     make_work_dir,
     read_all,
     remove_work_dir,
+    sha256_limit,
 )
 
 COMMAND_TIMEOUT = 1800.0  # seconds; one command of a 1 GiB run takes seconds, not minutes
@@ -105,76 +107,12 @@ def write_project(root: Path, files: Sequence[ProjectFile], seed: int) -> None:
                 offset = (offset + len(chunk)) % len(pool)
 
 
-# sha256 of every file on ``threads`` threads (1 MiB ``readinto``), as source: the in-process hashing
-# limit runs it, and the bare Python floor below runs the very same code in a fresh interpreter.
-HASH_ON_THREADS = """
-import hashlib, itertools, threading
-
-def hash_on_threads(paths, threads=2):
-    next_index = itertools.count()  # next() on a count is atomic under the GIL: a lock-free work queue
-
-    def worker():
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        while (i := next(next_index)) < len(paths):
-            digest = hashlib.sha256()
-            with open(paths[i], "rb", buffering=0) as handle:
-                while n := handle.readinto(buf):
-                    digest.update(view[:n])
-            digest.hexdigest()
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-"""
-_hashing: dict[str, Any] = {}
-exec(HASH_ON_THREADS, _hashing)
-
-
-def sha256_limit(paths: Sequence[Path], threads: int = 2) -> float:
-    """Seconds to sha256 every file on ``threads`` threads: the floor for a first ``add``."""
-    start = time.perf_counter()
-    _hashing["hash_on_threads"](paths, threads)
-    return time.perf_counter() - start
-
-
-# The floor of any Python tool for "first add + status": two fresh interpreters doing only the
-# unavoidable work -- no ignore rules, no cache, no metadata, no output.
-BARE_ADD = (
-    HASH_ON_THREADS
-    + """
-import os, sys
-root, listing = sys.argv[1], sys.argv[2]
-files, stack = [], [root]
-while stack:
-    with os.scandir(stack.pop()) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in (".modelops-bundle", ".git"):
-                    stack.append(entry.path)
-            else:
-                files.append(entry.path)
-hash_on_threads(files)
-with open(listing, "w") as out:
-    out.write("\\n".join(files))
-"""
-)
-BARE_STATUS = """
-import os, sys
-files = open(sys.argv[1]).read().split("\\n")
-for folder in {os.path.dirname(f) for f in files}:
-    os.lstat(folder)
-for f in files:
-    os.lstat(f)
-"""
-
-
 def bare_add_status(project: Path, listing: Path) -> float:
     """Seconds for :data:`BARE_ADD` then :data:`BARE_STATUS`, each in a fresh interpreter."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", BARE_ADD, str(project), str(listing)], check=True, timeout=COMMAND_TIMEOUT)
+    subprocess.run(
+        [sys.executable, "-c", BARE_ADD, str(project), str(listing), "2"], check=True, timeout=COMMAND_TIMEOUT
+    )
     subprocess.run([sys.executable, "-c", BARE_STATUS, str(listing)], check=True, timeout=COMMAND_TIMEOUT)
     return time.perf_counter() - start
 

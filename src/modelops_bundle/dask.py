@@ -40,12 +40,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed import WorkerPlugin
 
 from modelops_bundle.api import run_model
 from modelops_bundle.core.runner import ModelResult, call_in_tree
+
+if TYPE_CHECKING:
+    from modelops_bundle.core.materialize import Materialized
 
 __all__ = [
     "WORKER_ATTRIBUTE",
@@ -93,17 +96,17 @@ class BundlePlugin(WorkerPlugin):
         self.digest = ref if is_digest(ref) or not resolve else api.resolve(ref, env=env, environ=merged)
         self.name = f"modelops-bundle-{self.digest}"  # one plugin per bundle: re-registering replaces it
 
-    def setup(self, worker: Any) -> None:
+    def materialize(self) -> Materialized:
+        """This bundle in this machine's cache (fetched at most once per cache, whoever asks)."""
         from modelops_bundle import api
 
         ref = self.ref if self.digest == self.ref else _pin(self.ref, self.digest)
-        report = api.materialize_report(
-            ref,
-            models=self.models,
-            env=self.env,
-            cache_dir=self.cache_dir,
-            environ={**os.environ, **self.environ},
+        return api.materialize_report(
+            ref, models=self.models, env=self.env, cache_dir=self.cache_dir, environ={**os.environ, **self.environ}
         )
+
+    def setup(self, worker: Any) -> None:
+        report = self.materialize()
         bundles = getattr(worker, WORKER_ATTRIBUTE, None)
         if bundles is None:
             bundles = {}
@@ -167,17 +170,7 @@ def _node_of(cache_dir: str | None = None, environ: Mapping[str, str] | None = N
 
 def _prefetch_one(plugin: BundlePlugin) -> dict[str, Any]:
     """On one worker of a node: materialise the plugin's bundle into that node's cache."""
-    from modelops_bundle import api
-
-    ref = plugin.ref if plugin.digest == plugin.ref else _pin(plugin.ref, plugin.digest)
-    report = api.materialize_report(
-        ref,
-        models=plugin.models,
-        env=plugin.env,
-        cache_dir=plugin.cache_dir,
-        environ={**os.environ, **plugin.environ},
-    )
-    return report.to_json()
+    return plugin.materialize().to_json()
 
 
 def prefetch(
