@@ -323,13 +323,14 @@ def test_an_unknown_config_key_suggests_the_closest() -> None:
 
 def test_a_status_loads_only_what_it_uses(tmp_path: Path) -> None:
     """Start-up of a fresh process, as the executables run it: a warm `status` (registry check
-    included) loads no pydantic, yaml, OpenSSL (`hashlib`), `tempfile` or `shutil`; one that re-hashes
-    an edited file and saves its stat cache loads `hashlib` for the hash and still no `tempfile`."""
+    included) loads no pydantic, yaml, OpenSSL (`hashlib`), `tempfile`, `shutil` or `dataclasses` (decision
+    0017); one that re-hashes an edited file and saves its stat cache loads `hashlib` for the hash and still
+    no `tempfile`."""
     env = {**os.environ, **_env(tmp_path, None), "MOPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
     project = tmp_path / "p"
     project.mkdir()
     (project / "data.csv").write_text("a,b\n1,2\n")
-    heavy = ("pydantic", "yaml", "hashlib", "tempfile", "shutil")
+    heavy = ("pydantic", "yaml", "hashlib", "tempfile", "shutil", "dataclasses")
     setup = (
         "from modelops_bundle.cli.main import run\n"
         f"assert run(['-C', {str(project)!r}, 'init', '.', '-q'], prog='m') == 0\n"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -20,12 +19,12 @@ Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[["CommandContext", argparse.Namespace], int]
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One sub-command such as ``status``.
 
     ``run`` receives the shared :class:`~modelops_bundle.core.context.CommandContext` (plugin manager,
     output, global options) and the parsed arguments. Every command gets ``--json`` and ``-q`` for free.
+    Immutable; built with keywords, changed with ``_replace`` (a record on the start-up path: decision 0017).
     """
 
     name: str
@@ -34,7 +33,7 @@ class Command:
     configure: Configure | None = None
     description: str | None = None
     epilog: str | None = None  # shown under --help; put an example here
-    aliases: tuple[str, ...] = field(default_factory=tuple)
+    aliases: tuple[str, ...] = ()
 
 
 class LazyCommand(NamedTuple):

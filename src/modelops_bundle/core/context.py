@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,13 +26,25 @@ class Reporter(Protocol):
     def progress(self, description: str, unit: str = "files") -> ProgressSink: ...
 
 
-@dataclass
 class CommandContext:
-    """Shared state of one CLI invocation."""
+    """Shared state of one CLI invocation. A plain class (a record every command defines: decision 0017)."""
 
-    plugins: PluginHost
-    out: Reporter
-    cwd: Path
-    environ: Mapping[str, str]
-    verbose: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
+    def __init__(
+        self,
+        plugins: PluginHost,
+        out: Reporter,
+        cwd: Path,
+        environ: Mapping[str, str],
+        verbose: int = 0,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        self.plugins = plugins
+        self.out = out
+        self.cwd = cwd
+        self.environ = environ
+        self.verbose = verbose
+        #: Room for plugins to pass things between their hooks during one command.
+        self.extras: dict[str, Any] = {} if extras is None else extras
+
+    def __repr__(self) -> str:
+        return f"CommandContext(cwd={self.cwd!r}, verbose={self.verbose!r})"

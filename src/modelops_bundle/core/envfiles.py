@@ -7,18 +7,18 @@ The ModelOps infrastructure writes these files (``mops infra up``); a project pi
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from modelops_bundle.core.errors import UsageError
+from modelops_bundle.core.patterns import LazyPattern
 
 LOCAL_ENV = "local"
 #: The environment variable naming the environment to use.
 ENV_VARIABLE = "MOPS_ENV"
 #: The ``local`` storage provider's default folder, under ``$MODELOPS_HOME``.
 LOCAL_BLOBS = "blobs"
-ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ENV_NAME = LazyPattern(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def modelops_home(environ: Mapping[str, str]) -> Path:

@@ -31,7 +31,7 @@ def translate(pattern: str) -> str:
 
 
 #: A character that makes a path segment a pattern rather than a literal name.
-_GLOB_SEGMENT = re.compile(r"[*?\[\\]")
+GLOB_CHARACTER = re.compile(r"[*?\[\\]")
 
 
 class PathMatcher(Protocol):

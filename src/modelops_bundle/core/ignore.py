@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops_bundle.core.errors import ConfigError
-from modelops_bundle.core.globs import _GLOB_SEGMENT, NameGlob, star_count, translate
+from modelops_bundle.core.globs import GLOB_CHARACTER, NameGlob, star_count, translate
 
 ALWAYS_EXCLUDED = (".modelops-bundle/", ".git/", ".hg/", ".svn/")
 
@@ -100,7 +100,6 @@ def rules_fingerprint(file_text: str) -> str:
 # As in git, a pattern without a slash matches the name at any depth; one with a slash is anchored.
 Rule = tuple[str, str, bool, bool]
 CompiledPatterns = list[Rule]
-_GLOB = re.compile(r"[*?\[\\]")
 
 
 def compile_patterns(lines: Iterable[str]) -> CompiledPatterns:
@@ -122,9 +121,9 @@ def compile_patterns(lines: Iterable[str]) -> CompiledPatterns:
             continue
         if "/" in body:
             rules.append(("path", body, include, dir_only))
-        elif not _GLOB.search(body):
+        elif not GLOB_CHARACTER.search(body):
             rules.append(("name", body, include, dir_only))
-        elif body.startswith("*") and not _GLOB.search(body[1:]):
+        elif body.startswith("*") and not GLOB_CHARACTER.search(body[1:]):
             rules.append(("suffix", body[1:], include, dir_only))
         elif star_count(body) > 1:
             rules.append(("wild", body, include, dir_only))
@@ -155,7 +154,7 @@ class PathRule:
         self.dir_only = dir_only
         #: ``None`` for a ``**`` segment, else the segment's matcher.
         self._segments: list[NameGlob | str | None] = [
-            None if part == "**" else (NameGlob(part) if _GLOB_SEGMENT.search(part) else part) for part in parts
+            None if part == "**" else (NameGlob(part) if GLOB_CHARACTER.search(part) else part) for part in parts
         ]
         first = self._segments[0]
         self._prefix = first if isinstance(first, str) else None

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from modelops_bundle.core.errors import BundleError, UsageError
+from modelops_bundle.core.patterns import LazyPattern
 
 GLOB_CHARS = frozenset("*?[")
 #: What no stored path may contain: a control character (a newline would split a line of the tracked
@@ -67,7 +68,7 @@ def shown_path(rel: str) -> str:
 #: bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C: ``\\u202e`` makes
 #: ``hs.txt`` read ``txt.sh``), zero-width and other invisible format characters, line and paragraph
 #: separators, the byte order mark and interlinear annotation marks. Escaped wherever text is printed.
-DISPLAY_UNSAFE = re.compile(
+DISPLAY_UNSAFE = LazyPattern(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
 )
 

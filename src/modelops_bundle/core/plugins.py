@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import CodeType, TracebackType
 from typing import Any, NamedTuple
 
@@ -42,18 +41,32 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
 BUILTIN_DISTRIBUTION = "modelops-bundle"
 
 
-@dataclass
 class PluginInfo:
-    """What ``mops bundle plugins`` shows for one plugin (loaded, disabled or broken)."""
+    """What ``mops bundle plugins`` shows for one plugin (loaded, disabled or broken). A plain class (a
+    record every command defines: decision 0017)."""
 
-    name: str
-    module: str
-    distribution: str
-    version: str
-    builtin: bool
-    status: str = "loaded"  # loaded | disabled | error
-    error: str | None = None
-    hooks: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        distribution: str,
+        version: str,
+        builtin: bool,
+        status: str = "loaded",  # loaded | disabled | error
+        error: str | None = None,
+        hooks: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.module = module
+        self.distribution = distribution
+        self.version = version
+        self.builtin = builtin
+        self.status = status
+        self.error = error
+        self.hooks: list[str] = [] if hooks is None else hooks
+
+    def __repr__(self) -> str:
+        return f"PluginInfo(name={self.name!r}, distribution={self.distribution!r}, status={self.status!r})"
 
 
 def disabled_names(environ: Mapping[str, str]) -> set[str]:

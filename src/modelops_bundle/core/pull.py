@@ -23,7 +23,7 @@ import shutil
 import stat as stat_module
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -290,7 +290,7 @@ def _next_metadata(host: PluginHost, ws: Workspace, planned: _Planned) -> tuple[
     else:
         merged = {rel: digest for rel, digest in state.last_synced_files.items() if rel not in planned.selected}
         merged.update({rel: entry.digest for rel, entry in remote.items()})
-        new_state = replace(state, last_synced_files=merged)
+        new_state = state.replace(last_synced_files=merged)
     return sorted(tracked), new_state
 
 

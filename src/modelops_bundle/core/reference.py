@@ -10,28 +10,11 @@ Where a user names a version (``--ref``, the API), a short digest is accepted to
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
 from modelops_bundle.core.errors import UsageError
-
-
-class LazyPattern:
-    """A regular expression compiled when first matched. Every command imports this module (a warm
-    ``status`` included) and most never match a reference: compiling these at import cost ~0.8 ms."""
-
-    __slots__ = ("_compiled", "pattern")
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-        self._compiled: re.Pattern[str] | None = None
-
-    def match(self, text: str) -> re.Match[str] | None:
-        if self._compiled is None:
-            self._compiled = re.compile(self.pattern)
-        return self._compiled.match(text)
-
+from modelops_bundle.core.patterns import LazyPattern
 
 #: The fewest hex digits a short digest may have (git's default abbreviation).
 MIN_HEX = 7

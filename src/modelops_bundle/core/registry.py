@@ -16,7 +16,6 @@ Rules every backend keeps:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, NamedTuple, Protocol
 
@@ -66,16 +65,34 @@ class ManifestRecord(NamedTuple):
     media_type: str
 
 
-@dataclass
 class TransferStats:
-    """Counts of what a batch of transfers moved and skipped (``extra``: a backend's own counters)."""
+    """Counts of what a batch of transfers moved and skipped (``extra``: a backend's own counters). A plain
+    class: a status defines it (decision 0017)."""
 
-    uploaded_blobs: int = 0
-    uploaded_bytes: int = 0
-    skipped_blobs: int = 0
-    downloaded_blobs: int = 0
-    downloaded_bytes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("downloaded_blobs", "downloaded_bytes", "extra", "skipped_blobs", "uploaded_blobs", "uploaded_bytes")
+
+    def __init__(
+        self,
+        uploaded_blobs: int = 0,
+        uploaded_bytes: int = 0,
+        skipped_blobs: int = 0,
+        downloaded_blobs: int = 0,
+        downloaded_bytes: int = 0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.uploaded_blobs = uploaded_blobs
+        self.uploaded_bytes = uploaded_bytes
+        self.skipped_blobs = skipped_blobs
+        self.downloaded_blobs = downloaded_blobs
+        self.downloaded_bytes = downloaded_bytes
+        self.extra: dict[str, Any] = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return (
+            f"TransferStats(uploaded_blobs={self.uploaded_blobs}, uploaded_bytes={self.uploaded_bytes}, "
+            f"skipped_blobs={self.skipped_blobs}, downloaded_blobs={self.downloaded_blobs}, "
+            f"downloaded_bytes={self.downloaded_bytes}, extra={self.extra!r})"
+        )
 
 
 class TransferProgress(Protocol):

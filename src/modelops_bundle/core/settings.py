@@ -23,12 +23,12 @@ This module deliberately has no ``from __future__ import annotations``: the anno
 types at run time.
 """
 
-import re
 import types
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 from modelops_bundle.core.flags import parse_bool
+from modelops_bundle.core.patterns import LazyPattern
 from modelops_bundle.core.secrecy import Secret, reveal
 
 #: The field of a record that collects the keys it does not name (backend and provider options).
@@ -371,12 +371,12 @@ def is_http_provider(provider: str) -> bool:
 
 HTTP_PROVIDERS = frozenset({"docker", "acr", "ecr", "gcr", "ghcr", "oci", "distribution", "oci-distribution"})
 
-_HOST_PART = r"^(?:https?://)?([^/]+)(?:/(.*))?$"  # compiled on first use (re's cache)
+_HOST_PART = LazyPattern(r"^(?:https?://)?([^/]+)(?:/(.*))?$")
 
 
 def split_address(address: str) -> tuple[str, str]:
     """``[scheme://]host[:port][/namespace]`` -> ``(host[:port] lower-cased, namespace)``."""
-    match = re.match(_HOST_PART, address.strip().rstrip("/"))
+    match = _HOST_PART.match(address.strip().rstrip("/"))
     if match is None:
         return address.strip().lower(), ""
     return match.group(1).lower(), match.group(2) or ""

@@ -8,7 +8,6 @@ mix two versions. Which registry a project talks to is the session's (:mod:`.ses
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelops_bundle.core.errors import BundleError, IntegrityError, RegistryError, UsageError
@@ -22,14 +21,20 @@ if TYPE_CHECKING:
     from modelops_bundle.core.registry import RegistryBackend
 
 
-@dataclass(frozen=True)
 class RemoteVersion:
-    """One version, read by digest: its manifest and its validated index."""
+    """One version, read by digest: its manifest and its validated index. A plain class (an online status
+    defines it; ``index`` would clash with a tuple's method): decision 0017."""
 
-    reference: Reference
-    digest: str
-    manifest: BundleManifest
-    index: BundleIndex
+    __slots__ = ("digest", "index", "manifest", "reference")
+
+    def __init__(self, reference: Reference, digest: str, manifest: BundleManifest, index: BundleIndex) -> None:
+        self.reference = reference
+        self.digest = digest
+        self.manifest = manifest
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"RemoteVersion({self.reference!r}, {self.digest!r})"
 
     @property
     def pinned(self) -> Reference:

@@ -13,7 +13,6 @@ import os
 import stat as stat_module
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -51,23 +50,65 @@ PULL_JOURNAL = "pull-journal.json"  # core/pull_apply.JOURNAL (not imported: a s
 ENV_PIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-@dataclass
 class SyncState:
     """The last synced side of the 3-way comparison (``state.json``).
 
     ``last_synced_files`` are the files of ``last_synced_digest``, the version this project last pushed or
     fully pulled. ``known_digests`` remembers the versions it pushed or pulled (most recent last): a tag at
-    any of them was moved by this project, not by someone else.
+    any of them was moved by this project, not by someone else. A plain class (decision 0017): compared
+    field by field, copied with :meth:`replace`.
     """
 
-    last_push_digest: str | None = None
-    last_pull_digest: str | None = None
-    last_synced_ref: str | None = None
-    last_synced_files: dict[str, str] = field(default_factory=dict)
-    last_synced_digest: str | None = None
-    known_digests: list[str] = field(default_factory=list)
-
+    __slots__ = (
+        "known_digests",
+        "last_pull_digest",
+        "last_push_digest",
+        "last_synced_digest",
+        "last_synced_files",
+        "last_synced_ref",
+    )
+    FIELDS = (
+        "last_push_digest",
+        "last_pull_digest",
+        "last_synced_ref",
+        "last_synced_files",
+        "last_synced_digest",
+        "known_digests",
+    )
     KNOWN_LIMIT = 64  # versions remembered; older ones age out
+
+    def __init__(
+        self,
+        last_push_digest: str | None = None,
+        last_pull_digest: str | None = None,
+        last_synced_ref: str | None = None,
+        last_synced_files: dict[str, str] | None = None,
+        last_synced_digest: str | None = None,
+        known_digests: list[str] | None = None,
+    ) -> None:
+        self.last_push_digest = last_push_digest
+        self.last_pull_digest = last_pull_digest
+        self.last_synced_ref = last_synced_ref
+        self.last_synced_files: dict[str, str] = {} if last_synced_files is None else last_synced_files
+        self.last_synced_digest = last_synced_digest
+        self.known_digests: list[str] = [] if known_digests is None else known_digests
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SyncState) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return "SyncState(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS) + ")"
+
+    def replace(self, **changes: Any) -> SyncState:
+        """A copy with ``changes`` (field names as keywords)."""
+        values = dict(zip(self.FIELDS, self._values(), strict=True))
+        values.update(changes)
+        return SyncState(**values)
 
     @property
     def synced_digest(self) -> str | None:
